@@ -1,0 +1,56 @@
+"""One DDIM step as a Gaussian policy: its mean, its standard deviation, and the log-probability of a step.
+
+Song et al. (2021), eq. 12, with eta scaling the noise:
+    x0_hat    = (x_t - sqrt(1 - a_t) * eps) / sqrt(a_t)
+    sigma_t   = eta * sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
+    mean      = sqrt(a_prev) * x0_hat + sqrt(1 - a_prev - sigma_t^2) * eps
+    x_{t-1}   = mean + sigma_t * z,  z ~ N(0, I)
+where a = alphas_cumprod of the scheduler and a_prev at the last step is the scheduler's
+`final_alpha_cumprod`. This is diffusers' `DDIMScheduler.step` (without sample clipping), written out so
+that DDPO can score a step (kvablack/ddpo-pytorch, `ddim_with_logprob.py`, does the same).
+
+The log-probability is *averaged* over all non-batch dimensions, as in ddpo-pytorch: it keeps the
+PPO ratio near 1 whatever the video size, which is why DDPO's clip range is as small as 1e-4.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _alpha(alphas_cumprod: torch.Tensor, final_alpha_cumprod: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+    timestep = torch.as_tensor(timestep, device=alphas_cumprod.device)
+    return torch.where(timestep >= 0, alphas_cumprod[timestep.clamp(min=0)], final_alpha_cumprod)
+
+
+def _broadcast(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    value = value.to(device=like.device, dtype=like.dtype)
+    return value.reshape(value.shape + (1,) * (like.dim() - value.dim()))
+
+
+def ddim_step(
+    eps: torch.Tensor,
+    timestep: torch.Tensor,
+    prev_timestep: torch.Tensor,
+    sample: torch.Tensor,
+    alphas_cumprod: torch.Tensor,
+    final_alpha_cumprod: torch.Tensor,
+    eta: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of p(x_{t-1} | x_t); timesteps are scalars or [B] tensors."""
+    a_t = _broadcast(_alpha(alphas_cumprod, final_alpha_cumprod, timestep), sample)
+    a_prev = _broadcast(_alpha(alphas_cumprod, final_alpha_cumprod, prev_timestep), sample)
+    x0_hat = (sample - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
+    std = eta * variance.clamp(min=0).sqrt()
+    mean = a_prev.sqrt() * x0_hat + (1 - a_prev - std**2).clamp(min=0).sqrt() * eps
+    return mean, std
+
+
+def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """log N(x; mean, std^2 I) per element, averaged over every dimension but the first: shape [B]."""
+    std = std.expand_as(mean)
+    log_prob = -((x.detach() - mean) ** 2) / (2 * std**2) - torch.log(std) - 0.5 * math.log(2 * math.pi)
+    return log_prob.mean(dim=tuple(range(1, log_prob.dim())))

@@ -1,0 +1,265 @@
+"""The embedded toy text-to-video model: a small pixel-space video UNet with a word-level text encoder.
+
+Written as diffusers models (`ModelMixin`/`ConfigMixin`, saved with `save_pretrained`, loaded with
+`from_pretrained`) and driven through the same `VideoModel` seam as real models, so the toy world
+exercises the code paths a real model takes. It is fully convolutional in space and time: one set of
+weights serves every resolution divisible by 4 and any frame count.
+
+Layout: latents are [B, C, F, H, W] (diffusers' UNet3D convention); frames go out as [B, F, C, H, W].
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, ModelMixin
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from torch import nn
+
+from vaderbench.models.base import Condition, VideoModel
+from vaderbench.registry import MODELS
+
+PAD, UNK = 0, 1
+
+
+class WordTokenizer:
+    """Lower-case word tokenizer over a fixed vocabulary (id 0 = padding, 1 = unknown word)."""
+
+    def __init__(self, vocab: Sequence[str], max_length: int):
+        self.vocab = list(vocab)
+        self.max_length = max_length
+        self._ids = {word: i + 2 for i, word in enumerate(self.vocab)}
+
+    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
+        ids = torch.zeros(len(texts), self.max_length, dtype=torch.long)
+        for row, text in enumerate(texts):
+            words = re.findall(r"[a-z0-9]+", text.lower())[: self.max_length]
+            ids[row, : len(words)] = torch.tensor([self._ids.get(w, UNK) for w in words], dtype=torch.long)
+        return ids
+
+
+class ToyTextEncoder(ModelMixin, ConfigMixin):
+    """A two-layer transformer over word embeddings; returns token states and a padding mask."""
+
+    @register_to_config
+    def __init__(self, vocab: Sequence[str] = (), dim: int = 64, layers: int = 2, heads: int = 4, max_length: int = 16):
+        super().__init__()
+        self.embed = nn.Embedding(len(vocab) + 2, dim, padding_idx=PAD)
+        self.position = nn.Parameter(torch.zeros(max_length, dim))
+        layer = nn.TransformerEncoderLayer(dim, heads, dim * 2, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = ids != PAD
+        h = self.embed(ids) + self.position[: ids.shape[1]]
+        # an all-padding (null) prompt attends to nothing; let it attend to its own slots instead
+        attend = mask | ~mask.any(dim=1, keepdim=True)
+        h = self.encoder(h, src_key_padding_mask=~attend)
+        return self.norm(h), mask
+
+
+def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=timesteps.device) / half)
+    angles = timesteps.float()[:, None] * freqs[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class ResBlock(nn.Module):
+    """(2+1)D residual block: a spatial 3x3 conv per frame, then a temporal 3-tap conv, FiLM by time+text."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, groups: int = 8):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, cin)
+        self.spatial = nn.Conv3d(cin, cout, (1, 3, 3), padding=(0, 1, 1))
+        self.time_proj = nn.Linear(emb_dim, 2 * cout)
+        self.norm2 = nn.GroupNorm(groups, cout)
+        self.temporal = nn.Conv3d(cout, cout, (3, 1, 1), padding=(1, 0, 0))
+        self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.spatial(F.silu(self.norm1(x)))
+        scale, shift = self.time_proj(emb)[:, :, None, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.temporal(F.silu(h))
+        return self.skip(x) + h
+
+
+class CrossAttention(nn.Module):
+    """Every space-time position attends to the caption's tokens."""
+
+    def __init__(self, channels: int, text_dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(8, channels)
+        self.to_q = nn.Linear(channels, channels, bias=False)
+        self.to_k = nn.Linear(text_dim, channels, bias=False)
+        self.to_v = nn.Linear(text_dim, channels, bias=False)
+        self.to_out = nn.Sequential(nn.Linear(channels, channels))
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, c, f, h, w = x.shape
+        q = self.to_q(self.norm(x).flatten(2).transpose(1, 2))  # [B, FHW, C]
+        k, v = self.to_k(text), self.to_v(text)
+
+        def split(t):
+            return t.view(b, -1, self.heads, c // self.heads).transpose(1, 2)
+
+        attend = mask | ~mask.any(dim=1, keepdim=True)
+        out = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=attend[:, None, None, :])
+        out = self.to_out(out.transpose(1, 2).reshape(b, -1, c))
+        return x + out.transpose(1, 2).reshape(b, c, f, h, w)
+
+
+class ToyVideoUNet(ModelMixin, ConfigMixin):
+    """Pixel-unshuffle by `patch`, a two-level (2+1)D UNet with cross-attention, pixel-shuffle back."""
+
+    _supports_gradient_checkpointing = True
+
+    @register_to_config
+    def __init__(
+        self,
+        in_channels: int = 3,
+        patch: int = 2,
+        channels: tuple[int, int] = (32, 64),
+        text_dim: int = 64,
+        heads: int = 4,
+        emb_dim: int = 128,
+    ):
+        super().__init__()
+        c0, c1 = channels
+        self.gradient_checkpointing = False
+        self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.text_pool = nn.Linear(text_dim, emb_dim)
+        self.conv_in = nn.Conv3d(in_channels * patch * patch, c0, (1, 3, 3), padding=(0, 1, 1))
+        self.down0 = ResBlock(c0, c0, emb_dim)
+        self.downsample = nn.Conv3d(c0, c1, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.down1 = ResBlock(c1, c1, emb_dim)
+        self.attn1 = CrossAttention(c1, text_dim, heads)
+        self.mid = ResBlock(c1, c1, emb_dim)
+        self.attn_mid = CrossAttention(c1, text_dim, heads)
+        self.up1 = ResBlock(2 * c1, c1, emb_dim)
+        self.upsample = nn.Conv3d(c1, c0, (1, 3, 3), padding=(0, 1, 1))
+        self.up0 = ResBlock(2 * c0, c0, emb_dim)
+        self.norm_out = nn.GroupNorm(8, c0)
+        self.conv_out = nn.Conv3d(c0, in_channels * patch * patch, (1, 3, 3), padding=(0, 1, 1))
+
+    def _run(self, block: nn.Module, *args):
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return self._gradient_checkpointing_func(block, *args)
+        return block(*args)
+
+    def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor):
+        b, c, f, h, w = sample.shape
+        p = self.config.patch
+        x = F.pixel_unshuffle(sample.transpose(1, 2).reshape(b * f, c, h, w), p)
+        x = x.reshape(b, f, -1, h // p, w // p).transpose(1, 2)
+        pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp(min=1)
+        emb = self.time_mlp(timestep_embedding(timesteps, self.config.emb_dim)) + self.text_pool(pooled)
+        h0 = self._run(self.down0, self.conv_in(x), emb)
+        h1 = self._run(self.down1, self.downsample(h0), emb)
+        h1 = self._run(self.attn1, h1, text, text_mask)
+        m = self._run(self.mid, h1, emb)
+        m = self._run(self.attn_mid, m, text, text_mask)
+        u1 = self._run(self.up1, torch.cat([m, h1], dim=1), emb)
+        u0 = F.interpolate(u1, scale_factor=(1, 2, 2), mode="nearest")
+        u0 = self._run(self.up0, torch.cat([self.upsample(u0), h0], dim=1), emb)
+        out = self.conv_out(F.silu(self.norm_out(u0)))
+        out = out.transpose(1, 2).reshape(b * f, -1, h // p, w // p)
+        return F.pixel_shuffle(out, p).reshape(b, f, c, h, w).transpose(1, 2)
+
+
+def toy_scheduler() -> DDIMScheduler:
+    # cosine schedule: the usual choice for pixel-space diffusion of small images
+    return DDIMScheduler(
+        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=False, set_alpha_to_one=False
+    )
+
+
+class ToyVideoModel(VideoModel):
+    """The toy world's text-to-video model behind the `VideoModel` seam (pixel space, no VAE)."""
+
+    lora_target_modules = ("to_q", "to_k", "to_v", "to_out.0", "time_proj")
+
+    def __init__(self, denoiser: ToyVideoUNet, text_encoder: ToyTextEncoder, scheduler: DDIMScheduler):
+        super().__init__()
+        self.denoiser = denoiser
+        self.text_encoder = text_encoder
+        self.scheduler = scheduler
+        self.tokenizer = WordTokenizer(text_encoder.config.vocab, text_encoder.config.max_length)
+        self.spatial_multiple = 2 * denoiser.config.patch
+
+    @classmethod
+    def random(cls, vocab: Sequence[str], seed: int = 0, **unet_config) -> "ToyVideoModel":
+        """Randomly initialised weights (tests, and the start of `vaderbench toyworld build`)."""
+        torch.manual_seed(seed)
+        return cls(ToyVideoUNet(**unet_config), ToyTextEncoder(vocab=list(vocab)), toy_scheduler())
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "ToyVideoModel":
+        path = Path(path)
+        return cls(
+            ToyVideoUNet.from_pretrained(path / "unet"),
+            ToyTextEncoder.from_pretrained(path / "text_encoder"),
+            DDIMScheduler.from_pretrained(path / "scheduler"),
+        )
+
+    def save_pretrained(self, path: str | Path) -> None:
+        path = Path(path)
+        self.denoiser.save_pretrained(path / "unet")
+        self.text_encoder.save_pretrained(path / "text_encoder")
+        self.scheduler.save_pretrained(path / "scheduler")
+
+    def encode_prompts(self, prompts: Sequence[str]) -> Condition:
+        ids = self.tokenizer(prompts).to(self.device)
+        with torch.no_grad():
+            text, mask = self.text_encoder(ids)
+        return {"text": text, "text_mask": mask}
+
+    def null_condition(self, batch_size: int) -> Condition:
+        return self.encode_prompts([""] * batch_size)
+
+    def predict_noise(self, latents, timesteps, condition):
+        return self.denoiser(latents, timesteps, condition["text"], condition["text_mask"])
+
+    def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, ...]:
+        m = self.spatial_multiple
+        if height % m or width % m or height < m or width < m:
+            raise ValueError(f"the toy model needs height and width that are multiples of {m}, got {height}x{width}")
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1, got {frames}")
+        return (self.denoiser.config.in_channels, frames, height, width)
+
+    def decode(self, latents: torch.Tensor, frame_index: torch.Tensor | None = None) -> torch.Tensor:
+        if frame_index is not None:
+            latents = latents[:, :, frame_index]
+        return (latents.transpose(1, 2) * 0.5 + 0.5).clamp(0, 1)
+
+    def enable_gradient_checkpointing(self) -> None:
+        self.denoiser.enable_gradient_checkpointing()
+
+
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "toyworld" / "weights" / "base"
+
+
+@MODELS.register("toy", "the embedded toy world's pretrained text-to-video model (pixel space, DDIM)")
+def load_toy_model(path: str | None = None) -> ToyVideoModel:
+    path = Path(path) if path else SHIPPED_WEIGHTS
+    if not (path / "unet").is_dir():
+        raise FileNotFoundError(
+            f"toy model weights not found in {path}; rebuild them with `vaderbench toyworld build`"
+        )
+    return ToyVideoModel.from_pretrained(path)
+
+
+@MODELS.register("toy-random", "the toy model's architecture with random weights (tests and plumbing checks)")
+def random_toy_model(seed: int = 0, **unet_config) -> ToyVideoModel:
+    from vaderbench.toyworld.vocab import VOCAB
+
+    return ToyVideoModel.random(VOCAB, seed=seed, **unet_config)

@@ -1,0 +1,302 @@
+"""The policy: a base video model + LoRA, and the sampler every aligner shares.
+
+- `sample` runs DDIM from per-sample seeded noise. Gradient flows only through the denoising steps from
+  `grad_from` to the end (Algorithm 1 of the VADER paper: `stop_grad` on the prediction for t > K), and the
+  log-probability of every step is recorded (for DDPO).
+- `step_log_prob` re-scores stored steps with the current weights (the PPO ratio's numerator).
+- `denoising_loss` is the epsilon-prediction loss of given clean samples (Diffusion-DPO); inside
+  `reference()` the LoRA adapters are off, which makes the same network the frozen reference model.
+- The paper's memory switches live here: LoRA, mixed precision (autocast), gradient checkpointing,
+  activation offloading to host memory inside the gradient window, and decoding a subset of frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from dataclasses import dataclass
+from typing import Iterator, Literal, Sequence
+
+import torch
+from torch import nn
+
+from vaderbench.ddim import ddim_step, gaussian_log_prob
+from vaderbench.models.base import Condition, VideoModel, cat_conditions, index_condition
+
+Precision = Literal["no", "bf16", "fp16"]
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """DDIM sampling. Defaults follow VADER's ModelScope config (25 steps, eta 1.0); guidance is per model."""
+
+    num_steps: int = 25
+    eta: float = 1.0
+    guidance_scale: float = 7.5
+
+    def __post_init__(self):
+        if self.num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+        if self.eta < 0:
+            raise ValueError(f"eta must be >= 0, got {self.eta}")
+        if self.guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Which denoising steps keep their gradient (truncated backprop, the paper's K).
+
+    Steps are indexed 0..T-1 in sampling order; gradient flows through every step from a cutoff index to
+    the end, so K = T - cutoff steps are in the graph (as in VADER/AlignProp's `backprop_mode`):
+    - `last`: the last `k` steps (k = 1 is the paper's default; k = 0 no gradient; k = T full backprop);
+    - `rand`: the cutoff is drawn uniformly from 0..T-1 at every sample;
+    - `specific`: the cutoff is the step index `step`.
+    """
+
+    mode: Literal["last", "rand", "specific"] = "last"
+    k: int = 1
+    step: int | None = None
+
+    def validate(self, num_steps: int) -> None:
+        if self.mode == "last" and not 0 <= self.k <= num_steps:
+            raise ValueError(f"truncation k must be between 0 and num_steps={num_steps}, got k={self.k}")
+        if self.mode == "specific" and (self.step is None or not 0 <= self.step < num_steps):
+            raise ValueError(f"truncation step must be in 0..{num_steps - 1} for mode 'specific', got {self.step}")
+        if self.mode not in ("last", "rand", "specific"):
+            raise ValueError(f"truncation mode must be last, rand or specific, got {self.mode!r}")
+
+    def first_grad_step(self, num_steps: int, rng: random.Random) -> int:
+        self.validate(num_steps)
+        if self.mode == "last":
+            return num_steps - self.k
+        if self.mode == "rand":
+            return rng.randrange(num_steps)
+        return int(self.step)
+
+
+@dataclass
+class Trajectory:
+    """A batch of sampled videos with everything the aligners need afterwards."""
+
+    latents: torch.Tensor  # [T + 1, B, ...] x_T .. x_0, detached
+    log_probs: torch.Tensor  # [T, B] log-prob of each step under the sampling weights
+    timesteps: torch.Tensor  # [T]
+    prev_timesteps: torch.Tensor  # [T]
+    final: torch.Tensor  # x_0 [B, ...], attached to the graph of the kept steps
+    condition: Condition
+    null_condition: Condition
+    prompts: list[str]
+
+    @property
+    def batch_size(self) -> int:
+        return self.final.shape[0]
+
+
+def sample_noise(seeds: Sequence[int], shape: tuple[int, ...], num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """x_T and the per-step noise for each sample, drawn from the sample's own seed.
+
+    Per-sample seeds make a sample independent of how a batch is split over workers (so DDP over N
+    workers sees the same videos as one process) and let every method be evaluated on the same noise.
+    """
+    starts, steps = [], []
+    for seed in seeds:
+        generator = torch.Generator().manual_seed(int(seed))
+        starts.append(torch.randn(shape, generator=generator))
+        steps.append(torch.randn((num_steps, *shape), generator=generator))
+    return torch.stack(starts), torch.stack(steps, dim=1)
+
+
+class Policy(nn.Module):
+    def __init__(
+        self,
+        model: VideoModel,
+        *,
+        lora_rank: int = 8,
+        lora_alpha: float | None = None,
+        lora_dropout: float = 0.0,
+        lora_targets: Sequence[str] | None = None,
+        precision: Precision = "no",
+        gradient_checkpointing: bool = False,
+        offload_activations: bool = False,
+    ):
+        super().__init__()
+        if lora_rank < 1:
+            raise ValueError(f"lora_rank must be >= 1, got {lora_rank}")
+        if precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"precision must be 'no', 'bf16' or 'fp16', got {precision!r}")
+        self.model = model
+        self.precision = precision
+        self.offload_activations = offload_activations
+        model.requires_grad_(False)
+        from peft import LoraConfig, inject_adapter_in_model
+
+        config = LoraConfig(
+            r=lora_rank,
+            lora_alpha=lora_alpha if lora_alpha is not None else lora_rank,
+            lora_dropout=lora_dropout,
+            target_modules=list(lora_targets or model.lora_target_modules),
+        )
+        inject_adapter_in_model(config, model.denoiser)
+        for name, parameter in model.denoiser.named_parameters():
+            parameter.requires_grad_("lora_" in name)
+        if gradient_checkpointing:
+            model.enable_gradient_checkpointing()
+
+    # -- parameters and the reference model -------------------------------------------------------
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def lora_state_dict(self) -> dict[str, torch.Tensor]:
+        from peft import get_peft_model_state_dict
+
+        return {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model.denoiser).items()}
+
+    def load_lora_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(self.model.denoiser, state)
+
+    @contextlib.contextmanager
+    def reference(self) -> Iterator[None]:
+        """The frozen base model: the same network with its LoRA adapters switched off."""
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        layers = [m for m in self.model.denoiser.modules() if isinstance(m, BaseTunerLayer)]
+        for layer in layers:
+            layer.enable_adapters(False)
+        try:
+            yield
+        finally:
+            for layer in layers:
+                layer.enable_adapters(True)
+
+    # -- the pieces -------------------------------------------------------------------------------
+    def autocast(self):
+        if self.precision == "no":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.model.device.type, dtype=dtype)
+
+    def encode(self, prompts: Sequence[str]) -> tuple[Condition, Condition]:
+        with torch.no_grad():
+            return self.model.encode_prompts(list(prompts)), self.model.null_condition(len(prompts))
+
+    def guided_noise(
+        self, latents: torch.Tensor, timesteps: torch.Tensor, condition: Condition, null: Condition, guidance: float
+    ) -> torch.Tensor:
+        """Classifier-free guidance: eps_u + w (eps_c - eps_u), both halves in one batched call."""
+        if guidance == 1.0:
+            return self.model.predict_noise(latents, timesteps, condition)
+        both = self.model.predict_noise(
+            torch.cat([latents, latents]), torch.cat([timesteps, timesteps]), cat_conditions([null, condition])
+        )
+        uncond, cond = both.chunk(2)
+        return uncond + guidance * (cond - uncond)
+
+    def _schedule(self, num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        scheduler = self.model.scheduler
+        scheduler.set_timesteps(num_steps)
+        timesteps = scheduler.timesteps.to(torch.long).cpu()
+        # diffusers' DDIMScheduler.step: prev = t - num_train_timesteps // num_inference_steps
+        prev = timesteps - scheduler.config.num_train_timesteps // num_steps
+        return timesteps, prev
+
+    def _alphas(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        scheduler = self.model.scheduler
+        return scheduler.alphas_cumprod.to(device), torch.as_tensor(scheduler.final_alpha_cumprod).to(device)
+
+    def sample(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        sampler: SamplerSettings,
+        *,
+        frames: int,
+        height: int,
+        width: int,
+        grad_from: int | None = None,
+        on_denoiser_call=None,
+    ) -> Trajectory:
+        """Sample videos; steps with index >= grad_from keep their gradient (None: no gradient at all).
+
+        `on_denoiser_call(step_index, eps)` is called with every guided prediction (tests use it to see
+        which steps are in the graph).
+        """
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        device = self.model.device
+        num_steps = sampler.num_steps
+        grad_from = num_steps if grad_from is None else grad_from
+        shape = self.model.latent_shape(frames, height, width)
+        x, step_noise = sample_noise(seeds, shape, num_steps)
+        x, step_noise = x.to(device), step_noise.to(device)
+        condition, null = self.encode(prompts)
+        timesteps, prev_timesteps = self._schedule(num_steps)
+        alphas, final_alpha = self._alphas(device)
+        latents, log_probs = [x], []
+        for i, (t, t_prev) in enumerate(zip(timesteps.tolist(), prev_timesteps.tolist())):
+            keep_grad = i >= grad_from and torch.is_grad_enabled()
+            t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)
+            offload = torch.autograd.graph.save_on_cpu(pin_memory=device.type == "cuda")
+            with torch.set_grad_enabled(keep_grad), self.autocast(), (
+                offload if keep_grad and self.offload_activations else contextlib.nullcontext()
+            ):
+                eps = self.guided_noise(x, t_batch, condition, null, sampler.guidance_scale).float()
+            if on_denoiser_call is not None:
+                on_denoiser_call(i, eps)
+            with torch.set_grad_enabled(keep_grad):
+                mean, std = ddim_step(eps, torch.tensor(t), torch.tensor(t_prev), x, alphas, final_alpha, sampler.eta)
+                x_prev = mean + std * step_noise[i]
+            if sampler.eta > 0:
+                log_probs.append(gaussian_log_prob(x_prev, mean.detach(), std))
+            x = x_prev
+            latents.append(x.detach())
+        batch = x.shape[0]
+        return Trajectory(
+            latents=torch.stack(latents),
+            log_probs=torch.stack(log_probs) if log_probs else torch.zeros(num_steps, batch, device=device),
+            timesteps=timesteps,
+            prev_timesteps=prev_timesteps,
+            final=x,
+            condition=condition,
+            null_condition=null,
+            prompts=list(prompts),
+        )
+
+    def step_log_prob(
+        self, trajectory: Trajectory, step_index: torch.Tensor, sampler: SamplerSettings, index=slice(None)
+    ) -> torch.Tensor:
+        """Log-prob under the current weights of the stored steps `step_index` [B'] of samples `index`.
+
+        With unchanged weights this reproduces `trajectory.log_probs` (the PPO ratio is 1 before an update).
+        """
+        if sampler.eta <= 0:
+            raise ValueError("log-probabilities need a stochastic sampler: eta must be > 0")
+        rows = torch.arange(trajectory.batch_size)[index]
+        x_t = trajectory.latents[step_index, rows]
+        x_prev = trajectory.latents[step_index + 1, rows]
+        t = trajectory.timesteps[step_index].to(x_t.device)
+        t_prev = trajectory.prev_timesteps[step_index].to(x_t.device)
+        condition = index_condition(trajectory.condition, rows)
+        null = index_condition(trajectory.null_condition, rows)
+        alphas, final_alpha = self._alphas(x_t.device)
+        with self.autocast():
+            eps = self.guided_noise(x_t, t, condition, null, sampler.guidance_scale).float()
+        mean, std = ddim_step(eps, t, t_prev, x_t, alphas, final_alpha, sampler.eta)
+        return gaussian_log_prob(x_prev, mean, std)
+
+    def denoising_loss(
+        self, clean: torch.Tensor, timesteps: torch.Tensor, noise: torch.Tensor, condition: Condition
+    ) -> torch.Tensor:
+        """||eps_theta(x_t, c, t) - eps||^2 averaged over every non-batch dimension: shape [B]."""
+        alphas = self.model.scheduler.alphas_cumprod.to(clean.device)[timesteps]
+        alphas = alphas.reshape(-1, *([1] * (clean.dim() - 1)))
+        noisy = alphas.sqrt() * clean + (1 - alphas).sqrt() * noise
+        with self.autocast():
+            eps = self.model.predict_noise(noisy, timesteps, condition).float()
+        return ((eps - noise) ** 2).mean(dim=tuple(range(1, clean.dim())))
+
+    def decode(self, latents: torch.Tensor, frame_index: torch.Tensor | None = None) -> torch.Tensor:
+        with self.autocast():
+            return self.model.decode(latents, frame_index).float()
