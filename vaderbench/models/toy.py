@@ -176,9 +176,15 @@ class ToyVideoUNet(ModelMixin, ConfigMixin):
 
 
 def toy_scheduler() -> DDIMScheduler:
-    # cosine schedule: the usual choice for pixel-space diffusion of small images
+    # Cosine schedule: the usual choice for pixel-space diffusion of small images. "trailing" spacing
+    # starts sampling at t = 999 and ends at t > 0; with "leading" spacing the last DDIM step (t = 0 to
+    # alphas_cumprod[0]) is the identity and would carry no gradient.
     return DDIMScheduler(
-        num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2", clip_sample=False, set_alpha_to_one=False
+        num_train_timesteps=1000,
+        beta_schedule="squaredcos_cap_v2",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        timestep_spacing="trailing",
     )
 
 

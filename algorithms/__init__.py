@@ -1,0 +1,1 @@
+"""Aligners, registered by name (installed as `vaderbench.algorithms`)."""

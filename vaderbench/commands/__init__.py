@@ -1,0 +1,1 @@
+"""Sub-commands of the `vaderbench` CLI, one module per command group."""
