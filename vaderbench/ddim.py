@@ -6,8 +6,10 @@ Song et al. (2021), eq. 12, with eta scaling the noise:
     mean      = sqrt(a_prev) * x0_hat + sqrt(1 - a_prev - sigma_t^2) * eps
     x_{t-1}   = mean + sigma_t * z,  z ~ N(0, I)
 where a = alphas_cumprod of the scheduler and a_prev at the last step is the scheduler's
-`final_alpha_cumprod`. This is diffusers' `DDIMScheduler.step` (without sample clipping), written out so
-that DDPO can score a step (kvablack/ddpo-pytorch, `ddim_with_logprob.py`, does the same).
+`final_alpha_cumprod`. With `clip_sample_range`, x0_hat is clipped and eps re-derived from it, as in the
+scheduler's `clip_sample` option (pixel-space models need it: where a_t is tiny, x0_hat amplifies any error
+of eps by 1/sqrt(a_t)). This is diffusers' `DDIMScheduler.step`, written out so that DDPO can score a step
+(kvablack/ddpo-pytorch, `ddim_with_logprob.py`, does the same).
 
 The log-probability is *averaged* over all non-batch dimensions, as in ddpo-pytorch: it keeps the
 PPO ratio near 1 whatever the video size, which is why DDPO's clip range is as small as 1e-4.
@@ -38,11 +40,15 @@ def ddim_step(
     alphas_cumprod: torch.Tensor,
     final_alpha_cumprod: torch.Tensor,
     eta: float,
+    clip_sample_range: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation of p(x_{t-1} | x_t); timesteps are scalars or [B] tensors."""
     a_t = _broadcast(_alpha(alphas_cumprod, final_alpha_cumprod, timestep), sample)
     a_prev = _broadcast(_alpha(alphas_cumprod, final_alpha_cumprod, prev_timestep), sample)
     x0_hat = (sample - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    if clip_sample_range is not None:
+        x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
+        eps = (sample - a_t.sqrt() * x0_hat) / (1 - a_t).sqrt()
     variance = (1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)
     std = eta * variance.clamp(min=0).sqrt()
     mean = a_prev.sqrt() * x0_hat + (1 - a_prev - std**2).clamp(min=0).sqrt() * eps

@@ -30,7 +30,8 @@ def shard(items: Sequence, what: str = "batch") -> list:
     n, w = len(items), world_size()
     if n % w:
         raise ValueError(f"the global {what} of {n} does not split evenly over {w} workers")
-    return list(items)[rank() * n // w : (rank() + 1) * n // w]
+    part = slice(rank() * n // w, (rank() + 1) * n // w)
+    return items[part] if isinstance(items, torch.Tensor) else list(items)[part]
 
 
 def average_gradients(parameters: Sequence[torch.nn.Parameter]) -> None:

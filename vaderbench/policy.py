@@ -206,6 +206,12 @@ class Policy(nn.Module):
         scheduler = self.model.scheduler
         return scheduler.alphas_cumprod.to(device), torch.as_tensor(scheduler.final_alpha_cumprod).to(device)
 
+    def _step(self, eps, t, t_prev, x, sampler: SamplerSettings):
+        config = self.model.scheduler.config
+        alphas, final_alpha = self._alphas(x.device)
+        clip = config.clip_sample_range if config.get("clip_sample", False) else None
+        return ddim_step(eps, t, t_prev, x, alphas, final_alpha, sampler.eta, clip)
+
     def sample(
         self,
         prompts: Sequence[str],
@@ -233,7 +239,6 @@ class Policy(nn.Module):
         x, step_noise = x.to(device), step_noise.to(device)
         condition, null = self.encode(prompts)
         timesteps, prev_timesteps = self._schedule(num_steps)
-        alphas, final_alpha = self._alphas(device)
         latents, log_probs = [x], []
         for i, (t, t_prev) in enumerate(zip(timesteps.tolist(), prev_timesteps.tolist())):
             keep_grad = i >= grad_from and torch.is_grad_enabled()
@@ -246,7 +251,7 @@ class Policy(nn.Module):
             if on_denoiser_call is not None:
                 on_denoiser_call(i, eps)
             with torch.set_grad_enabled(keep_grad):
-                mean, std = ddim_step(eps, torch.tensor(t), torch.tensor(t_prev), x, alphas, final_alpha, sampler.eta)
+                mean, std = self._step(eps, torch.tensor(t), torch.tensor(t_prev), x, sampler)
                 x_prev = mean + std * step_noise[i]
             if sampler.eta > 0:
                 log_probs.append(gaussian_log_prob(x_prev, mean.detach(), std))
@@ -280,10 +285,9 @@ class Policy(nn.Module):
         t_prev = trajectory.prev_timesteps[step_index].to(x_t.device)
         condition = index_condition(trajectory.condition, rows)
         null = index_condition(trajectory.null_condition, rows)
-        alphas, final_alpha = self._alphas(x_t.device)
         with self.autocast():
             eps = self.guided_noise(x_t, t, condition, null, sampler.guidance_scale).float()
-        mean, std = ddim_step(eps, t, t_prev, x_t, alphas, final_alpha, sampler.eta)
+        mean, std = self._step(eps, t, t_prev, x_t, sampler)
         return gaussian_log_prob(x_prev, mean, std)
 
     def denoising_loss(

@@ -176,13 +176,14 @@ class ToyVideoUNet(ModelMixin, ConfigMixin):
 
 
 def toy_scheduler() -> DDIMScheduler:
-    # Cosine schedule: the usual choice for pixel-space diffusion of small images. "trailing" spacing
-    # starts sampling at t = 999 and ends at t > 0; with "leading" spacing the last DDIM step (t = 0 to
-    # alphas_cumprod[0]) is the identity and would carry no gradient.
+    # Cosine schedule: the usual choice for pixel-space diffusion of small images; its last alphas are
+    # tiny, so x0 predictions are clipped to the pixel range (as DDPM does in pixel space). "trailing"
+    # spacing starts sampling at t = 999 and ends at t > 0; with "leading" spacing the last DDIM step
+    # (t = 0 to alphas_cumprod[0]) is the identity and would carry no gradient.
     return DDIMScheduler(
         num_train_timesteps=1000,
         beta_schedule="squaredcos_cap_v2",
-        clip_sample=False,
+        clip_sample=True,
         set_alpha_to_one=False,
         timestep_spacing="trailing",
     )

@@ -1,0 +1,123 @@
+"""DDPO with PPO (Black et al., 2023), following kvablack/ddpo-pytorch `scripts/train.py`.
+
+    for each round:
+        sample trajectories x_T .. x_0 with DDIM (eta > 0), keeping log p_old of every step
+        r = R(decode(x_0), c);  A = per-prompt normalised r, clipped to +-adv_clip_max
+        repeat inner_epochs times, over `minibatches` chunks of the batch:
+            for a shuffled fraction of each sample's timesteps:
+                ratio = exp(log p_theta(x_{t-1} | x_t) - log p_old)
+                loss += mean(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)))
+            one optimiser step (gradients accumulated over the timesteps)
+
+No KL penalty and no value function, as in the reference. The update-to-data ratio (optimiser updates
+per sampled batch) is inner_epochs x minibatches; 1 is the on-policy baseline of the paper's Figure 12.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vaderbench import distributed
+from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
+from vaderbench.registry import ALIGNERS
+from vaderbench.seeding import derive_seed
+from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
+
+
+@dataclass
+class DdpoConfig(AlignerConfig):
+    lr: float = 3e-4  # ddpo-pytorch config/base.py: train.learning_rate
+    num_steps: int = 50  # sample.num_steps
+    eta: float = 1.0  # sample.eta
+    guidance_scale: float = 5.0  # sample.guidance_scale
+    clip_range: float = 1e-4  # train.clip_range (small because log-probs are averaged over dimensions)
+    adv_clip_max: float = 5.0  # train.adv_clip_max
+    timestep_fraction: float = 1.0  # train.timestep_fraction
+    inner_epochs: int = 1  # train.num_inner_epochs
+    minibatches: int = 1  # optimiser updates per inner epoch
+    per_prompt_stat_tracking: bool = True  # per_prompt_stat_tracking
+    stat_buffer_size: int = 16  # per_prompt_stat_tracking.buffer_size
+    stat_min_count: int = 16  # per_prompt_stat_tracking.min_count
+
+    def validate(self) -> None:
+        super().validate()
+        if self.eta <= 0:
+            raise ValueError("eta must be > 0 for ddpo: a deterministic DDIM step has no log-probability")
+        if self.clip_range <= 0 or self.adv_clip_max <= 0:
+            raise ValueError(f"clip_range and adv_clip_max must be positive, got {self.clip_range}, {self.adv_clip_max}")
+        if not 0 < self.timestep_fraction <= 1:
+            raise ValueError(f"timestep_fraction must be in (0, 1], got {self.timestep_fraction}")
+        if self.inner_epochs < 1 or self.minibatches < 1:
+            raise ValueError(f"inner_epochs and minibatches must be >= 1, got {self.inner_epochs}, {self.minibatches}")
+
+
+@ALIGNERS.register("ddpo", "policy gradients with PPO over the denoising steps (DDPO)")
+class Ddpo(Aligner):
+    name = "ddpo"
+    Config = DdpoConfig
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        local_batch = len(self.local(range(self.config.batch_size)))
+        if local_batch % self.config.minibatches:
+            raise ValueError(f"minibatches={self.config.minibatches} must divide the per-worker batch of {local_batch}")
+        self.tracker = PerPromptStatTracker(self.config.stat_buffer_size, self.config.stat_min_count)
+
+    def advantages(self, prompts: list[str], rewards: torch.Tensor) -> torch.Tensor:
+        if self.config.per_prompt_stat_tracking:
+            advantages = self.tracker.advantages(prompts, rewards)
+        else:
+            advantages = (rewards - rewards.mean()) / (rewards.std(unbiased=False) + 1e-6)
+        return advantages.clamp(-self.config.adv_clip_max, self.config.adv_clip_max)
+
+    def _round(self, prompts):
+        config, num_steps = self.config, self.config.num_steps
+        all_seeds = self.sample_seeds(config.batch_size)
+        local_prompts, seeds = self.local(prompts), self.local(all_seeds)
+        with torch.no_grad():
+            trajectory = self.sample(local_prompts, seeds)
+            rewards = self.score(trajectory.final, local_prompts, self.frame_index())
+        advantages = self.local(self.advantages(prompts, distributed.gather(rewards))).to(rewards.device)
+        trained_steps = max(1, int(num_steps * config.timestep_fraction))
+        losses, kls, clipfracs, ratios = [], [], [], []
+        size = len(local_prompts)
+        chunk = size // config.minibatches
+        for epoch in range(config.inner_epochs):
+            # each sample trains on its own shuffled timesteps, seeded by its global seed
+            order = torch.stack(
+                [torch.randperm(num_steps, generator=torch.Generator().manual_seed(derive_seed(s, epoch))) for s in seeds]
+            )
+            for start in range(0, size, chunk):
+                for part in self.micro_batches(chunk):
+                    rows = torch.arange(start, start + chunk)[part]
+                    for j in range(trained_steps):
+                        step_index = order[rows, j]
+                        log_prob = self.policy.step_log_prob(trajectory, step_index, self.sampler, index=rows)
+                        old = trajectory.log_probs[step_index, rows]
+                        ratio = torch.exp(log_prob - old)
+                        unclipped = -advantages[rows] * ratio
+                        clipped = -advantages[rows] * ratio.clamp(1 - config.clip_range, 1 + config.clip_range)
+                        loss = torch.maximum(unclipped, clipped).mean()
+                        # mean over the minibatch and its trained timesteps, accumulated micro-batch by micro-batch
+                        (loss * len(rows) / chunk / trained_steps).backward()
+                        losses.append(float(loss))
+                        kls.append(float(0.5 * ((log_prob - old) ** 2).mean()))
+                        clipfracs.append(float(((ratio - 1).abs() > config.clip_range).float().mean()))
+                        ratios.append(float(ratio.mean()))
+                self.apply_gradients()
+        mean = lambda values: sum(values) / len(values)  # noqa: E731
+        return reward_stats(rewards) | {
+            "loss": mean(losses),
+            "approx_kl": mean(kls),
+            "clipfrac": mean(clipfracs),
+            "ratio_mean": mean(ratios),
+            "advantage_abs_mean": float(advantages.abs().mean()),
+        }
+
+    def _method_state(self):
+        return {"tracker": self.tracker.state_dict()}
+
+    def _load_method_state(self, state):
+        self.tracker.load_state_dict(state["tracker"])
