@@ -102,10 +102,10 @@ class Ddpo(Aligner):
                         loss = torch.maximum(unclipped, clipped).mean()
                         # mean over the minibatch and its trained timesteps, accumulated micro-batch by micro-batch
                         (loss * len(rows) / chunk / trained_steps).backward()
-                        losses.append(float(loss))
-                        kls.append(float(0.5 * ((log_prob - old) ** 2).mean()))
-                        clipfracs.append(float(((ratio - 1).abs() > config.clip_range).float().mean()))
-                        ratios.append(float(ratio.mean()))
+                        losses.append(float(loss.detach()))
+                        kls.append(float(0.5 * ((log_prob.detach() - old) ** 2).mean()))
+                        clipfracs.append(float(((ratio.detach() - 1).abs() > config.clip_range).float().mean()))
+                        ratios.append(float(ratio.detach().mean()))
                 self.apply_gradients()
         mean = lambda values: sum(values) / len(values)  # noqa: E731
         return reward_stats(rewards) | {

@@ -50,6 +50,6 @@ class Vader(Aligner):
             loss = -reward.sum() / len(prompts)
             loss.backward()
             rewards.append(reward.detach())
-            loss_total += float(loss)
+            loss_total += float(loss.detach())
         grad_norm = self.apply_gradients()
         return reward_stats(torch.cat(rewards)) | {"loss": loss_total, "grad_norm": grad_norm}

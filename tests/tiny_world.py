@@ -6,6 +6,9 @@ denoising steps on videos of one random colour each give a real (if simple) diff
 
 from __future__ import annotations
 
+import copy
+import functools
+
 import torch
 
 from vaderbench.models.toy import ToyVideoModel
@@ -44,3 +47,13 @@ def fitted_tiny_model(steps: int = 150, seed: int = 0) -> ToyVideoModel:
         optimizer.step()
     model.requires_grad_(False)
     return model
+
+
+@functools.lru_cache(maxsize=1)
+def _shared_fitted_model() -> ToyVideoModel:
+    return fitted_tiny_model()
+
+
+def tiny_model() -> ToyVideoModel:
+    """A fresh copy of the fitted tiny model (fitted once per test session)."""
+    return copy.deepcopy(_shared_fitted_model())

@@ -119,6 +119,7 @@ class Policy(nn.Module):
         precision: Precision = "no",
         gradient_checkpointing: bool = False,
         offload_activations: bool = False,
+        lora_seed: int = 0,
     ):
         super().__init__()
         if lora_rank < 1:
@@ -137,7 +138,10 @@ class Policy(nn.Module):
             lora_dropout=lora_dropout,
             target_modules=list(lora_targets or model.lora_target_modules),
         )
-        inject_adapter_in_model(config, model.denoiser)
+        # every worker (and a resumed run) must start from the same adapters: seed their random init
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(lora_seed)
+            inject_adapter_in_model(config, model.denoiser)
         for name, parameter in model.denoiser.named_parameters():
             parameter.requires_grad_("lora_" in name)
         if gradient_checkpointing:

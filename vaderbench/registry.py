@@ -27,6 +27,8 @@ class Registry(Generic[T]):
         return decorator
 
     def get(self, name: str) -> T:
+        if name not in self._entries:
+            _load_catalogue()
         try:
             return self._entries[name]
         except KeyError:
@@ -37,13 +39,23 @@ class Registry(Generic[T]):
         return self._summaries.get(name, "")
 
     def __contains__(self, name: object) -> bool:
+        if name not in self._entries:
+            _load_catalogue()
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._entries))
+        return iter(self.names())
 
     def names(self) -> list[str]:
+        _load_catalogue()
         return sorted(self._entries)
+
+
+def _load_catalogue() -> None:
+    """Import every registering module, so that a name resolves whatever was imported before."""
+    from vaderbench.catalogue import load_all
+
+    load_all()
 
 
 ALIGNERS: Registry = Registry("aligner")
