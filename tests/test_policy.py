@@ -140,3 +140,13 @@ def test_bad_policy_arguments_name_the_argument():
         Policy(tiny_model(), precision="fp8")
     with pytest.raises(ValueError, match="multiples of 4"):
         tiny_model().latent_shape(4, 18, 16)
+
+
+def test_activation_offloading_gives_the_same_gradients():
+    grads = []
+    for offload in (False, True):
+        policy = Policy(tiny_model(), lora_rank=4, offload_activations=offload)
+        trajectory = policy.sample(PROMPTS[:2], [0, 1], SAMPLER, grad_from=3, **GEOMETRY)
+        policy.decode(trajectory.final).std(dim=1).mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in policy.trainable_parameters()]))
+    torch.testing.assert_close(grads[0], grads[1])

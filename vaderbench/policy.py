@@ -247,10 +247,12 @@ class Policy(nn.Module):
         for i, (t, t_prev) in enumerate(zip(timesteps.tolist(), prev_timesteps.tolist())):
             keep_grad = i >= grad_from and torch.is_grad_enabled()
             t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)
-            offload = torch.autograd.graph.save_on_cpu(pin_memory=device.type == "cuda")
-            with torch.set_grad_enabled(keep_grad), self.autocast(), (
-                offload if keep_grad and self.offload_activations else contextlib.nullcontext()
-            ):
+            offload = (
+                torch.autograd.graph.save_on_cpu(pin_memory=device.type == "cuda")
+                if keep_grad and self.offload_activations
+                else contextlib.nullcontext()
+            )
+            with torch.set_grad_enabled(keep_grad), self.autocast(), offload:
                 eps = self.guided_noise(x, t_batch, condition, null, sampler.guidance_scale).float()
             if on_denoiser_call is not None:
                 on_denoiser_call(i, eps)
