@@ -100,6 +100,17 @@ class Dpo(Aligner):
         return metrics
 
     def update(self, pairs: list[tuple[int, int]], update: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimiser step on this worker's pairs (accumulated over micro-batches of pairs)."""
+        losses, insides = [], []
+        for part in self.micro_batches(len(pairs)):
+            loss, inside = self.pair_loss(pairs[part], update)
+            (loss.sum() / len(pairs)).backward()
+            losses.append(loss.detach())
+            insides.append(inside.detach())
+        self.apply_gradients()
+        return torch.cat(losses).mean(), torch.cat(insides)
+
+    def pair_loss(self, pairs: list[tuple[int, int]], update: int) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.policy.model.device
         winners = torch.stack([self.buffer.latents[w] for w, _ in pairs]).to(device)
         losers = torch.stack([self.buffer.latents[l] for _, l in pairs]).to(device)
@@ -117,10 +128,7 @@ class Dpo(Aligner):
         model_w, model_l = self.policy.denoising_loss(both, timesteps, noise, both_condition).chunk(2)
         with torch.no_grad(), self.policy.reference():
             ref_w, ref_l = self.policy.denoising_loss(both, timesteps, noise, both_condition).chunk(2)
-        loss, inside = dpo_loss(model_w, model_l, ref_w, ref_l, self.config.beta)
-        loss.mean().backward()
-        self.apply_gradients()
-        return loss.mean().detach(), inside.detach()
+        return dpo_loss(model_w, model_l, ref_w, ref_l, self.config.beta)
 
     def _method_state(self):
         return {"buffer": self.buffer.state_dict()}

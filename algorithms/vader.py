@@ -26,10 +26,12 @@ class VaderConfig(AlignerConfig):
     #: which denoising steps keep gradient: {"mode": last|rand|specific, "k": K, "step": index}
     truncation: Truncation = field(default_factory=Truncation)
 
+    def __post_init__(self):
+        if isinstance(self.truncation, dict):  # the YAML form
+            self.truncation = Truncation(**self.truncation)
+
     def validate(self) -> None:
         super().validate()
-        if isinstance(self.truncation, dict):
-            self.truncation = Truncation(**self.truncation)
         self.truncation.validate(self.num_steps)
 
 
