@@ -8,6 +8,15 @@ REGISTERING_MODULES = (
     "vaderbench.algorithms",
     "vaderbench.rewards",
     "vaderbench.models.toy",
+    "vaderbench.models.modelscope",
+    "vaderbench.models.svd",
+    "vaderbench.models.cogvideox",
+    "vaderbench.rewards.aesthetic",
+    "vaderbench.rewards.hpsv2",
+    "vaderbench.rewards.pickscore",
+    "vaderbench.rewards.yolos",
+    "vaderbench.rewards.videomae",
+    "vaderbench.rewards.vjepa",
 )
 
 
