@@ -63,6 +63,11 @@ class Ddpo(Aligner):
         local_batch = len(self.local(range(self.config.batch_size)))
         if local_batch % self.config.minibatches:
             raise ValueError(f"minibatches={self.config.minibatches} must divide the per-worker batch of {local_batch}")
+        if not bool((self.policy.step_stds(self.sampler) > 0).all()):
+            raise ValueError(
+                "ddpo needs every DDIM step to be stochastic, but this scheduler's last step has zero variance "
+                "(set_alpha_to_one=True?): use set_alpha_to_one=False or another timestep spacing"
+            )
         self.tracker = PerPromptStatTracker(self.config.stat_buffer_size, self.config.stat_min_count)
 
     def advantages(self, prompts: list[str], rewards: torch.Tensor) -> torch.Tensor:

@@ -148,3 +148,16 @@ def test_dpo_micro_batches_accumulate_the_same_update():
         weights.append(torch.cat([p.detach().flatten() for p in aligner.policy.trainable_parameters()]))
     # Adam normalises the update, so float rounding in the summed gradient shows at ~1e-5 of lr-sized steps
     torch.testing.assert_close(weights[0], weights[1], rtol=1e-3, atol=2e-5)
+
+
+def test_ddpo_refuses_a_schedule_with_a_deterministic_step():
+    model = tiny_model()
+    model.scheduler = type(model.scheduler).from_config(model.scheduler.config, set_alpha_to_one=True)
+    with pytest.raises(ValueError, match="zero variance"):
+        make("ddpo", {"num_steps": 5}, model=model)  # 5 trailing steps end exactly at t = -1 (alpha 1)
+
+
+def test_lora_weights_stay_float32_over_half_precision_base_weights():
+    model = tiny_model().to(torch.bfloat16)
+    policy = Policy(model, lora_rank=4)
+    assert {p.dtype for p in policy.trainable_parameters()} == {torch.float32}

@@ -144,6 +144,10 @@ class Policy(nn.Module):
             inject_adapter_in_model(config, model.denoiser)
         for name, parameter in model.denoiser.named_parameters():
             parameter.requires_grad_("lora_" in name)
+            if "lora_" in name:
+                # peft gives adapters the dtype of the layer they wrap; with frozen weights stored in
+                # half precision the trained weights (and AdamW's state) must still be float32
+                parameter.data = parameter.data.float()
         if gradient_checkpointing:
             model.enable_gradient_checkpointing()
 
@@ -274,6 +278,13 @@ class Policy(nn.Module):
             null_condition=null,
             prompts=list(prompts),
         )
+
+    def step_stds(self, sampler: SamplerSettings) -> torch.Tensor:
+        """The standard deviation of every sampling step [T] (a log-probability needs all of them > 0)."""
+        timesteps, prev = self._schedule(sampler.num_steps)
+        x = torch.zeros(len(timesteps), 1)
+        _, std = self._step(torch.zeros_like(x), timesteps, prev, x, sampler)
+        return std.flatten()
 
     def step_log_prob(
         self, trajectory: Trajectory, step_index: torch.Tensor, sampler: SamplerSettings, index=slice(None)
