@@ -17,6 +17,12 @@ REGISTERING_MODULES = (
     "vaderbench.rewards.yolos",
     "vaderbench.rewards.videomae",
     "vaderbench.rewards.vjepa",
+    "vaderbench.toyworld.prompts",
+    "vaderbench.rewards.toy_clip",
+    "vaderbench.rewards.toy_aesthetic",
+    "vaderbench.rewards.toy_object_removal",
+    "vaderbench.rewards.toy_action",
+    "vaderbench.rewards.toy_consistency",
 )
 
 

@@ -1,0 +1,158 @@
+"""The shipped toy-world weights: they load, the rewards score the world, the base model draws captions."""
+
+import shutil
+
+import pytest
+import torch
+
+from vaderbench.cli import main
+from vaderbench.models.toy import load_toy_model
+from vaderbench.registry import MODELS, PROMPT_SETS, REWARDS
+from vaderbench.rewards.base import build_reward
+from vaderbench.toyworld.evaluate import chance, base_accuracy, heldout_prompts
+from vaderbench.toyworld.labels import aesthetic_score
+from vaderbench.toyworld.render import random_scenes, render
+from vaderbench.toyworld.train_base import BASE_UNET
+from vaderbench.toyworld.vocab import COLOURS, DIRECTIONS, SHAPES, caption
+from vaderbench.toyworld.weights import WEIGHTS_DIR, ToyWeightsError
+
+TOY_REWARDS = ("toy_clip", "toy_aesthetic", "toy_object_removal", "toy_action", "toy_consistency")
+PAIRS = 12  # fresh procedural pairs per ranking check; a reward may misrank at most one
+
+
+@pytest.fixture(scope="module")
+def rewards():
+    return {name: build_reward(name) for name in TOY_REWARDS}
+
+
+def scenes_and_videos(count, seed, frames=8, size=32):
+    scenes = random_scenes(count, torch.Generator().manual_seed(seed))
+    return scenes, render(scenes, frames, size)
+
+
+def names(scenes, i):
+    return COLOURS[scenes.colour[i, 0]], SHAPES[scenes.shape[i, 0]], DIRECTIONS[scenes.direction[i, 0]], COLOURS[scenes.background[i]]
+
+
+def other(options, value, shift=1):
+    return options[(options.index(value) + shift) % len(options)]
+
+
+def test_registered_and_shipped_weights_load(rewards):
+    assert set(TOY_REWARDS) <= set(REWARDS.names())
+    assert {"toy", "toy-random"} <= set(MODELS.names())
+    assert {"toy-train", "toy-heldout", "toy-object-removal", "toy-action"} <= set(PROMPT_SETS.names())
+    model = MODELS.get("toy")()
+    assert model.denoiser.config.patch == BASE_UNET["patch"]
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.rglob("*") if p.is_file())
+    assert total <= 20 * 2**20
+
+
+def test_clip_scores_the_caption_above_one_with_another_colour(rewards):
+    scenes, videos = scenes_and_videos(PAIRS, 10)
+    right = [caption(*names(scenes, i)) for i in range(PAIRS)]
+    wrong = []
+    for i in range(PAIRS):
+        colour, shape, direction, background = names(scenes, i)
+        recoloured = other(COLOURS, colour, 1 if other(COLOURS, colour) != background else 2)
+        wrong.append(caption(recoloured, shape, direction, background))
+    with torch.no_grad():
+        wins = rewards["toy_clip"](videos, right) > rewards["toy_clip"](videos, wrong)
+    assert wins.sum() >= PAIRS - 1
+
+
+def test_aesthetic_prefers_the_video_the_rule_prefers(rewards):
+    a, b = random_scenes(64, torch.Generator().manual_seed(11)), random_scenes(64, torch.Generator().manual_seed(12))
+    rule = aesthetic_score(a) - aesthetic_score(b)
+    keep = torch.nonzero(rule.abs() > 0.3).flatten()[:PAIRS]
+    with torch.no_grad():
+        score = rewards["toy_aesthetic"](render(a, 2, 32)[keep], [""] * len(keep)) - rewards["toy_aesthetic"](
+            render(b, 2, 32)[keep], [""] * len(keep)
+        )
+    assert ((score > 0) == (rule[keep] > 0)).sum() >= len(keep) - 1
+
+
+def test_object_removal_prefers_the_video_without_the_named_shape(rewards):
+    scenes, with_shape = scenes_and_videos(PAIRS, 13)
+    without = scenes_and_videos(PAIRS, 14)[0]
+    without.shape[:, 0] = (scenes.shape[:, 0] + 1) % len(SHAPES)
+    prompts = [caption(*names(scenes, i)) for i in range(PAIRS)]
+    with torch.no_grad():
+        wins = rewards["toy_object_removal"](render(without, 8, 32), prompts) > rewards["toy_object_removal"](with_shape, prompts)
+    assert wins.sum() >= PAIRS - 1
+
+
+def test_action_prefers_the_named_direction(rewards):
+    scenes, videos = scenes_and_videos(PAIRS, 15)
+    wrong = scenes_and_videos(PAIRS, 16)[0]
+    wrong.direction[:, 0] = (scenes.direction[:, 0] + 1) % len(DIRECTIONS)
+    prompts = [caption(*names(scenes, i)) for i in range(PAIRS)]
+    with torch.no_grad():
+        wins = rewards["toy_action"](videos, prompts) > rewards["toy_action"](render(wrong, 8, 32), prompts)
+    assert wins.sum() >= PAIRS - 1
+
+
+def test_consistency_prefers_the_clean_video_to_one_with_a_swapped_frame(rewards):
+    _, clean = scenes_and_videos(PAIRS, 17)
+    broken = clean.clone()
+    broken[:, 4] = scenes_and_videos(PAIRS, 18)[1][:, 4]
+    with torch.no_grad():
+        wins = rewards["toy_consistency"](clean, [""] * PAIRS) > rewards["toy_consistency"](broken, [""] * PAIRS)
+    assert wins.sum() >= PAIRS - 1
+
+
+@pytest.mark.parametrize("name", TOY_REWARDS)
+@pytest.mark.parametrize("size", [16, 40])
+def test_gradients_reach_the_frames_at_any_resolution(rewards, name, size):
+    scenes, videos = scenes_and_videos(2, 19, frames=4, size=size)
+    frames = videos.clone().requires_grad_(True)
+    score = rewards[name](frames, [caption(*names(scenes, i)) for i in range(2)])
+    assert score.shape == (2,)
+    score.sum().backward()
+    assert torch.isfinite(frames.grad).all() and frames.grad.abs().sum() > 0
+    assert all(p.grad is None for p in rewards[name].parameters())
+
+
+def test_rewards_name_a_prompt_without_what_they_need(rewards):
+    videos = scenes_and_videos(1, 20, frames=4)[1]
+    with pytest.raises(ValueError, match="names no shape"):
+        rewards["toy_object_removal"](videos, ["a red thing"])
+    with pytest.raises(ValueError, match="names no direction"):
+        rewards["toy_action"](videos, ["a red circle"])
+    with pytest.raises(ValueError, match="at least 3 frames"):
+        rewards["toy_consistency"](videos[:, :2], [""])
+
+
+def test_base_model_draws_held_out_colours_far_above_chance_and_random_weights_do_not():
+    # colour is the attribute the shipped model has learnt (shape and direction are near chance: README)
+    prompts = heldout_prompts(12, seed=5)
+    trained = base_accuracy(load_toy_model(), WEIGHTS_DIR, 32, prompts, seed=5)
+    random = base_accuracy(MODELS.get("toy-random")(**BASE_UNET), WEIGHTS_DIR, 32, prompts, seed=5)
+    assert trained["colour"] >= chance()["colour"] + 0.3
+    assert random["colour"] < chance()["colour"] + 0.2
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+@pytest.mark.parametrize("file", ["shape_detector.safetensors", "toy_clip.json", "base/unet/diffusion_pytorch_model.safetensors"])
+def test_missing_or_corrupt_weights_say_how_to_rebuild(tmp_path, damage, file):
+    shutil.copytree(WEIGHTS_DIR, tmp_path / "weights")
+    target = tmp_path / "weights" / file
+    if damage == "delete":
+        target.unlink()
+    else:
+        target.write_bytes(target.read_bytes()[:100])
+    load = {
+        "shape_detector.safetensors": lambda: REWARDS.get("toy_object_removal")(weights=str(tmp_path / "weights")),
+        "toy_clip.json": lambda: REWARDS.get("toy_clip")(weights=str(tmp_path / "weights")),
+        "base/unet/diffusion_pytorch_model.safetensors": lambda: load_toy_model(str(tmp_path / "weights" / "base")),
+    }[file]
+    with pytest.raises(ToyWeightsError, match="vaderbench toyworld build"):
+        load()
+
+
+def test_cli_lists_the_toy_world_and_rejects_a_bad_eval_size(capsys):
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in TOY_REWARDS + ("toy-heldout",))
+    assert main(["toyworld", "eval", "--videos", "0"]) == 2
+    assert "--videos" in capsys.readouterr().err

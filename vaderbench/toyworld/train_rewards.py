@@ -1,0 +1,107 @@
+"""Training of the toy reward networks on fresh procedural data (each batch is newly rendered).
+
+Order matters: the aesthetic head and the frame predictor read the toy CLIP's image embedding, so the
+CLIP is trained first and frozen.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from vaderbench.toyworld.data import video_batch
+from vaderbench.toyworld.fit import fit
+from vaderbench.toyworld.labels import aesthetic_score, presence
+from vaderbench.toyworld.nets import (
+    AestheticHead,
+    ClipTokenizer,
+    DirectionClassifier,
+    FramePredictor,
+    ShapeDetector,
+    build_toy_clip,
+    frames_to_input,
+)
+from vaderbench.toyworld.vocab import COLOURS, SHAPES
+
+
+def image_embeddings(clip, frames: torch.Tensor) -> torch.Tensor:
+    """Unit image embeddings [B, F, D] of videos [B, F, 3, H, W]."""
+    b, f = frames.shape[:2]
+    return F.normalize(clip.encode_image(frames_to_input(frames.flatten(0, 1))), dim=-1).view(b, f, -1)
+
+
+def train_clip(generator: torch.Generator, steps: int, batch: int = 128):
+    """Contrastive training on (frame, caption) pairs.
+
+    A single frame cannot show motion, and two scenes may share colour, shape and background: the
+    target of each frame is spread evenly over every caption in the batch that describes what it shows.
+    """
+    clip = build_toy_clip()
+    tokenizer = ClipTokenizer()
+
+    def loss_at(step):
+        videos, scenes = video_batch(batch, generator, frames=1)
+        captions = scenes.captions()
+        image = F.normalize(clip.encode_image(frames_to_input(videos[:, 0])), dim=-1)
+        text = F.normalize(clip.encode_text(tokenizer(captions)), dim=-1)
+        logits = clip.logit_scale.exp() * image @ text.T
+        visible = torch.stack([scenes.colour[:, 0], scenes.shape[:, 0], scenes.background], dim=1)
+        same = (visible[:, None] == visible[None]).all(dim=-1).float()
+        target = same / same.sum(dim=1, keepdim=True)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+    fit(clip.parameters(), loss_at, steps, lr=2e-3, desc="toy CLIP")
+    return clip.requires_grad_(False).eval()
+
+
+def train_detector(generator: torch.Generator, steps: int, batch: int = 128) -> ShapeDetector:
+    """Multi-label presence of shapes and object colours; shapes weigh 3x (colours are learnt far sooner)."""
+    detector = ShapeDetector()
+    weight = torch.tensor([3.0] * len(SHAPES) + [1.0] * len(COLOURS))
+
+    def loss_at(step):
+        videos, scenes = video_batch(batch, generator, frames=1, objects=(0, 2))
+        loss = F.binary_cross_entropy_with_logits(detector(videos[:, 0]), presence(scenes), reduction="none")
+        return (loss * weight).mean()
+
+    fit(detector.parameters(), loss_at, steps, lr=2e-3, desc="shape detector")
+    return detector.requires_grad_(False).eval()
+
+
+def train_direction(generator: torch.Generator, steps: int, batch: int = 32) -> DirectionClassifier:
+    classifier = DirectionClassifier()
+
+    def loss_at(step):
+        videos, scenes = video_batch(batch, generator, frames=(4, 6, 8, 12, 16))
+        return F.cross_entropy(classifier(videos), scenes.direction[:, 0])
+
+    fit(classifier.parameters(), loss_at, steps, lr=2e-3, desc="direction classifier")
+    return classifier.requires_grad_(False).eval()
+
+
+def train_aesthetic(clip, generator: torch.Generator, steps: int, batch: int = 256) -> AestheticHead:
+    head = AestheticHead()
+
+    def loss_at(step):
+        videos, scenes = video_batch(batch, generator, frames=1)
+        with torch.no_grad():
+            embedding = image_embeddings(clip, videos)[:, 0]
+        return F.mse_loss(head(embedding), aesthetic_score(scenes))
+
+    fit(head.parameters(), loss_at, steps, lr=2e-3, desc="aesthetic head")
+    return head.requires_grad_(False).eval()
+
+
+def train_predictor(clip, generator: torch.Generator, steps: int, batch: int = 32) -> FramePredictor:
+    predictor = FramePredictor()
+
+    def loss_at(step):
+        videos, _ = video_batch(batch, generator, frames=(4, 8, 12))
+        with torch.no_grad():
+            embeddings = image_embeddings(clip, videos)
+        return predictor.error(embeddings).mean()
+
+    fit(predictor.parameters(), loss_at, steps, lr=2e-3, desc="frame predictor")
+    return predictor.requires_grad_(False).eval()
+
+
