@@ -1,0 +1,295 @@
+"""`vaderbench report` on synthetic MLflow stores written here with known metric values.
+
+Expected means and intervals are computed in the tests with scipy's own routines (`stats.t.interval`,
+`ttest_ind(...).confidence_interval`), never with the report's `stats` module.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+from scipy import stats
+
+from vaderbench.cli import main
+from vaderbench.report import generate_report
+from vaderbench.report.build import SECTIONS, render_section
+from vaderbench.report.commands import section_main
+from vaderbench.report.load import load_runs
+from vaderbench.report.markdown import cell
+from vaderbench.report.samples import start_and_end
+from vaderbench.report.select import classify
+from vaderbench.report.stats import t_interval
+from vaderbench.report import tables
+
+SEEDS = (0, 1, 2)
+RESOLUTIONS = (16, 32)
+#: eval_reward_mean at the last step (4) per (method, resolution), one value per seed
+FINAL_EVAL = {
+    ("vader", 16): [0.50, 0.55, 0.62], ("vader", 32): [0.70, 0.74, 0.81],
+    ("ddpo", 16): [0.40, 0.47, 0.41], ("ddpo", 32): [0.41, 0.38, 0.45],
+    ("dpo", 16): [0.45, 0.43, 0.49], ("dpo", 32): [0.44, 0.46, 0.40],
+}
+#: the base model's held-out reward (eval at step 0) per seed: the same evaluation noise for every method
+BASE_EVAL = {16: [0.30, 0.32, 0.29], 32: [0.20, 0.25, 0.21]}
+#: reward_mean at step 1 (sampled before the first update) per method and seed
+BASE_TRAIN = {"vader": [0.31, 0.33, 0.30], "ddpo": [0.29, 0.35, 0.28], "dpo": [0.30, 0.31, 0.33]}
+FAILED_MARKER = 99.0  # a value that would show in any mean it leaked into
+
+
+def new_store(root: Path, name: str = "synthetic") -> tuple[MlflowClient, str, str]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.create_experiment(name, artifact_location=str(root / "artifacts"))
+    parent = client.create_run(experiment, run_name="sweep").info.run_id
+    return client, experiment, parent
+
+
+def add_trial(client, experiment, parent, params: dict, curves: dict[str, dict[int, float]],
+              status: str = "FINISHED", gifs: Path | None = None) -> str:
+    name = "-".join(f"{v}" for v in params.values())
+    run = client.create_run(experiment, run_name=name, tags={"mlflow.parentRunId": parent}).info.run_id
+    metrics = [Metric(key, value, 0, step) for key, points in curves.items() for step, value in points.items()]
+    client.log_batch(run, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()])
+    if gifs is not None:
+        client.log_artifacts(run, str(gifs), "samples")
+    if status != "RUNNING":
+        client.set_terminated(run, status)
+    return run
+
+
+def efficiency_curves(method: str, resolution: int, seed: int, final: float) -> dict[str, dict[int, float]]:
+    """Steps 0-4: eval at 0, 2, 4; training reward, ledger and memory at 1-4."""
+    base_train = BASE_TRAIN[method][seed]
+    return {
+        "eval_reward_mean": {0: BASE_EVAL[resolution][seed], 2: (BASE_EVAL[resolution][seed] + final) / 2, 4: final},
+        "reward_mean": {1: base_train, 2: base_train + 0.1, 3: base_train + 0.2, 4: final - 0.05},
+        "reward_queries": {s: 8.0 * s * (1 if method == "vader" else 2) for s in range(1, 5)},
+        "device_time_s": {s: 60.0 * s for s in range(1, 5)},
+        "peak_memory_mb": {s: 100.0 + resolution for s in range(1, 5)},
+    }
+
+
+def write_efficiency_study(root: Path, gifs: Path | None = None) -> tuple[MlflowClient, str, str]:
+    """Three methods x two resolutions x three seeds, plus a failed and an unfinished trial."""
+    client, experiment, parent = new_store(root)
+    for (method, resolution), finals in FINAL_EVAL.items():
+        for seed, final in zip(SEEDS, finals):
+            params = {"method": method, "resolution": resolution, "K": 1, "lr": 1e-3, "seed": seed, "model": "toy"}
+            add_trial(client, experiment, parent, params, efficiency_curves(method, resolution, seed, final),
+                      gifs=gifs if seed == 0 else None)
+    poison = {"eval_reward_mean": {0: FAILED_MARKER, 2: FAILED_MARKER}, "reward_mean": {1: FAILED_MARKER}}
+    add_trial(client, experiment, parent, {"method": "ddpo", "resolution": 32, "K": 1, "lr": 1e-3, "seed": 3,
+                                           "model": "toy"}, poison, status="FAILED")
+    add_trial(client, experiment, parent, {"method": "vader", "resolution": 16, "K": 1, "lr": 1e-3, "seed": 3,
+                                           "model": "toy"}, poison, status="RUNNING")
+    client.set_terminated(parent)
+    return client, experiment, parent
+
+
+def write_gifs(folder: Path) -> Path:
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("start", "end"):
+        iio.imwrite(folder / f"{name}.gif", (rng.random((5, 8, 8, 3)) * 255).astype(np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def efficiency_study(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("efficiency")
+    write_efficiency_study(root)
+    return root
+
+
+def t_cell(values) -> str:
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=statistics.mean(values), scale=stats.sem(values))
+    return f"{statistics.mean(values):.4g} ± {(high - low) / 2:.4g} (n={len(values)})"
+
+
+def finished_trials(root: Path):
+    runs = load_runs(root)
+    trials = classify(runs.trials)
+    return runs, trials[trials["state"] == "finished"]
+
+
+def test_resolution_gap_cells_are_t_intervals_over_the_finished_seeds(efficiency_study):
+    runs, finished = finished_trials(efficiency_study)
+    table = tables.resolution_gap(finished, runs.metrics)
+    assert len(table) == len(FINAL_EVAL)
+    for (method, resolution), values in FINAL_EVAL.items():
+        row = table[(table["method"] == method) & (table["side"] == resolution)].iloc[0]
+        low, high = stats.t.interval(0.95, 2, loc=np.mean(values), scale=stats.sem(values))
+        assert row["n"] == 3 and row["steps"] == "4"
+        assert row["mean"] == pytest.approx(np.mean(values), abs=1e-12)
+        assert (row["low"], row["high"]) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_resolution_gap_differences_are_welch_intervals(efficiency_study):
+    runs, finished = finished_trials(efficiency_study)
+    gaps = tables.resolution_gap_differences(finished, runs.metrics)
+    assert sorted(gaps["comparison"].unique()) == ["VADER − DDPO", "VADER − DPO"]
+    for other in ("ddpo", "dpo"):
+        for resolution in RESOLUTIONS:
+            a, b = FINAL_EVAL[("vader", resolution)], FINAL_EVAL[(other, resolution)]
+            expected = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+            row = gaps[(gaps["method"] == other) & (gaps["side"] == resolution)].iloc[0]
+            assert row["mean"] == pytest.approx(np.mean(a) - np.mean(b), abs=1e-12)
+            assert (row["low"], row["high"]) == pytest.approx((expected.low, expected.high), abs=1e-10)
+
+
+def test_generalisation_takes_the_base_model_from_step_zero_and_the_first_batch(efficiency_study):
+    runs, finished = finished_trials(efficiency_study)
+    table = tables.generalisation(finished, runs.metrics).set_index(["side", "model", "prompts"])
+    for resolution in RESOLUTIONS:
+        held_out = table.loc[(resolution, "Base model", "held-out")]
+        assert held_out["mean"] == pytest.approx(np.mean(BASE_EVAL[resolution])) and held_out["n"] == 3
+        per_seed = [np.mean([BASE_TRAIN[m][s] for m in BASE_TRAIN]) for s in SEEDS]
+        low, high = stats.t.interval(0.95, 2, loc=np.mean(per_seed), scale=stats.sem(per_seed))
+        train = table.loc[(resolution, "Base model", "train")]
+        assert (train["low"], train["high"]) == pytest.approx((low, high), abs=1e-12)
+        vader_train = table.loc[(resolution, "VADER", "train")]
+        assert vader_train["mean"] == pytest.approx(np.mean(FINAL_EVAL[("vader", resolution)]) - 0.05)
+
+
+def test_curves_average_each_step_over_seeds_and_start_from_nothing_spent(efficiency_study):
+    runs, finished = finished_trials(efficiency_study)
+    curve = tables.curves(finished, runs.metrics, x="reward_queries")
+    ddpo = curve[(curve["method"] == "ddpo") & (curve["side"] == 16)].set_index("step")
+    assert list(ddpo.index) == [0, 2, 4]
+    assert list(ddpo["x"]) == [0.0, 32.0, 64.0]  # 2 x 8 queries per step for DDPO
+    assert ddpo.loc[4, "mean"] == pytest.approx(np.mean(FINAL_EVAL[("ddpo", 16)]))
+
+
+def test_report_lists_failed_and_unfinished_trials_and_never_averages_them(efficiency_study):
+    path = generate_report(efficiency_study)
+    text = path.read_text()
+    assert "Trials: 18 finished, 1 failed, 1 unfinished, 0 superseded" in text
+    assert "| ddpo-32-1-0.001-3-toy |" in text and "| FAILED | failed |" in text
+    assert "| vader-16-1-0.001-3-toy |" in text and "| RUNNING | unfinished |" in text
+    # cells with their seed counts, laid out resolution x method (VADER first)
+    assert "| resolution | VADER | DDPO | DPO |" in text
+    row_32 = "| 32 | " + " | ".join(t_cell(FINAL_EVAL[(m, 32)]) for m in ("vader", "ddpo", "dpo")) + " |"
+    assert row_32 in text
+    assert "| 16 | Base model | " + t_cell(BASE_EVAL[16]) in text
+
+
+def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_path):
+    gifs = write_gifs(tmp_path / "gifs")
+    client, experiment, parent = write_efficiency_study(tmp_path / "out", gifs=gifs)
+    # K ablation (VADER, K = 10), on-policy DDPO, and a memory switch
+    for seed in SEEDS[:2]:
+        k10 = efficiency_curves("vader", 16, seed, 0.5 + seed / 10)
+        add_trial(client, experiment, parent, {"method": "vader", "resolution": 16, "K": 10, "lr": 1e-3,
+                                               "seed": seed, "model": "toy"}, k10)
+        on_policy = efficiency_curves("ddpo", 32, seed, 0.3 + seed / 10)
+        add_trial(client, experiment, parent, {"method": "ddpo", "resolution": 32, "K": 1, "lr": 1e-3, "seed": seed,
+                                               "model": "toy", "variant": "on-policy"}, on_policy)
+    path = generate_report(tmp_path / "out")
+    folder = path.parent
+    assert folder == tmp_path / "out" / "report"
+    for name in SECTIONS:
+        for suffix in (".png", ".svg"):
+            assert (folder / f"{name}{suffix}").stat().st_size > 0, name
+        assert f"]({name}.png)" in path.read_text()
+    assert "Skipped" not in path.read_text()
+    logged = {f.path for f in client.list_artifacts(parent, "report")}
+    assert {f"report/{name}.png" for name in SECTIONS} | {"report/report.md"} <= logged
+    runs, finished = finished_trials(tmp_path / "out")
+    k_table = tables.k_ablation(finished, runs.metrics)
+    assert sorted(set(k_table["K"])) == ["1", "10"] and sorted(set(k_table["step"])) == [1, 4]
+
+
+def test_missing_runs_skip_their_figures_with_a_reason(tmp_path, capsys):
+    client, experiment, parent = new_store(tmp_path)
+    for seed in SEEDS[:2]:  # VADER only, no evaluation before training, no ledger, no sample videos
+        add_trial(client, experiment, parent, {"method": "vader", "resolution": 16, "seed": seed},
+                  {"reward_mean": {1: 0.1 * seed, 2: 0.2 + seed}, "eval_reward_mean": {2: 0.3 + seed}})
+    add_trial(client, experiment, parent, {"method": "ddpo", "resolution": 16, "seed": 0},
+              {"reward_mean": {1: FAILED_MARKER}}, status="FAILED")
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "k_ablation.png").write_bytes(b"a figure of an earlier report")
+    assert main(["report", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f"report: {tmp_path / 'report' / 'report.md'}"
+    assert "skipped k_ablation: the trials log no `K` param" in out
+    assert not (tmp_path / "report" / "k_ablation.png").exists()
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "2 finished, 1 failed" in text
+    assert "| 16 | 0.8 ± 6.353 (n=2) |" in text  # VADER's cell: t(0.975, 1) = 12.706, s/√2 = 0.5
+    assert "Note: no VADER and baseline trials at a common resolution: no gap computed" in text
+    assert "Note: no trial logged `eval_reward_mean` at step 0: the base model's held-out reward is missing" in text
+    assert "## Sample efficiency (paper Figure 5, top)\n\nSkipped: no finished trial logged `reward_queries`." in text
+    assert "## K ablation (paper Table 9)\n\nSkipped: the trials log no `K` param." in text
+    assert "## Sample videos before and after alignment\n\nSkipped: no trial has start and end GIF artifacts." in text
+    assert not (tmp_path / "report" / "sample_efficiency.png").exists()
+
+
+def test_one_section_alone_writes_only_its_figure(efficiency_study, tmp_path, capsys):
+    uri = f"sqlite:///{efficiency_study / 'mlflow.db'}"
+    markdown = render_section("resolution_gap", tmp_path, experiment="synthetic", tracking_uri=uri)
+    assert markdown.startswith("## Resolution gap")
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == ["resolution_gap.png", "resolution_gap.svg"]
+    # the analysis scripts' entry point: the same, from the command line
+    assert section_main("k_ablation", "Table 9", [str(tmp_path), "--tracking-uri", uri]) == 0
+    assert "Skipped: no method was run with more than one K." in capsys.readouterr().out
+    assert section_main("k_ablation", "Table 9", [str(tmp_path)]) == 2  # no mlflow.db there
+
+
+def test_params_flattened_under_a_prefix_are_found(tmp_path):
+    client, experiment, parent = new_store(tmp_path)
+    for method, finals in (("vader", [0.6, 0.7]), ("ddpo", [0.4, 0.42])):
+        for seed, final in enumerate(finals):
+            add_trial(client, experiment, parent, {"config/method": method, "config/resolution": "32x32",
+                                                   "config/seed": seed}, {"eval_reward_mean": {0: 0.1, 5: final}})
+    runs, finished = finished_trials(tmp_path)
+    table = tables.resolution_gap(finished, runs.metrics)
+    assert list(table["series"]) == ["VADER", "DDPO"] and list(table["resolution_label"]) == ["32", "32"]
+    assert list(table["n"]) == [2, 2] and table["mean"].tolist() == pytest.approx([0.65, 0.41])
+
+    # no reward_mean and no evaluation at step 0: the generalisation table says what is missing
+    runs.client.log_metric(finished["run_id"].iloc[0], "reward_mean", 0.3, step=1)
+    text = generate_report(tmp_path).read_text()
+    assert "| 32 | Base model | 0.1 ± 0 (n=2) | 0.3 (n=1) |" in text
+
+
+def test_store_mistakes_are_clear_errors(tmp_path, efficiency_study, capsys):
+    assert main(["report"]) == 2
+    assert "give OUTPUT_DIR" in capsys.readouterr().err
+    assert main(["report", str(tmp_path)]) == 2
+    assert f"no MLflow store at {tmp_path / 'mlflow.db'}" in capsys.readouterr().err
+    assert main(["report", str(efficiency_study), "--experiment", "nope"]) == 2
+    assert "no MLflow experiment named 'nope'" in capsys.readouterr().err
+
+
+def test_a_single_seed_has_no_interval_and_says_n_1():
+    estimate = t_interval([0.25])
+    assert estimate.mean == 0.25 and np.isnan(estimate.low) and np.isnan(estimate.high)
+    assert cell(estimate.mean, estimate.low, estimate.high, estimate.n) == "0.25 (n=1)"
+
+
+def test_a_rerun_trial_supersedes_the_older_one():
+    common = {"method": "vader", "resolution": "16", "seed": "0"}
+    trials = pd.DataFrame([
+        {"run_id": "a", "run_name": "a", "parent_run_id": "p1", "status": "FAILED", "start_time": 1, **common},
+        {"run_id": "b", "run_name": "b", "parent_run_id": "p2", "status": "FINISHED", "start_time": 2, **common},
+        {"run_id": "c", "run_name": "c", "parent_run_id": "p3", "status": "FINISHED", "start_time": 3, **common},
+        {"run_id": "d", "run_name": "d", "parent_run_id": "p3", "status": "FAILED", "start_time": 3,
+         **{**common, "seed": "1"}},
+    ])
+    assert list(classify(trials)["state"]) == ["superseded", "superseded", "finished", "failed"]
+
+
+@pytest.mark.parametrize("paths, expected", [
+    (["samples/end.gif", "samples/start.gif"], ("samples/start.gif", "samples/end.gif")),
+    (["videos/step_100.gif", "videos/step_0.gif", "videos/step_50.gif"], ("videos/step_0.gif", "videos/step_100.gif")),
+    (["before_alignment.gif", "after_alignment.gif"], ("before_alignment.gif", "after_alignment.gif")),
+    (["samples/only.gif"], None),
+])
+def test_start_and_end_gifs_are_told_apart_by_name_or_step(paths, expected):
+    assert start_and_end(paths) == expected

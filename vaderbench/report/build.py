@@ -1,0 +1,247 @@
+"""Assemble the report: each section's tables and figure from the runs, then `report.md`, then MLflow.
+
+Sections (and their file stems, which scripts and readers rely on) follow the paper: the resolution gap
+(Figure 3), sample and compute efficiency (Figure 5), the K ablation (Table 9), generalisation (Table 1),
+on- vs off-policy baselines (Figure 12), memory (Table 7), and sample videos. A section whose runs are not
+in the store is skipped with a one-line reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from vaderbench.report import figures, tables
+from vaderbench.report.load import Runs, load_runs
+from vaderbench.report.markdown import Section, cells, markdown_table, pivot, report_markdown, section_markdown
+from vaderbench.report.samples import sample_strips
+from vaderbench.report.select import MissingRuns, classify, method_display, param_column, with_resolution
+from vaderbench.report.tables import with_series
+
+REPORT_FOLDER = "report"
+HOURS = 1 / 3600
+DEVICE_HOURS = "device-hours (CPU or GPU, as logged)"
+
+
+def resolution_gap(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    table = tables.resolution_gap(trials, runs.metrics)
+    gaps = tables.resolution_gap_differences(trials, runs.metrics)
+    section = Section(caption=(
+        f"`{tables.FINAL_METRIC}` (held-out prompts, the same evaluation noise for every method) at each trial's "
+        "last step, mean ± 95% t-interval over seeds. Gaps: Welch's 95% interval of the difference of means "
+        "(n: the smaller group's seeds)."
+    ))
+    section.tables.append(("Reward after training (steps read: "
+                           + "; ".join(sorted(set(table["steps"]))) + ")",
+                           pivot(table.rename(columns={"resolution_label": "resolution"}), ["resolution"], ["series"])))
+    if not gaps.empty:
+        section.tables.append(("Gap to VADER", pivot(gaps.rename(columns={"resolution_label": "resolution"}),
+                                                     ["resolution"], ["comparison"])))
+    else:
+        section.notes.append("no VADER and baseline trials at a common resolution: no gap computed")
+    return section, figures.resolution_gap(table, gaps)
+
+
+def final_points_table(curve: pd.DataFrame, x_name: str) -> pd.DataFrame:
+    # `curve` is ordered by method, series, side, step: the last row of a group is its last evaluation
+    last = curve.groupby(["series", "side"], sort=False, as_index=False).last().sort_values("side", kind="stable")
+    return pd.DataFrame({
+        "resolution": last["resolution_label"], "series": last["series"], "step": last["step"],
+        x_name: last["x"].map(lambda v: f"{v:.4g}"), "reward": cells(last),
+    })
+
+
+def spending_section(x: str, x_scale: float, x_label: str, x_name: str, panel_title: str):
+    """A builder for reward against spending `x` (times `x_scale`), as in the paper's Figures 5 and 12."""
+
+    def build(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+        curve = tables.curves(trials, runs.metrics, x=x, x_scale=x_scale)
+        section = Section(caption=(
+            f"`{tables.FINAL_METRIC}` at each evaluation step against `{x}` spent by then (mean over seeds), "
+            "band: 95% t-interval over seeds."
+        ))
+        section.tables.append(("At the last evaluation", final_points_table(curve, x_name)))
+        return section, figures.curves(curve, x_label, panel_title)
+
+    return build
+
+
+def on_off_policy(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    if not tables.has_policy_variants(trials):
+        raise MissingRuns("no method was run in more than one on-/off-policy variant (`variant`, "
+                          + ", ".join(f"`{k}`" for k in tables.POLICY_SWITCHES[1:]) + ")")
+    return spending_section("device_time_s", HOURS, DEVICE_HOURS, "device-hours", "on- vs off-policy")(trials, runs)
+
+
+def k_ablation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    table = tables.k_ablation(trials, runs.metrics)
+    section = Section(caption=(
+        f"`{tables.TRAIN_METRIC}` (training prompts) at the paper's steps 1, 100, 200, 300 where logged, "
+        "and the last step; mean ± 95% t-interval over seeds."
+    ))
+    laid = table.assign(column=table["series"] + ", K=" + table["K"])
+    section.tables.append(("Training reward by step", pivot(laid, ["step"], ["column"])))
+    return section, figures.k_ablation(table)
+
+
+def generalisation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    table = tables.generalisation(trials, runs.metrics)
+    section = Section(caption=(
+        f"Trained models: `{tables.TRAIN_METRIC}` (training prompts) and `{tables.FINAL_METRIC}` (held-out prompts) "
+        f"at each trial's last step. Base model: `{tables.FINAL_METRIC}` at step 0 (before any update) and "
+        f"`{tables.TRAIN_METRIC}` at the first step (sampled before the first update), averaged per seed over "
+        "the methods' trials, interval over seeds."
+    ))
+    laid = table.rename(columns={"resolution_label": "resolution"})
+    section.tables.append(("Reward", pivot(laid, ["resolution", "model"], ["prompts"])))
+    base = table[table["method"] == "base"]
+    for prompts, source in (("held-out", f"`{tables.FINAL_METRIC}` at step 0"),
+                            ("train", f"`{tables.TRAIN_METRIC}` at step 0 or 1")):
+        if not (base["prompts"] == prompts).any():
+            section.notes.append(f"no trial logged {source}: the base model's {prompts} reward is missing")
+    return section, figures.generalisation(table)
+
+
+def memory(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    table = tables.memory(trials, runs.metrics)
+    switches = [c for c in table.columns if c not in ("method", "mean", "low", "high", "n")]
+    section = Section(caption=(
+        "Each trial's largest `peak_memory_mb` over its steps, per combination of the memory switches that "
+        "vary; mean ± 95% t-interval over seeds (MiB)."
+    ))
+    shown = table[["method", *switches]].assign(**{"peak memory (MiB)": cells(table)})
+    section.tables.append(("Peak memory", shown))
+    return section, figures.memory(table, switches)
+
+
+def samples(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    if trials.empty:
+        raise MissingRuns("no finished trials")
+    try:
+        chosen = with_series(with_resolution(trials), exclude=("resolution", "seed"))
+    except MissingRuns:  # no resolution param: every trial counts as one size
+        chosen = with_series(trials.assign(side=0.0), exclude=("seed",))
+    strips, notes = sample_strips(runs.client, chosen)
+    if not strips:
+        raise MissingRuns("no trial has start and end GIF artifacts")
+    section = Section(caption=(
+        "One trial per series (the highest resolution, the lowest seed): its start and end sample GIFs, "
+        "evenly spaced frames from the first to the last."
+    ), notes=notes)
+    return section, figures.samples(strips)
+
+
+#: file stem -> (title, builder); the order of the report
+SECTIONS: dict[str, tuple[str, Callable]] = {
+    "resolution_gap": ("Resolution gap (paper Figure 3)", resolution_gap),
+    "sample_efficiency": ("Sample efficiency (paper Figure 5, top)", spending_section(
+        "reward_queries", 1.0, "reward queries (videos scored)", "reward queries", "sample efficiency")),
+    "compute_efficiency": ("Compute efficiency (paper Figure 5, bottom)", spending_section(
+        "device_time_s", HOURS, DEVICE_HOURS, "device-hours", "compute efficiency")),
+    "k_ablation": ("K ablation (paper Table 9)", k_ablation),
+    "generalisation": ("Generalisation: training vs held-out prompts (paper Table 1)", generalisation),
+    "on_off_policy": ("On- vs off-policy baselines (paper Figure 12)", on_off_policy),
+    "memory": ("Memory (paper Table 7)", memory),
+    "samples": ("Sample videos before and after alignment", samples),
+}
+
+
+def build_section(name: str, trials: pd.DataFrame, runs: Runs, folder: Path) -> Section:
+    """One section; its figure saved as `<name>.png` and `.svg` in `folder`, or skipped with the reason."""
+    title, builder = SECTIONS[name]
+    with figures.paper_style():
+        try:
+            section, figure = builder(trials, runs)
+        except MissingRuns as missing:
+            for suffix in (".png", ".svg"):  # a figure from an earlier report would contradict this one
+                (folder / f"{name}{suffix}").unlink(missing_ok=True)
+            return Section(name, title, skipped=str(missing))
+        for suffix in (".png", ".svg"):
+            figure.savefig(folder / f"{name}{suffix}", dpi=200)
+    section.name, section.title = name, title
+    section.has_figure = True
+    return section
+
+
+def trial_summary(trials: pd.DataFrame) -> list[str]:
+    """The report's header lines on the trials: how many of each state, and every trial left out."""
+    counts = trials["state"].value_counts()
+    lines = ["Trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "failed", "unfinished", "superseded"))
+             + ". Only finished trials are averaged."]
+    left_out = trials[trials["state"] != "finished"]
+    if not left_out.empty:
+        shown = pd.DataFrame({
+            "run": left_out["run_name"], "run id": left_out["run_id"], "status": left_out["status"],
+            "left out as": left_out["state"], "method": left_out["method"].map(method_display),
+            **{key: left_out[c] for key in ("resolution", "K", "lr", "seed") if (c := param_column(left_out, key))},
+        })
+        lines.append("Trials left out of every figure and table:\n\n" + markdown_table(shown))
+    return lines
+
+
+def report_folder(output_dir: Path | None, runs: Runs) -> Path:
+    base = Path(output_dir) if output_dir is not None else Path("runs") / runs.experiment
+    folder = base / REPORT_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def finished_only(trials: pd.DataFrame) -> pd.DataFrame:
+    return trials[trials["state"] == "finished"]
+
+
+def write_report(
+    output_dir: Path | str | None = None,
+    *,
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+    parent_run_id: str | None = None,
+) -> tuple[Path, list[Section]]:
+    """`generate_report`, also returning the sections (the CLI names the skipped ones)."""
+    runs = load_runs(Path(output_dir) if output_dir is not None else None, experiment=experiment, tracking_uri=tracking_uri)
+    folder = report_folder(output_dir, runs)
+    trials = classify(runs.trials)
+    sections = [build_section(name, finished_only(trials), runs, folder) for name in SECTIONS]
+    header = [f"# Report: {runs.experiment}", f"MLflow store `{runs.tracking_uri}`, experiment `{runs.experiment}`.",
+              *trial_summary(trials)]
+    target = parent_run_id or (runs.parent_run_ids[0] if runs.parent_run_ids else None)
+    if target is None:
+        header.append("No parent run in the experiment: the figures were not logged back to MLflow.")
+    else:
+        header.append(f"Figures logged to the parent run `{target}` under `{REPORT_FOLDER}/`.")
+    path = folder / "report.md"
+    path.write_text(report_markdown(header, sections))
+    if target is not None:
+        runs.client.log_artifacts(target, str(folder), artifact_path=REPORT_FOLDER)
+    return path, sections
+
+
+def generate_report(
+    output_dir: Path | str | None = None,
+    *,
+    experiment: str | None = None,
+    tracking_uri: str | None = None,
+    parent_run_id: str | None = None,
+) -> Path:
+    """Write `<output_dir>/report/` (figures as PNG + SVG, `report.md`) from MLflow; returns `report.md`'s path.
+
+    The store is `tracking_uri`, else `<output_dir>/mlflow.db`; the experiment is `experiment`, else the
+    store's only one with runs. The report is logged as artifacts (under `report/`) to `parent_run_id`,
+    else to the experiment's newest parent run. Without `output_dir` it goes to `runs/<experiment>/`.
+    """
+    path, _ = write_report(output_dir, experiment=experiment, tracking_uri=tracking_uri, parent_run_id=parent_run_id)
+    return path
+
+
+def render_section(
+    name: str, output_dir: Path | str | None = None, *, experiment: str | None = None, tracking_uri: str | None = None
+) -> str:
+    """One section alone (for the scripts in `analysis/`): writes its figure, returns its Markdown."""
+    if name not in SECTIONS:
+        raise ValueError(f"unknown report section {name!r}; known: {', '.join(SECTIONS)}")
+    runs = load_runs(Path(output_dir) if output_dir is not None else None, experiment=experiment, tracking_uri=tracking_uri)
+    section = build_section(name, finished_only(classify(runs.trials)), runs, report_folder(output_dir, runs))
+    return section_markdown(section)

@@ -1,0 +1,220 @@
+"""One function per figure, drawn from the tidy frames of `tables.py` (mean, low, high, n per cell).
+
+Every figure uses the same colour per method (`method_colour`) and, within a method, one line style per
+series; bands and error bars are the 95% t-intervals over seeds. Sizes are for a paper page: 3.4 in
+per panel, 8 pt text. Figures are `matplotlib.figure.Figure` objects made without pyplot, so drawing a
+report neither needs a display nor changes the caller's backend (`Figure.savefig` renders with Agg);
+draw and save them inside `paper_style()`.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import matplotlib
+import matplotlib.ticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from vaderbench.report.select import short_name
+
+PALETTE = sns.color_palette("colorblind")
+KNOWN_METHODS = ("vader", "ddpo", "dpo")
+BASE_COLOUR = (0.55, 0.55, 0.55)
+LINE_STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D")
+PANEL_INCHES = (3.4, 2.6)
+REWARD_LABEL = "held-out reward (reward units)"
+
+
+def method_colour(method: str) -> tuple:
+    """The colour of a method in every figure: fixed for the paper's three, stable by name for others."""
+    if method == "base":
+        return BASE_COLOUR
+    if method in KNOWN_METHODS:
+        return PALETTE[KNOWN_METHODS.index(method)]
+    spare = PALETTE[len(KNOWN_METHODS):]
+    return spare[zlib.crc32(method.encode()) % len(spare)]
+
+
+def series_styles(table: pd.DataFrame) -> dict[str, dict]:
+    """Colour by method, line style and marker by the series' rank within its method."""
+    styles = {}
+    for method, group in table.groupby("method"):
+        for i, series in enumerate(sorted(group["series"].unique())):
+            styles[series] = {"color": method_colour(method), "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
+                              "marker": MARKERS[i % len(MARKERS)]}
+    return styles
+
+
+def paper_style():
+    """The report's style as an rc context: whitegrid, paper-size text; the caller's rcParams are left as they were."""
+    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"), **{
+        "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "legend.fontsize": 7, "legend.title_fontsize": 7,
+        "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.4, "lines.markersize": 4,
+        "svg.fonttype": "none",  # text stays text in the SVG
+    }}
+    return matplotlib.rc_context(rc)
+
+
+def new_figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def panels(count: int, rows: int = 1) -> tuple[Figure, np.ndarray]:
+    columns = -(-count // rows)
+    figure = new_figure(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return figure, axes.flat[:count]
+
+
+def shared_legend(figure: Figure, axes) -> None:
+    """One legend for all panels, below them: a series missing from the first panel is still named."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=min(len(entries), 4), frameon=False)
+
+
+def line_with_band(ax, x, frame: pd.DataFrame, style: dict, label: str) -> None:
+    ax.plot(x, frame["mean"], label=label, **style)
+    finite = frame["low"].notna().to_numpy()
+    if finite.any():
+        ax.fill_between(np.asarray(x)[finite], frame["low"][finite], frame["high"][finite],
+                        color=style["color"], alpha=0.18, linewidth=0)
+
+
+def resolution_axis(ax, table: pd.DataFrame) -> None:
+    ticks = table.drop_duplicates("side").sort_values("side")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks["side"], ticks["resolution_label"])
+    ax.minorticks_off()
+    ax.set_xlabel("resolution (pixels per side)")
+
+
+def resolution_gap(table: pd.DataFrame, gaps: pd.DataFrame) -> Figure:
+    """Figure 3: final reward against resolution per method; the gap to VADER against resolution."""
+    figure, axes = panels(2 if not gaps.empty else 1)
+    styles = series_styles(table)
+    for series, rows in table.groupby("series", sort=False):
+        rows = rows.sort_values("side")
+        line_with_band(axes[0], rows["side"], rows, styles[series], series)
+    resolution_axis(axes[0], table)
+    axes[0].set_ylabel("held-out reward after training\n(reward units)")
+    axes[0].set_title("reward vs resolution")
+    axes[0].legend(frameon=False)
+    if not gaps.empty:
+        ax = axes[1]
+        for i, (comparison, rows) in enumerate(gaps.groupby("comparison", sort=True)):
+            rows = rows.sort_values("side")
+            style = {"color": method_colour(rows["method"].iloc[0]), "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
+                     "marker": "o"}
+            line_with_band(ax, rows["side"], rows, style, comparison)
+        ax.axhline(0, color="black", linewidth=0.8)
+        resolution_axis(ax, gaps)
+        ax.set_ylabel("reward gap (reward units)")
+        ax.set_title("VADER's lead vs resolution (Welch 95% CI)")
+        ax.legend(frameon=False)
+    return figure
+
+
+def curves(table: pd.DataFrame, xlabel: str, title: str) -> Figure:
+    """Figure 5 / Figure 12: reward against spending, one panel per resolution, one line per series."""
+    sides = sorted(table["side"].unique())
+    figure, axes = panels(len(sides), rows=1 if len(sides) <= 3 else 2)
+    styles = series_styles(table)
+    for ax, side in zip(axes, sides):
+        at = table[table["side"] == side]
+        for series, rows in at.groupby("series", sort=False):
+            rows = rows.sort_values("step")
+            line_with_band(ax, rows["x"], rows, styles[series], series)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(REWARD_LABEL)
+        ax.set_title(f"{title}, {at['resolution_label'].iloc[0]} px")
+    shared_legend(figure, axes)
+    return figure
+
+
+def k_ablation(table: pd.DataFrame) -> Figure:
+    """Table 9 as a plot: reward at the table's steps, one line per K (markers, error bars = 95% CI)."""
+    figure, axes = panels(1)
+    ax = axes[0]
+    for i, ((series, method, k), rows) in enumerate(table.groupby(["series", "method", "K"], sort=False)):
+        err = np.vstack([rows["mean"] - rows["low"], rows["high"] - rows["mean"]])
+        ax.errorbar(rows["step"], rows["mean"], yerr=np.nan_to_num(err), label=f"{series}, K={k}", capsize=2,
+                    color=method_colour(method), linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+                    marker=MARKERS[i % len(MARKERS)])
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("training reward (reward units)")
+    ax.set_title("truncated backprop: K steps in the graph")
+    ax.legend(frameon=False)
+    return figure
+
+
+def bars(ax, table: pd.DataFrame, labels: list[str], groups: list[str], group_column: str) -> None:
+    """Grouped bars with CI error bars: one cluster per label, one hatched bar per group."""
+    width = 0.8 / len(groups)
+    for j, group in enumerate(groups):
+        rows = table[table[group_column] == group].set_index("model").reindex(labels)
+        x = np.arange(len(labels)) + (j - (len(groups) - 1) / 2) * width
+        err = np.vstack([rows["mean"] - rows["low"], rows["high"] - rows["mean"]])
+        ax.bar(x, rows["mean"], width, yerr=np.nan_to_num(err), capsize=2, label=group,
+               color=[method_colour(m) for m in rows["method"].fillna("base")],
+               hatch="//" if j else None, edgecolor="white", linewidth=0.5)
+    ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right")
+
+
+def generalisation(table: pd.DataFrame) -> Figure:
+    """Table 1 as bars: base model and each series, training prompts (plain) vs held-out (hatched)."""
+    sides = sorted(table["side"].unique())
+    figure, axes = panels(len(sides), rows=1 if len(sides) <= 3 else 2)
+    for ax, side in zip(axes, sides):
+        at = table[table["side"] == side]
+        bars(ax, at, list(dict.fromkeys(at["model"])), ["train", "held-out"], "prompts")
+        ax.set_ylabel("reward (reward units)")
+        ax.set_title(f"train vs held-out prompts, {at['resolution_label'].iloc[0]} px")
+    axes[0].legend(frameon=False, title="prompts")
+    return figure
+
+
+def memory(table: pd.DataFrame, switches: list[str]) -> Figure:
+    """Table 7 as bars: peak memory per combination of switches."""
+    labels = [", ".join(f"{short_name(s)}={row[s]}" for s in switches if row[s] != "—") for _, row in table.iterrows()]
+    figure = new_figure(PANEL_INCHES[0] * 1.6, 0.3 * len(table) + 1.0)
+    ax = figure.subplots()
+    y = np.arange(len(table))
+    err = np.vstack([table["mean"] - table["low"], table["high"] - table["mean"]])
+    methods = [m.lower() for m in table["method"]]
+    ax.barh(y, table["mean"], xerr=np.nan_to_num(err), capsize=2, color=[method_colour(m) for m in methods])
+    ax.set_yticks(y, [f"{m}: {label}" for m, label in zip(table["method"], labels)])
+    ax.invert_yaxis()
+    ax.set_xlabel("peak memory (MiB)")
+    ax.set_title("peak memory per combination of memory switches")
+    return figure
+
+
+def samples(strips: list[tuple[str, str, str, np.ndarray]]) -> Figure:
+    """Sample videos: one row per (series, moment), frames left to right. `strips`: (method, series, moment, [F,H,W,C])."""
+    columns = max(frames.shape[0] for *_, frames in strips)
+    figure = new_figure(0.9 * columns + 1.2, 0.9 * len(strips) + 0.3)
+    axes = figure.subplots(len(strips), columns, squeeze=False)
+    for row, (method, series, moment, frames) in enumerate(strips):
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if col < frames.shape[0]:
+                ax.imshow(frames[col])
+            else:
+                ax.set_visible(False)
+        axes[row][0].set_ylabel(f"{series}\n{moment}", rotation=0, ha="right", va="center",
+                                color=method_colour(method), fontsize=7)
+    for col in range(columns):
+        axes[0][col].set_title("first frame" if col == 0 else "last frame" if col == columns - 1 else "", fontsize=7)
+    return figure

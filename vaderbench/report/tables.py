@@ -1,0 +1,192 @@
+"""The numbers behind each figure and table, as tidy frames (one row per cell: mean, low, high, n).
+
+Inputs are `classify`-ed finished trials and the metric history (`load.Runs.metrics`). What each one
+takes from the runs:
+- reward *after training*: a trial's `eval_reward_mean` (held-out prompts, the same evaluation noise for
+  every method) at its last logged step;
+- the *base model*: `eval_reward_mean` at step 0 (the evaluation before any update) and, on training
+  prompts, `reward_mean` at the trial's first logged step (that batch is sampled before the first
+  update). Trials of the same seed share the base model and evaluation noise, so the base values are
+  first averaged per seed and the interval is over seeds;
+- curves: a metric per logged step against the ledger (`reward_queries`, `device_time_s`) at that step;
+  at step 0 (before the first update) nothing has been spent, so a missing ledger value there is 0.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+from vaderbench.report.select import (
+    MissingRuns,
+    last_points,
+    method_display,
+    method_first,
+    metric_points,
+    param_column,
+    series_labels,
+    setting_columns,
+    varies,
+    with_resolution,
+)
+from vaderbench.report.stats import summarise, welch_interval
+
+FINAL_METRIC = "eval_reward_mean"
+TRAIN_METRIC = "reward_mean"
+#: the paper's Table 9 steps
+K_ABLATION_STEPS = (1, 100, 200, 300)
+#: params that switch memory savings on or off (the paper's Table 7); matched as a component of the name
+MEMORY_SWITCHES = (
+    "lora", "lora_rank", "precision", "weight_dtype", "decode_frames", "K", "truncation",
+    "gradient_checkpointing", "offload_activations", "micro_batch_size",
+)
+#: params that make a baseline on- or off-policy (the paper's Figure 12: update-to-data ratio 1 = on-policy)
+POLICY_SWITCHES = ("variant", "on_policy", "updates_per_round", "inner_epochs", "minibatches")
+
+
+def require_metric(metrics: pd.DataFrame, metric: str, trials: pd.DataFrame) -> None:
+    if trials.empty:
+        raise MissingRuns("no finished trials")
+    if not metrics[(metrics["metric"] == metric) & metrics["run_id"].isin(trials["run_id"])].shape[0]:
+        raise MissingRuns(f"no finished trial logged `{metric}`")
+
+
+def with_series(trials: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.DataFrame:
+    return trials.assign(series=series_labels(trials, exclude))
+
+
+def final_rewards(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = FINAL_METRIC) -> pd.DataFrame:
+    """One row per trial: its settings and `value` = `metric` at its last logged step."""
+    require_metric(metrics, metric, trials)
+    last = last_points(metrics, metric, trials["run_id"])
+    return trials.merge(last, on="run_id")
+
+
+# -- Figure 3: the resolution gap -------------------------------------------------------------------
+def resolution_gap(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = FINAL_METRIC) -> pd.DataFrame:
+    """Per series and resolution: final reward mean, CI, n and the steps it was read at."""
+    trials = with_series(with_resolution(trials), exclude=("resolution",))
+    finals = final_rewards(trials, metrics, metric)
+    table = summarise(finals, ["method", "series", "side", "resolution_label"])
+    steps = finals.groupby(["series", "side"])["step"].agg(lambda s: ", ".join(str(v) for v in sorted(set(s))))
+    return method_first(table.join(steps.rename("steps"), on=["series", "side"]), ["series", "side"])
+
+
+def resolution_gap_differences(
+    trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = FINAL_METRIC, reference: str = "vader"
+) -> pd.DataFrame:
+    """Per resolution: reference series minus each other method's series, with Welch's interval."""
+    trials = with_series(with_resolution(trials), exclude=("resolution",))
+    finals = final_rewards(trials, metrics, metric)
+    rows = []
+    ours = finals[finals["method"] == reference]
+    theirs = finals[finals["method"] != reference]
+    for (mine, side), a in ours.groupby(["series", "side"]):
+        for other, b in theirs[theirs["side"] == side].groupby("series"):
+            estimate = welch_interval(a["value"], b["value"])
+            rows.append({
+                "comparison": f"{mine} − {other}", "method": b["method"].iloc[0],
+                "side": side, "resolution_label": a["resolution_label"].iloc[0],
+                "mean": estimate.mean, "low": estimate.low, "high": estimate.high, "n": estimate.n,
+            })
+    gaps = pd.DataFrame(rows, columns=["comparison", "method", "side", "resolution_label", "mean", "low", "high", "n"])
+    return method_first(gaps, ["comparison", "side"])
+
+
+# -- Figure 5 and Figure 12: reward against spending ------------------------------------------------
+def curves(
+    trials: pd.DataFrame, metrics: pd.DataFrame, x: str, y: str = FINAL_METRIC, x_scale: float = 1.0
+) -> pd.DataFrame:
+    """Per series, resolution and step: mean `x` (times `x_scale`) and the mean and CI of `y` over seeds."""
+    require_metric(metrics, y, trials)
+    require_metric(metrics, x, trials)
+    trials = with_series(with_resolution(trials), exclude=("resolution",))
+    ys = metric_points(metrics, y, trials["run_id"])
+    xs = metric_points(metrics, x, trials["run_id"]).rename(columns={"value": "x"})
+    points = ys.merge(xs, on=["run_id", "step"], how="left")
+    points.loc[points["x"].isna() & (points["step"] == 0), "x"] = 0.0
+    points = points.dropna(subset=["x"]).merge(trials[["run_id", "method", "series", "side", "resolution_label"]])
+    keys = ["method", "series", "side", "resolution_label", "step"]
+    table = summarise(points, keys)
+    spent = points.groupby(keys)["x"].mean() * x_scale
+    return method_first(table.join(spent.rename("x"), on=keys), ["series", "side", "step"])
+
+
+def has_policy_variants(trials: pd.DataFrame) -> bool:
+    """Whether some method was run both on- and off-policy (or with a named variant)."""
+    columns = [c for key in POLICY_SWITCHES for c in trials.columns if component_match(c, key)]
+    return any(varies(group[c]) for _, group in trials.groupby("method") for c in columns)
+
+
+# -- Table 9: the K ablation ------------------------------------------------------------------------
+def k_ablation(
+    trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = TRAIN_METRIC, steps: tuple[int, ...] = K_ABLATION_STEPS
+) -> pd.DataFrame:
+    """Per series (K aside), K and step: mean, CI, n of `metric` at the paper's steps that were logged and the last."""
+    column = param_column(trials, "K")
+    if column is None:
+        raise MissingRuns("the trials log no `K` param")
+    ablated = [m for m, g in trials.groupby("method") if varies(g[column])]
+    if not ablated:
+        raise MissingRuns("no method was run with more than one K")
+    trials = trials[trials["method"].isin(ablated)]
+    require_metric(metrics, metric, trials)
+    trials = with_series(trials, exclude=("K",)).assign(K=lambda t: t[column].astype(str))
+    points = metric_points(metrics, metric, trials["run_id"]).merge(trials[["run_id", "method", "series", "K"]])
+    last = int(points.groupby("run_id")["step"].max().min())
+    wanted = sorted({s for s in steps if s <= last} | {last})
+    points = points[points["step"].isin(wanted)]
+    table = summarise(points, ["method", "series", "K", "step"])
+    numeric_k = pd.to_numeric(table["K"], errors="coerce")  # K = 2 before K = 10
+    table = method_first(table.assign(K_order=numeric_k), ["series", "K_order", "K", "step"])
+    return table.drop(columns="K_order")
+
+
+# -- Table 1: generalisation ------------------------------------------------------------------------
+def generalisation(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per resolution and model (base, then each series): reward on training and held-out prompts."""
+    for metric in (TRAIN_METRIC, FINAL_METRIC):
+        require_metric(metrics, metric, trials)
+    trials = with_series(with_resolution(trials), exclude=("resolution",))
+    ids = trials["run_id"]
+    train = metric_points(metrics, TRAIN_METRIC, ids).sort_values("step")
+    held_out = metric_points(metrics, FINAL_METRIC, ids)
+    first_train = train.groupby("run_id", as_index=False).first()
+    base_parts = {
+        "train": first_train[first_train["step"] <= 1],
+        "held-out": held_out[held_out["step"] == 0],
+    }
+    final_parts = {"train": last_points(metrics, TRAIN_METRIC, ids), "held-out": last_points(metrics, FINAL_METRIC, ids)}
+    frames = []
+    for prompts, points in base_parts.items():
+        per_seed = (points.merge(trials[["run_id", "side", "resolution_label", "seed"]])
+                    .groupby(["side", "resolution_label", "seed"], as_index=False)["value"].mean())
+        frames.append(per_seed.assign(model="Base model", method="base", prompts=prompts))
+    for prompts, points in final_parts.items():
+        per_trial = points.merge(trials[["run_id", "side", "resolution_label", "series", "method"]])
+        frames.append(per_trial.rename(columns={"series": "model"}).assign(prompts=prompts))
+    values = pd.concat(frames, ignore_index=True)
+    table = summarise(values, ["side", "resolution_label", "method", "model", "prompts"])
+    return method_first(table, ["model", "prompts"]).sort_values("side", kind="stable").reset_index(drop=True)
+
+
+# -- Table 7: memory --------------------------------------------------------------------------------
+def component_match(column: str, key: str) -> bool:
+    return re.search(rf"(^|[._/]){re.escape(key)}([._/]|$)", str(column)) is not None
+
+
+def memory(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = "peak_memory_mb") -> pd.DataFrame:
+    """Per method and combination of the settings that vary (the memory switches first): a trial's peak of
+    `metric`, over seeds. Other varying settings (resolution, variants) stay columns so that they never pool."""
+    require_metric(metrics, metric, trials)
+    varying = [c for c in setting_columns(trials) if c != "method" and varies(trials[c])]
+    switches = [c for c in varying if any(component_match(c, key) for key in MEMORY_SWITCHES)]
+    if not switches:
+        raise MissingRuns("no memory switch (" + ", ".join(MEMORY_SWITCHES) + ") varies across the trials")
+    columns = switches + [c for c in varying if c not in switches]
+    peaks = metric_points(metrics, metric, trials["run_id"]).groupby("run_id", as_index=False)["value"].max()
+    rows = peaks.merge(trials[["run_id", "method", *columns]])
+    rows[columns] = rows[columns].apply(lambda column: column.map(lambda v: "—" if pd.isna(v) else str(v)))
+    table = method_first(summarise(rows, ["method", *columns]), columns)
+    return table.assign(method=table["method"].map(method_display))
