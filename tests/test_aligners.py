@@ -18,7 +18,7 @@ COMMON = {"num_steps": 6, "guidance_scale": 1.0}
 # policy-gradient and preference baselines need larger steps and more rounds than VADER: that gap is the
 # paper's point, not a tuning accident.
 LEARNING = {
-    "vader": ({"lr": 1e-2}, 8),
+    "vader": ({"lr": 1e-2}, 12),
     "ddpo": ({"lr": 3e-2, "clip_range": 1.0, "per_prompt_stat_tracking": False, "batch_size": 8}, 20),
     "dpo": ({"lr": 1e-1, "batch_size": 8, "pairs_per_update": 8, "updates_per_round": 4}, 12),
 }
@@ -103,12 +103,19 @@ def test_dpo_loss_at_initialisation_is_log_two():
 
 
 def test_micro_batches_accumulate_the_same_gradient():
+    # compared before the optimiser step: Adam's update divides by sqrt(v) and would magnify float
+    # summation-order differences of near-zero gradients into different parameters
     grads = []
     for micro in (None, 1):
         aligner = make("vader", {"batch_size": 4, "micro_batch_size": micro, "lr": 1e-2})
+        seen = []
+        aligner.optimizer.step = lambda: seen.append(
+            torch.cat([p.grad.detach().flatten() for p in aligner.policy.trainable_parameters()])
+        )
         aligner.step(prompts_for(aligner))
-        grads.append(torch.cat([p.detach().flatten() for p in aligner.policy.trainable_parameters()]))
-    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+        grads.append(seen[0])
+    assert grads[0].abs().max() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.parametrize(
