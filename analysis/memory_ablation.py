@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from vaderbench.models.modelscope import save_small_modelscope
+
 # (label, switches) cumulative, as in the paper's Table 7
 COMBINATIONS = [
     ("LoRA + mixed precision", {}),
@@ -32,34 +34,6 @@ COMBINATIONS = [
     ("+ truncated backprop (K=1)", {"subsample": True, "truncate": True}),
     ("+ gradient checkpointing", {"subsample": True, "truncate": True, "checkpointing": True}),
 ]
-
-
-def save_small_modelscope(path: Path) -> str:
-    """ModelScope's classes at a size a 2-core CPU steps in seconds (random weights, saved like the real repo)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    vocab = {t: i for i, t in enumerate(letters + [f"{c}</w>" for c in letters] + ["<|startoftext|>", "<|endoftext|>"])}
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
-    UNet3DConditionModel(
-        block_out_channels=(32, 64), norm_num_groups=8, down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32, attention_head_dim=8,
-        in_channels=4, out_channels=4, layers_per_block=1,
-    ).save_pretrained(path / "unet")
-    AutoencoderKL(
-        block_out_channels=(16, 32, 32), down_block_types=["DownEncoderBlock2D"] * 3,
-        up_block_types=["UpDecoderBlock2D"] * 3, latent_channels=4, norm_num_groups=8,
-    ).save_pretrained(path / "vae")
-    CLIPTextModel(
-        CLIPTextConfig(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=1,
-                       vocab_size=len(vocab), max_position_embeddings=16, bos_token_id=len(vocab) - 2,
-                       eos_token_id=len(vocab) - 1)
-    ).save_pretrained(path / "text_encoder")
-    tokenizer.save_pretrained(path / "tokenizer")
-    DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False).save_pretrained(path / "scheduler")
-    return str(path)
 
 
 def current_rss_bytes() -> int:
@@ -76,8 +50,6 @@ def run_one(args, switches: dict) -> dict:
     half = "fp16" if args.device == "cuda" else "bf16"
     model = load_modelscope(args.model, weight_dtype=half, device=args.device)
     policy = Policy(model, lora_rank=4, precision=half, gradient_checkpointing=switches.get("checkpointing", False))
-    for p in policy.trainable_parameters():  # LoRA weights in float32 (peft gives them the base layer's dtype)
-        p.data = p.data.float()
     reward = build_reward(args.reward, args.device)
     sampler = SamplerSettings(num_steps=args.steps, eta=1.0, guidance_scale=7.5)
     grad_from = args.steps - 1 if switches.get("truncate") else 0

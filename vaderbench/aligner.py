@@ -196,17 +196,22 @@ class Aligner(ABC):
         self.ledger.optimizer_steps += 1
         return float(norm)
 
-    @torch.no_grad()
     def evaluate(self, prompts: Sequence[str], seeds: Sequence[int]) -> torch.Tensor:
         """Rewards of videos sampled from fixed seeds (all frames, no gradient), gathered over workers.
 
         Not counted as reward queries: evaluation is the measurement, not part of the method's budget.
         """
+        return self.evaluate_videos(prompts, seeds)[0]
+
+    @torch.no_grad()
+    def evaluate_videos(self, prompts: Sequence[str], seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`evaluate`'s rewards (all workers) and this worker's videos [B_local, F, C, H, W] in [0, 1]."""
         prompts, seeds = self.local(prompts), self.local(seeds)
         trajectory = self.policy.sample(
             prompts, seeds, self.sampler, frames=self.frames, height=self.height, width=self.width
         )
-        return distributed.gather(self.reward(self.policy.decode(trajectory.final), prompts))
+        videos = self.policy.decode(trajectory.final)
+        return distributed.gather(self.reward(videos, prompts)), videos
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -12,7 +12,13 @@ import importlib
 import sys
 
 # modules that define `add_parser(subparsers)`; each sets `func` on its parser
-COMMAND_MODULES = ("vaderbench.commands.listing",)
+COMMAND_MODULES = (
+    "vaderbench.runner.commands",
+    "vaderbench.experiment.commands",
+    "vaderbench.report.commands",
+    "vaderbench.commands.listing",
+    "vaderbench.toyworld.commands",
+)
 
 
 class UserError(Exception):

@@ -59,3 +59,20 @@ def gather_list(items: list) -> list:
     parts: list = [None] * world_size()
     dist.all_gather_object(parts, list(items))
     return [x for part in parts for x in part]
+
+
+def sum_over_workers(value: float) -> float:
+    if not _active():
+        return value
+    total = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(total)
+    return float(total)
+
+
+def max_over_workers(value: float) -> float:
+    """The largest `value` of any worker (also how workers agree on a stop decided from local clocks)."""
+    if not _active():
+        return value
+    largest = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+    return float(largest)

@@ -132,7 +132,7 @@ class Policy(nn.Module):
         model.requires_grad_(False)
         from peft import LoraConfig, inject_adapter_in_model
 
-        config = LoraConfig(
+        self.lora_config = config = LoraConfig(
             r=lora_rank,
             lora_alpha=lora_alpha if lora_alpha is not None else lora_rank,
             lora_dropout=lora_dropout,

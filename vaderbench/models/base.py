@@ -5,6 +5,10 @@ LoRA adapts, plus a DDIM-compatible scheduler. The policy (`vaderbench.policy`) 
 truncated backprop, log-probabilities and the denoising loss on top of these few methods, so adding a
 model means writing one adapter, never another training loop.
 
+A model's factory (registered in `MODELS`) may carry `check_size(frames, height, width, **options)`: the
+size rule of `latent_shape`, checked from configs alone so that an experiment file is validated without
+loading weights.
+
 Conditions are dicts of batch-first tensors (text embeddings, image latents, time ids, ...): the
 policy concatenates them for classifier-free guidance and indexes them to take sub-batches.
 """
@@ -26,6 +30,14 @@ def cat_conditions(conditions: Sequence[Condition]) -> Condition:
 
 def index_condition(condition: Condition, index) -> Condition:
     return {key: value[index] for key, value in condition.items()}
+
+
+def check_multiple(model: str, multiple: int, frames: int, height: int, width: int) -> None:
+    """ValueError unless height and width are positive multiples of `multiple` and frames >= 1."""
+    if height % multiple or width % multiple or height < multiple or width < multiple:
+        raise ValueError(f"{model} needs height and width that are multiples of {multiple}, got {height}x{width}")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
 
 
 class VideoModel(nn.Module, ABC):

@@ -25,6 +25,7 @@ from vaderbench.models.diffusers_common import (
     cast_frozen,
     encode_text,
     frame_positions,
+    local_config,
     parse_weight_dtype,
     to_unit_range,
     v_to_epsilon,
@@ -81,12 +82,8 @@ class CogVideoXVideoModel(VideoModel):
         return v_to_epsilon(v, latents, self.scheduler.alphas_cumprod, timesteps)
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, ...]:
-        m = self.vae_scale_factor * self.denoiser.config.patch_size
-        if height % m or width % m or height < m or width < m:
-            raise ValueError(f"CogVideoX needs height and width that are multiples of {m}, got {height}x{width}")
         r = self.temporal_compression
-        if frames < 1 or (frames - 1) % r:
-            raise ValueError(f"CogVideoX generates 1 + {r}k frames (e.g. 9, 49), got frames={frames}")
+        check_cogvideox_geometry(self.vae_scale_factor * self.denoiser.config.patch_size, r, frames, height, width)
         latent_frames = (frames - 1) // r + 1
         patch_t = self.denoiser.config.patch_size_t
         if patch_t and latent_frames % patch_t:
@@ -141,3 +138,22 @@ def load_cogvideox(
         parse_weight_dtype(weight_dtype),
     )
     return model.to(device) if device else model
+
+
+def _check_cogvideox_size(frames: int, height: int, width: int, path: str = "THUDM/CogVideoX-2b", **_) -> None:
+    vae = local_config(AutoencoderKLCogVideoX, path, "vae")
+    transformer = local_config(CogVideoXTransformer3DModel, path, "transformer")
+    if vae is None or transformer is None:
+        return
+    multiple = 2 ** (len(vae["block_out_channels"]) - 1) * transformer["patch_size"]
+    check_cogvideox_geometry(multiple, int(vae["temporal_compression_ratio"]), frames, height, width)
+
+
+def check_cogvideox_geometry(multiple: int, temporal: int, frames: int, height: int, width: int) -> None:
+    if height % multiple or width % multiple or height < multiple or width < multiple:
+        raise ValueError(f"CogVideoX needs height and width that are multiples of {multiple}, got {height}x{width}")
+    if frames < 1 or (frames - 1) % temporal:
+        raise ValueError(f"CogVideoX generates 1 + {temporal}k frames (e.g. 9, 49), got frames={frames}")
+
+
+load_cogvideox.check_size = _check_cogvideox_size

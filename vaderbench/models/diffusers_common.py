@@ -7,6 +7,7 @@ same code path (tests save tiny random components in that layout).
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import torch
@@ -86,3 +87,17 @@ def frame_positions(frame_index: torch.Tensor | None, frames: int) -> torch.Tens
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     """VAE output in [-1, 1] to frames in [0, 1] (float32)."""
     return (images.float() / 2 + 0.5).clamp(0, 1)
+
+
+def local_config(cls, path: str, subfolder: str) -> dict | None:
+    """A component's config if it is on this machine (a local folder or the Hugging Face cache), else None.
+
+    Experiment files are checked before anything starts, without a download: a size rule that needs a
+    config that is not here yet is left to `latent_shape` when the trial loads the model.
+    """
+    try:
+        with warnings.catch_warnings():  # huggingface_hub warns about an argument diffusers passes it
+            warnings.simplefilter("ignore")
+            return dict(cls.load_config(path, subfolder=subfolder, local_files_only=True))
+    except Exception:  # not cached, offline, or not a diffusers folder: the trial's load will say
+        return None

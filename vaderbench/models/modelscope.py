@@ -11,18 +11,22 @@ LoRA goes in through peft injection (the policy does it) and checkpointing wraps
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Sequence
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import AutoTokenizer, CLIPTextModel
 
-from vaderbench.models.base import Condition, VideoModel
+from vaderbench.models.base import Condition, VideoModel, check_multiple
 from vaderbench.models.diffusers_common import (
     cast_frozen,
     checkpoint_blocks,
     encode_text,
     frame_positions,
+    local_config,
     to_unit_range,
     parse_weight_dtype,
 )
@@ -59,10 +63,7 @@ class ModelScopeVideoModel(VideoModel):
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, ...]:
         m = self.vae_scale_factor
-        if height % m or width % m or height < m or width < m:
-            raise ValueError(f"ModelScope needs height and width that are multiples of {m}, got {height}x{width}")
-        if frames < 1:
-            raise ValueError(f"frames must be >= 1, got {frames}")
+        check_multiple("ModelScope", m, frames, height, width)
         return (self.denoiser.config.in_channels, frames, height // m, width // m)
 
     def decode(self, latents: torch.Tensor, frame_index: torch.Tensor | None = None) -> torch.Tensor:
@@ -102,3 +103,63 @@ def load_modelscope(
         parse_weight_dtype(weight_dtype),
     )
     return model.to(device) if device else model
+
+
+def _check_modelscope_size(frames: int, height: int, width: int, path: str = "damo-vilab/text-to-video-ms-1.7b", **_) -> None:
+    vae = local_config(AutoencoderKL, path, "vae")
+    if vae is not None:
+        check_multiple("ModelScope", 2 ** (len(vae["block_out_channels"]) - 1), frames, height, width)
+
+
+load_modelscope.check_size = _check_modelscope_size
+
+
+def save_small_modelscope(path: Path) -> str:
+    """ModelScope's classes at a size a 2-core CPU steps in seconds (random weights, saved like the real repo)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(0)
+    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
+    vocab = {t: i for i, t in enumerate(letters + [f"{c}</w>" for c in letters] + ["<|startoftext|>", "<|endoftext|>"])}
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+    UNet3DConditionModel(
+        block_out_channels=(32, 64), norm_num_groups=8, down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32, attention_head_dim=8,
+        in_channels=4, out_channels=4, layers_per_block=1,
+    ).save_pretrained(path / "unet")
+    AutoencoderKL(
+        block_out_channels=(16, 32, 32), down_block_types=["DownEncoderBlock2D"] * 3,
+        up_block_types=["UpDecoderBlock2D"] * 3, latent_channels=4, norm_num_groups=8,
+    ).save_pretrained(path / "vae")
+    CLIPTextModel(
+        CLIPTextConfig(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=1,
+                       vocab_size=len(vocab), max_position_embeddings=16, bos_token_id=len(vocab) - 2,
+                       eos_token_id=len(vocab) - 1)
+    ).save_pretrained(path / "text_encoder")
+    tokenizer.save_pretrained(path / "tokenizer")
+    DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False).save_pretrained(path / "scheduler")
+    return str(path)
+
+
+SMALL_MODELSCOPE = Path(tempfile.gettempdir()) / "vaderbench-modelscope-small"
+
+
+@MODELS.register("modelscope-small", "ModelScope's classes at a CPU-sized scale, random weights (memory ablations, plumbing)")
+def load_small_modelscope(weight_dtype: str = "fp32", device: str | None = None) -> ModelScopeVideoModel:
+    """Saved once to a temporary folder, then loaded by `load_modelscope`: the real model's code path."""
+    if not (SMALL_MODELSCOPE / "scheduler").is_dir():
+        staging = Path(tempfile.mkdtemp(prefix="vaderbench-modelscope-"))
+        save_small_modelscope(staging)
+        try:
+            staging.rename(SMALL_MODELSCOPE)  # atomic: concurrent trials never see half a model
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another process got there first
+    return load_modelscope(str(SMALL_MODELSCOPE), weight_dtype=weight_dtype, device=device)
+
+
+def _check_small_modelscope_size(frames: int, height: int, width: int, **_) -> None:
+    check_multiple("ModelScope", 4, frames, height, width)  # its VAE has three levels
+
+
+load_small_modelscope.check_size = _check_small_modelscope_size

@@ -167,13 +167,7 @@ class StableVideoDiffusionModel(VideoModel):
         return v_to_epsilon(v, latents, self.scheduler.alphas_cumprod, timesteps)
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, ...]:
-        if (height, width) != self.image_size:
-            raise ValueError(
-                f"svd conditions on images encoded at image_size={list(self.image_size)}; sample at that resolution "
-                f"or set the model option image_size to [{height}, {width}]"
-            )
-        if frames < 1:
-            raise ValueError(f"frames must be >= 1, got {frames}")
+        _check_svd_size(frames, height, width, self.image_size)
         m = self.vae_scale_factor
         return (frames, self.vae.config.latent_channels, height // m, width // m)
 
@@ -221,3 +215,16 @@ def load_svd(
         noise_aug_strength=noise_aug_strength,
     )
     return model.to(device) if device else model
+
+
+def _check_svd_size(frames: int, height: int, width: int, image_size: Sequence[int] = (576, 1024), **_) -> None:
+    if (height, width) != tuple(image_size):
+        raise ValueError(
+            f"svd conditions on images encoded at image_size={list(image_size)}; sample at that resolution "
+            f"or set the model option image_size to [{height}, {width}]"
+        )
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1, got {frames}")
+
+
+load_svd.check_size = _check_svd_size

@@ -10,6 +10,7 @@ Layout: latents are [B, C, F, H, W] (diffusers' UNet3D convention); frames go ou
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 from pathlib import Path
@@ -18,10 +19,11 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, ModelMixin
+from diffusers.loaders import PeftAdapterMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
-from vaderbench.models.base import Condition, VideoModel
+from vaderbench.models.base import Condition, VideoModel, check_multiple
 from vaderbench.registry import MODELS
 
 PAD, UNK = 0, 1
@@ -117,7 +119,7 @@ class CrossAttention(nn.Module):
         return x + out.transpose(1, 2).reshape(b, c, f, h, w)
 
 
-class ToyVideoUNet(ModelMixin, ConfigMixin):
+class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
     """Pixel-unshuffle by `patch`, a two-level (2+1)D UNet with cross-attention, pixel-shuffle back."""
 
     _supports_gradient_checkpointing = True
@@ -236,11 +238,7 @@ class ToyVideoModel(VideoModel):
         return self.denoiser(latents, timesteps, condition["text"], condition["text_mask"])
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, ...]:
-        m = self.spatial_multiple
-        if height % m or width % m or height < m or width < m:
-            raise ValueError(f"the toy model needs height and width that are multiples of {m}, got {height}x{width}")
-        if frames < 1:
-            raise ValueError(f"frames must be >= 1, got {frames}")
+        check_multiple("the toy model", self.spatial_multiple, frames, height, width)
         return (self.denoiser.config.in_channels, frames, height, width)
 
     def decode(self, latents: torch.Tensor, frame_index: torch.Tensor | None = None) -> torch.Tensor:
@@ -252,17 +250,17 @@ class ToyVideoModel(VideoModel):
         self.denoiser.enable_gradient_checkpointing()
 
 
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "toyworld" / "weights" / "base"
-
-
 @MODELS.register("toy", "the embedded toy world's pretrained text-to-video model (pixel space, DDIM)")
 def load_toy_model(path: str | None = None) -> ToyVideoModel:
-    path = Path(path) if path else SHIPPED_WEIGHTS
+    from vaderbench.toyworld.weights import REBUILD, WEIGHTS_DIR, ToyWeightsError
+
+    path = Path(path) if path else WEIGHTS_DIR / "base"
     if not (path / "unet").is_dir():
-        raise FileNotFoundError(
-            f"toy model weights not found in {path}; rebuild them with `vaderbench toyworld build`"
-        )
-    return ToyVideoModel.from_pretrained(path)
+        raise ToyWeightsError(f"toy model weights not found in {path}; {REBUILD}")
+    try:
+        return ToyVideoModel.from_pretrained(path)
+    except Exception as error:  # diffusers and safetensors raise assorted types for a damaged file
+        raise ToyWeightsError(f"toy model weights in {path} are missing or corrupt ({error}); {REBUILD}") from None
 
 
 @MODELS.register("toy-random", "the toy model's architecture with random weights (tests and plumbing checks)")
@@ -270,3 +268,19 @@ def random_toy_model(seed: int = 0, **unet_config) -> ToyVideoModel:
     from vaderbench.toyworld.vocab import VOCAB
 
     return ToyVideoModel.random(VOCAB, seed=seed, **unet_config)
+
+
+def _check_toy_size(frames: int, height: int, width: int, path: str | None = None) -> None:
+    from vaderbench.toyworld.weights import WEIGHTS_DIR
+
+    config = ToyVideoUNet.load_config(Path(path) if path else WEIGHTS_DIR / "base", subfolder="unet")
+    check_multiple("the toy model", 2 * config["patch"], frames, height, width)
+
+
+def _check_random_toy_size(frames: int, height: int, width: int, seed: int = 0, **unet_config) -> None:
+    patch = unet_config.get("patch", inspect.signature(ToyVideoUNet).parameters["patch"].default)
+    check_multiple("the toy model", 2 * patch, frames, height, width)
+
+
+load_toy_model.check_size = _check_toy_size
+random_toy_model.check_size = _check_random_toy_size

@@ -1,0 +1,130 @@
+"""Experiment files: the shipped ones validate; mistakes are reported before anything starts, with the
+file, the key path and what was expected (exit code 2, no traceback); the grid expands as documented."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vaderbench.cli import main
+from vaderbench.experiment.grid import expand
+from vaderbench.experiment.schema import ExperimentError, load_experiment
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+BASE = {
+    "video": {"frames": 4, "resolution": 16},
+    "sampler": {"num_steps": 4},
+    "methods": {"vader": {"batch_size": 2}, "ddpo": {"batch_size": 2}, "dpo": {"batch_size": 2}},
+    "budget": {"steps": 2},
+}
+
+
+def write(tmp_path, data, name="exp.yaml"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_experiment_file_validates(path, capsys):
+    assert main(["validate", str(path)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_efficiency_study_has_the_issue_shape():
+    trials = expand(load_experiment(EXPERIMENTS / "efficiency.yaml"))
+    assert {t.aligner for t in trials} == {"vader", "ddpo", "dpo"}
+    sides = sorted({t.height for t in trials})
+    assert len(sides) >= 3 and sides[-1] >= 4 * sides[0]
+    assert len({t.seed for t in trials}) >= 2
+    assert {t.budget["steps"] for t in trials} == {100}
+    # every method is evaluated on the same prompts and noise
+    assert len({(t.eval["seed"], t.eval["videos"], t.prompts["eval"]) for t in trials}) == 1
+
+
+@pytest.mark.parametrize(
+    "change, key, expected",
+    [
+        ({"budgett": {"steps": 3}}, "budgett", "unknown key"),
+        ({"budget": {"steps": "ten"}}, "budget.steps", "valid integer"),
+        ({"video": {"frames": 4, "resolution": 16, "fps": 3}}, "video.fps", "expected one of: frames, resolution"),
+        ({"methods": {"vaderr": {}}}, "methods.vaderr", "unknown method 'vaderr'; known: ddpo, dpo, vader"),
+        ({"reward": "toy_clipp"}, "reward", "unknown reward 'toy_clipp'"),
+        ({"reward": {"toy_clip": 1.0, "nope": 0.5}}, "reward.nope", "unknown reward 'nope'"),
+        ({"model": "modelscopee"}, "model", "unknown base model 'modelscopee'"),
+        ({"model": {"name": "toy", "weights": "x"}}, "model.name", "bad options for base model 'toy'"),
+        ({"prompts": {"train": "no-such-set"}}, "prompts.train", "neither a registered prompt set"),
+        ({"sweep": {"K": [2, 20]}}, "methods.vader", "truncation k must be between 0 and num_steps=4, got k=20"),
+        ({"sweep": {"resolution": [16, 12]}}, "sweep.resolution", "multiples of 8, got 12x12"),
+        ({"video": {"resolution": "16x20"}}, "video.resolution", "multiples of 8, got 16x20"),
+        ({"sweep": {"methods.ddpo.eta": [0.0]}}, "methods.ddpo", "eta must be > 0 for ddpo"),
+        ({"sweep": {"policy.precison": ["bf16"]}}, "sweep.policy.precison", "unknown sweep key"),
+        ({"sweep": {"method": ["vader", "sft"]}}, "sweep.method", "'sft' is not an entry of `methods`"),
+        ({"methods": {"vader": {"lr": -1}}}, "methods.vader", "lr must be positive"),
+        ({"methods": {"vader": {"batch_size": 3}}, "resources": {"workers": 2}}, "methods.vader.batch_size",
+         "must split into whole prompt groups"),
+    ],
+)
+def test_a_mistake_names_the_file_the_key_and_what_was_expected(tmp_path, capsys, change, key, expected):
+    path = write(tmp_path, {**BASE, **change})
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {key}: " in err, err
+    assert expected in err, err
+    assert "Traceback" not in err
+    # `run` checks the same before starting anything
+    assert main(["run", str(path), "--output", str(tmp_path / "out")]) == 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_broken_yaml_and_missing_file_are_clear_errors(tmp_path, capsys):
+    path = write(tmp_path, "budget: {steps: 3\nmethods: [")
+    assert main(["validate", str(path)]) == 2
+    assert f"{path}: not valid YAML: line" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: no such file" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_grid_and_starts_nothing(tmp_path, capsys):
+    path = write(tmp_path, {**BASE, "sweep": {"resolution": [8, 16], "seed": [0, 1]}})
+    assert main(["run", str(path), "--dry-run", "--output", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "12 trial(s)" in out and "vader_r16_s1_" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_keys_split_only_the_methods_they_apply_to(tmp_path):
+    data = {
+        **BASE,
+        "methods": {**BASE["methods"], "ddpo-on-policy": {"aligner": "ddpo", "batch_size": 2, "inner_epochs": 1}},
+        "sweep": {"K": [1, 3], "lr": [1e-3, 1e-4], "methods.ddpo.inner_epochs": [1, 2], "seed": [0, 1]},
+    }
+    trials = expand(load_experiment(write(tmp_path, data)))
+    by_method = {m: [t for t in trials if t.method == m] for m in data["methods"]}
+    assert len(by_method["vader"]) == 2 * 2 * 2  # K x lr x seed
+    assert len(by_method["ddpo"]) == 2 * 2 * 2  # inner_epochs x lr x seed
+    assert len(by_method["dpo"]) == 2 * 2  # lr x seed: no K, no ddpo setting
+    assert len(by_method["ddpo-on-policy"]) == 2 * 2
+    assert {t.settings["truncation"]["k"] for t in by_method["vader"]} == {1, 3}
+    assert {t.params()["K"] for t in by_method["vader"]} == {"1", "3"}
+    assert "K" not in by_method["dpo"][0].params()
+    variant = by_method["ddpo-on-policy"][0]
+    assert variant.aligner == "ddpo" and variant.params()["variant"] == "ddpo-on-policy"
+    assert variant.params()["method"] == "ddpo"
+    # the shared sampler is folded into every method's settings; a trial's id is stable
+    assert all(t.settings["num_steps"] == 4 for t in trials)
+    assert [t.id for t in trials] == [t.id for t in expand(load_experiment(write(tmp_path, data)))]
+    assert len({t.id for t in trials}) == len(trials)
+
+
+def test_load_experiment_raises_experiment_error(tmp_path):
+    with pytest.raises(ExperimentError, match="budget: set at least one of steps"):
+        load_experiment(write(tmp_path, {**BASE, "budget": {"steps": None}}))
+
+
+def test_editing_a_setting_changes_the_ids_of_the_trials_it_changes(tmp_path):
+    before = {t.method: t.id for t in expand(load_experiment(write(tmp_path, BASE)))}
+    edited = {**BASE, "methods": {**BASE["methods"], "ddpo": {"batch_size": 2, "lr": 1e-5}}}
+    after = {t.method: t.id for t in expand(load_experiment(write(tmp_path, edited)))}
+    assert after["vader"] == before["vader"] and after["dpo"] == before["dpo"]
+    assert after["ddpo"] != before["ddpo"]

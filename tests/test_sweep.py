@@ -1,0 +1,169 @@
+"""End to end through Ray Tune + Ray Train + MLflow: the smoke study, resume after Ctrl-C, DDP = one process.
+
+One Ray for the module (start-ups cost seconds each on 2 cores); the interrupted run joins it by address.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from mlflow import MlflowClient
+from safetensors.torch import load_file
+
+from vaderbench.cli import main
+from vaderbench.runner.tracking import ROLE_TAG, TRIAL_TAG, default_store
+
+pytestmark = pytest.mark.slow
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+PER_STEP = ("reward_mean", "reward_std", "reward_queries", "samples", "wall_time_s", "device_time_s", "peak_memory_mb")
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    import ray
+
+    from vaderbench.runner.sweep import start_ray
+
+    start_ray(None)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def trial_runs(output: Path, experiment: str):
+    client = MlflowClient(default_store(output))
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id])
+    parents = [r for r in runs if r.data.tags.get(ROLE_TAG) == "sweep"]
+    return client, parents, [r for r in runs if TRIAL_TAG in r.data.tags]
+
+
+def steps_of(client, run, metric):
+    return [m.step for m in client.get_metric_history(run.info.run_id, metric)]
+
+
+def artifacts_of(client, run_id, path=None):
+    found = []
+    for info in client.list_artifacts(run_id, path):
+        found.extend(artifacts_of(client, run_id, info.path) if info.is_dir else [info.path])
+    return found
+
+
+def test_smoke_study_runs_every_trial_through_ray_into_mlflow_and_the_report(ray_address, tmp_path, capsys):
+    output = tmp_path / "smoke"
+    assert main(["run", str(EXPERIMENTS / "smoke.yaml"), "--output", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert f"mlflow ui --backend-store-uri {default_store(output)}" in out and "wall time:" in out
+    client, parents, trials = trial_runs(output, "smoke")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(trials) == 6 and {r.info.status for r in trials} == {"FINISHED"}
+    assert sorted(r.data.params["method"] for r in trials) == ["ddpo", "ddpo", "dpo", "dpo", "vader", "vader"]
+    for run in trials:
+        params = run.data.params
+        for key in ("method", "resolution", "lr", "seed", "model", "reward"):
+            assert key in params, key
+        assert ("K" in params) == (params["method"] == "vader")
+        # every step's metrics, none lost and none twice, though two trials logged at once
+        for metric in PER_STEP:
+            assert steps_of(client, run, metric) == ([1, 2, 3] if metric.startswith("reward_") and "queries" not in metric
+                                                     else [0, 1, 2, 3]), (run.info.run_name, metric)
+        assert steps_of(client, run, "eval_reward_mean") == [0, 2, 3]
+        own = {"vader": "grad_norm", "ddpo": "approx_kl", "dpo": "implicit_acc"}[params["method"]]
+        assert steps_of(client, run, own) == [1, 2, 3]
+        assert {"samples/start.gif", "samples/end.gif", "lora/pytorch_lora_weights.safetensors",
+                "lora/adapter_config.json", "config/trial.json"} <= set(artifacts_of(client, run.info.run_id))
+    # two trials did run at the same time, on the one sqlite store
+    spans = sorted((r.info.start_time, r.info.end_time) for r in trials)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    report = output / "report"
+    for stem in ("resolution_gap", "sample_efficiency", "compute_efficiency", "generalisation", "samples"):
+        assert (report / f"{stem}.png").is_file() and (report / f"{stem}.svg").is_file(), stem
+    assert "report/report.md" in artifacts_of(client, parents[0].info.run_id)
+
+
+INTERRUPTED = {
+    "name": "interrupted",
+    "video": {"frames": 2, "resolution": 8},
+    "sampler": {"num_steps": 3},
+    "methods": {"vader": {"batch_size": 2}, "dpo": {"batch_size": 2}},
+    "sweep": {"method": ["vader", "dpo"]},
+    "budget": {"steps": 20},
+    "eval": {"every": 10, "videos": 2, "sample_videos": 1},
+    "checkpoint": {"every": 2},
+    "resources": {"max_concurrent_trials": 1},
+}
+
+
+def test_resume_after_ctrl_c_finishes_only_the_unfinished_trials(ray_address, tmp_path):
+    config, output = tmp_path / "interrupted.yaml", tmp_path / "out"
+    config.write_text(yaml.safe_dump(INTERRUPTED))
+    command = [sys.executable, "-m", "vaderbench.cli", "run", str(config), "--output", str(output),
+               "--address", ray_address, "--no-report"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    # interrupt once one trial has finished and the next has logged a step past its first checkpoint
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        if not (output / "mlflow.db").exists():
+            continue
+        try:
+            client, _, trials = trial_runs(output, "interrupted")
+        except Exception:  # the store is being created
+            continue
+        running = [r for r in trials if r.info.status == "RUNNING"]
+        if any(r.info.status == "FINISHED" for r in trials) and any(
+            max(steps_of(client, r, "reward_queries"), default=0) >= 3 for r in running
+        ):
+            process.send_signal(signal.SIGINT)
+            break
+    output_text = process.communicate(timeout=180)[0]
+    assert process.returncode == 130, output_text
+    assert "--resume" in output_text
+    client, _, before = trial_runs(output, "interrupted")
+    finished_before = {r.data.tags[TRIAL_TAG]: r.info.end_time for r in before if r.info.status == "FINISHED"}
+    assert len(finished_before) == 1
+    assert {r.info.status for r in before} - {"FINISHED"} <= {"KILLED"}
+
+    assert main(["run", str(config), "--output", str(output), "--no-report", "--resume"]) == 0
+    client, parents, after = trial_runs(output, "interrupted")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(after) == 2 and len({r.data.tags[TRIAL_TAG] for r in after}) == 2
+    assert {r.info.status for r in after} == {"FINISHED"}
+    for run in after:
+        assert steps_of(client, run, "reward_queries") == list(range(21))  # nothing lost, nothing twice
+        assert steps_of(client, run, "eval_reward_mean") == [0, 10, 20]
+        if run.data.tags[TRIAL_TAG] in finished_before:  # not run again
+            assert run.info.end_time == finished_before[run.data.tags[TRIAL_TAG]]
+
+
+def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path):
+    weights = {}
+    for workers in (1, 2):
+        config = tmp_path / f"ddp{workers}.yaml"
+        config.write_text(yaml.safe_dump({
+            "name": f"ddp{workers}",
+            "video": {"frames": 2, "resolution": 8},
+            "sampler": {"num_steps": 3},
+            "methods": {"vader": {"batch_size": 4, "lr": 1e-2}},
+            "budget": {"steps": 3},
+            "eval": {"every": 3, "videos": 2, "sample_videos": 0},
+            "checkpoint": {"every": 3},
+            "resources": {"workers": workers},
+        }))
+        output = tmp_path / f"out{workers}"
+        assert main(["run", str(config), "--output", str(output), "--no-report"]) == 0
+        client, _, (run,) = trial_runs(output, f"ddp{workers}")
+        assert run.data.params["workers"] == str(workers)
+        local = client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(tmp_path))
+        weights[workers] = (load_file(local), [m.value for m in client.get_metric_history(run.info.run_id, "reward_mean")])
+        os.remove(local)
+    (one, rewards_one), (two, rewards_two) = weights[1], weights[2]
+    assert any(v.abs().max() > 0 for k, v in one.items() if "lora_B" in k)  # it did train
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5)
+    assert rewards_two == pytest.approx(rewards_one, abs=1e-5)

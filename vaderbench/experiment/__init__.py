@@ -1,0 +1,1 @@
+"""Experiment files: the schema, the sweep grid, and their checks."""

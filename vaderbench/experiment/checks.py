@@ -1,0 +1,175 @@
+"""Checks of an experiment that need the registries: names, options, and every trial of the grid.
+
+Nothing here loads model weights: names are looked up in the registries, options are bound to the
+factories' signatures, aligner settings go through each aligner's own `Config.validate`, and sizes through
+the model's `check_size` rule (read from configs alone).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import ValidationError
+
+from vaderbench.experiment.grid import Trial, aligner_of, expand
+from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentError, PolicySwitches
+from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
+
+
+def check_experiment(experiment: Experiment, path: str | Path) -> list[Trial]:
+    """Every check, in the order a reader fixes them; returns the expanded grid."""
+    check_methods(experiment, path)
+    check_model(experiment.model, path)
+    check_reward(experiment.reward, path)
+    check_prompts(experiment, path)
+    check_sweep_keys(experiment, path)
+    try:
+        trials = expand(experiment)
+    except ValueError as error:
+        raise ExperimentError(path, "sweep", str(error).splitlines()[0]) from None
+    for trial in trials:
+        check_trial(trial, experiment, path)
+    return trials
+
+
+def check_factory_options(registry: Registry, name: str, options: Mapping[str, Any], path, key: str):
+    if not isinstance(name, str):
+        raise ExperimentError(path, key, f"expected a {registry.kind} name, got {name!r}")
+    try:
+        factory = registry.get(name)
+    except ValueError as error:
+        raise ExperimentError(path, key, str(error)) from None
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as error:
+        accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
+        raise ExperimentError(
+            path, key, f"bad options for {registry.kind} {name!r} ({error}); it takes: {', '.join(accepted) or 'none'}"
+        ) from None
+    return factory
+
+
+def model_name_and_options(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(spec, str):
+        return spec, {}
+    options = dict(spec)
+    return options.pop("name", None), options
+
+
+def check_model(spec, path) -> None:
+    name, options = model_name_and_options(spec)
+    if name is None:
+        raise ExperimentError(path, "model", "a model given as a mapping needs `name:` (see `vaderbench list`)")
+    check_factory_options(MODELS, name, options, path, "model" if isinstance(spec, str) else "model.name")
+
+
+def check_reward(spec, path) -> None:
+    if isinstance(spec, str):
+        check_factory_options(REWARDS, spec, {}, path, "reward")
+        return
+    if not spec:
+        raise ExperimentError(path, "reward", "expected a reward name or a mapping of names to weights")
+    for name, value in spec.items():
+        options = dict(value) if isinstance(value, Mapping) else {"weight": value}
+        weight = options.pop("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ExperimentError(path, f"reward.{name}.weight", f"expected a number, got {weight!r}")
+        check_factory_options(REWARDS, name, options, path, f"reward.{name}")
+
+
+def check_methods(experiment: Experiment, path) -> None:
+    if not experiment.methods:
+        raise ExperimentError(path, "methods", "no methods: name at least one of " + ", ".join(ALIGNERS.names()))
+    for entry, settings in experiment.methods.items():
+        aligner = aligner_of(entry, settings)
+        if "policy" in settings:
+            try:
+                PolicySwitches.model_validate(settings["policy"])
+            except ValidationError as error:
+                first = error.errors()[0]
+                key = f"methods.{entry}.policy." + ".".join(str(p) for p in first["loc"])
+                raise ExperimentError(path, key, first["msg"]) from None
+        if aligner not in ALIGNERS:
+            hint = "" if "aligner" in settings else " (a variant names its aligner with `aligner:`)"
+            key = f"methods.{entry}.aligner" if "aligner" in settings else f"methods.{entry}"
+            raise ExperimentError(path, key, f"unknown method {aligner!r}; known: {', '.join(ALIGNERS.names())}{hint}")
+
+
+def check_prompts(experiment: Experiment, path) -> None:
+    """Registered sets stay names; files are made absolute (trials run in other working directories)."""
+    for which in ("train", "eval"):
+        value = getattr(experiment.prompts, which)
+        if value in PROMPT_SETS:
+            continue
+        for candidate in (Path(value), Path(path).parent / value):
+            if candidate.is_file() or candidate.is_dir():
+                setattr(experiment.prompts, which, str(candidate.resolve()))
+                break
+        else:
+            raise ExperimentError(
+                path, f"prompts.{which}",
+                f"{value!r} is neither a registered prompt set ({', '.join(PROMPT_SETS.names())}), a prompt file nor a "
+                "folder of images",
+            )
+
+
+def check_sweep_keys(experiment: Experiment, path) -> None:
+    schema = experiment.model_dump()
+    for key in experiment.sweep:
+        target = SWEEP_ALIASES.get(key, key)
+        if key in SWEEP_ALIASES:
+            continue
+        parts = target.split(".")
+        if parts[0] == "methods":
+            if len(parts) < 3 or parts[1] not in experiment.methods:
+                raise ExperimentError(
+                    path, f"sweep.{key}",
+                    f"expected methods.<entry>.<setting> with an entry of `methods` ({', '.join(experiment.methods)})",
+                )
+            continue
+        node: Any = schema
+        for part in parts:
+            if not isinstance(node, dict) or part not in node:
+                raise ExperimentError(
+                    path, f"sweep.{key}",
+                    "unknown sweep key; expected " + ", ".join(SWEEP_ALIASES) + " or a dotted key of the file "
+                    "(policy.precision, sampler.num_steps, methods.<entry>.<setting>, ...)",
+                )
+            node = node[part]
+    for value in experiment.sweep.get("method", []):
+        if value not in experiment.methods:
+            raise ExperimentError(path, "sweep.method", f"{value!r} is not an entry of `methods` ({', '.join(experiment.methods)})")
+
+
+def describe(trial: Trial) -> str:
+    return ", ".join(f"{k}={v}" for k, v in trial.point.items())
+
+
+def check_trial(trial: Trial, experiment: Experiment, path) -> None:
+    """The checks that depend on the trial's point: aligner settings, batch split, size."""
+    config_cls = ALIGNERS.get(trial.aligner).Config
+    key = f"methods.{trial.method}"
+    try:
+        config = config_cls.from_dict(trial.settings)
+        config.validate()
+    except (TypeError, ValueError) as error:
+        raise ExperimentError(path, key, f"{error} (trial {describe(trial)})") from None
+    workers = experiment.resources.workers
+    if config.batch_size % (workers * config.group_size):
+        raise ExperimentError(
+            path, f"{key}.batch_size",
+            f"batch_size={config.batch_size} must split into whole prompt groups of {config.group_size} over "
+            f"resources.workers={workers} (trial {describe(trial)})",
+        )
+    if experiment.eval.videos % workers:
+        raise ExperimentError(path, "eval.videos", f"{experiment.eval.videos} videos do not split over {workers} workers")
+    name, options = model_name_and_options(trial.model)
+    check_size = getattr(MODELS.get(name), "check_size", None)
+    if check_size is not None:
+        try:
+            check_size(trial.frames, trial.height, trial.width, **options)
+        except ValueError as error:
+            key = "sweep.resolution" if "resolution" in trial.point else "video.resolution"
+            raise ExperimentError(path, key, f"{error} (trial {describe(trial)})") from None

@@ -1,0 +1,229 @@
+"""The sweep: the experiment's grid expanded into trials, each a fully resolved point.
+
+Sweep keys are `method`, `seed`, `resolution`, `frames`, `lr`, `K` or any dotted key of the experiment
+(`policy.precision`, `sampler.num_steps`, `methods.ddpo.inner_epochs`, ...). A key that does not apply to
+a method does not multiply its trials: `K` (VADER's `truncation.k`) only splits methods that truncate,
+`methods.ddpo.*` only DDPO's trials. A method entry whose name is not an aligner's (`ddpo-on-policy:
+{aligner: ddpo, ...}`) is a *variant*, logged as the `variant` param; an entry's `policy:` overrides the
+file's policy switches for its trials.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, height_width, resolution_label
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the sweep: everything a worker needs to build and run it (plain, picklable data)."""
+
+    #: stable identifier (the same point of the same file gets the same id in every invocation)
+    id: str
+    #: the swept values that apply to this trial, under the sweep's own keys
+    point: dict[str, Any]
+    #: method entry name (an aligner's name, or a variant's)
+    method: str
+    #: the registered aligner
+    aligner: str
+    #: aligner settings, the shared sampler folded in
+    settings: dict[str, Any]
+    seed: int
+    frames: int
+    height: int
+    width: int
+    model: Any
+    reward: Any
+    prompts: dict[str, str]
+    policy: dict[str, Any]
+    budget: dict[str, Any]
+    eval: dict[str, Any]
+    checkpoint: dict[str, Any]
+    workers: int = 1
+    #: the modules that register this trial's aligner, model and rewards: a worker imports just these
+    #: instead of the whole catalogue (every real model and reward library: seconds per trial)
+    modules: tuple[str, ...] = ()
+
+    @property
+    def variant(self) -> str | None:
+        return None if self.method == self.aligner else self.method
+
+    @property
+    def resolution(self) -> str:
+        return resolution_label((self.height, self.width) if self.height != self.width else self.height)
+
+    @property
+    def K(self) -> int | None:
+        truncation = self.settings.get("truncation")
+        if not isinstance(truncation, dict):
+            return None
+        return truncation.get("k", 1) if truncation.get("mode", "last") == "last" else None
+
+    def params(self) -> dict[str, str]:
+        """The MLflow params of the trial's run: its point in the sweep and what identifies its setting."""
+        params: dict[str, Any] = {
+            "method": self.aligner,
+            "resolution": self.resolution,
+            "frames": self.frames,
+            "seed": self.seed,
+            "lr": self.settings.get("lr", _default(self.aligner, "lr")),
+            "model": _name_of(self.model),
+            "reward": _name_of(self.reward),
+            "num_steps": self.settings.get("num_steps"),
+            "workers": self.workers,
+            "trial_id": self.id,
+        }
+        if self.variant:
+            params["variant"] = self.variant
+        if self.K is not None:
+            params["K"] = self.K
+        for key, value in self.settings.items():
+            params.setdefault(key, value if not isinstance(value, dict) else json.dumps(value, sort_keys=True))
+        for key, value in self.policy.items():
+            params.setdefault(key, value)
+        for key, value in self.point.items():
+            params.setdefault(key, value)
+        return {k: str(v) for k, v in params.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "Trial":
+        return cls(**values)
+
+
+def _name_of(spec: Any) -> str:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, dict) and "name" in spec:
+        return str(spec["name"])
+    return "+".join(f"{k}*{v['weight'] if isinstance(v, dict) and 'weight' in v else v if not isinstance(v, dict) else 1}"
+                    for k, v in spec.items())
+
+
+def _default(aligner: str, key: str):
+    from vaderbench.registry import ALIGNERS
+
+    return getattr(ALIGNERS.get(aligner).Config(), key)
+
+
+def aligner_of(entry: str, settings: dict[str, Any]) -> str:
+    return settings.get("aligner", entry)
+
+
+def has_setting(aligner: str, key: str) -> bool:
+    from vaderbench.registry import ALIGNERS
+
+    return key in {f.name for f in fields(ALIGNERS.get(aligner).Config)}
+
+
+def set_dotted(values: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        values = values.setdefault(part, {})
+        if not isinstance(values, dict):
+            raise ValueError(f"{dotted!r} goes through a setting that is not a mapping")
+    values[parts[-1]] = value
+
+
+def applies(key: str, entry: str, aligner: str) -> bool:
+    """Whether sweep key `key` splits the trials of method entry `entry`."""
+    target = SWEEP_ALIASES.get(key, key)
+    if target in ("lr",) or target.startswith("truncation."):
+        return has_setting(aligner, target.split(".")[0])
+    if target.startswith("methods."):
+        return target.split(".")[1] == entry
+    return True
+
+
+def resolved_settings(experiment: dict[str, Any], entry: str) -> dict[str, Any]:
+    settings = {**experiment["sampler"], **copy.deepcopy(experiment["methods"][entry])}
+    settings.pop("aligner", None)
+    settings.pop("policy", None)
+    return settings
+
+
+def trial_id(entry: str, point: dict[str, Any], resolved: dict[str, Any]) -> str:
+    """Readable (method, resolution, seed, K) plus a digest of everything the trial will do: editing the
+    file changes the ids of the trials it changes, so `--resume` never mistakes them for finished ones."""
+    digest = hashlib.blake2b(json.dumps(resolved, sort_keys=True, default=str).encode(), digest_size=4).hexdigest()
+    short = {"resolution": "r", "seed": "s", "K": "K"}
+    readable = "".join(f"_{short[k]}{v}" for k, v in point.items() if k in short)
+    return f"{entry}{readable}_{digest}".replace(" ", "").replace("/", "-").replace(",", "x")
+
+
+def expand(experiment: Experiment) -> list[Trial]:
+    """Every trial of the grid, in a stable order (methods as listed, then the sweep's order)."""
+    base = experiment.model_dump(mode="python")
+    entries = [str(e) for e in base["sweep"].get("method", list(base["methods"]))]
+    axes = [(k, v) for k, v in base["sweep"].items() if k != "method"]
+    trials, seen = [], set()
+    for entry in entries:
+        if entry not in base["methods"]:
+            raise ValueError(f"sweep.method names {entry!r}, which is not an entry of `methods` ({', '.join(base['methods'])})")
+        aligner = aligner_of(entry, base["methods"][entry])
+        own_axes = [(k, v) for k, v in axes if applies(k, entry, aligner)]
+        for values in itertools.product(*(v for _, v in own_axes)):
+            point = {"method": entry, **dict(zip((k for k, _ in own_axes), values))}
+            identity = json.dumps(point, sort_keys=True, default=str)
+            if identity in seen:
+                continue
+            seen.add(identity)
+            trials.append(resolve(base, entry, aligner, point))
+    return trials
+
+
+def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any]) -> Trial:
+    values = copy.deepcopy(base)
+    for key, value in point.items():
+        if key == "method":
+            continue
+        target = SWEEP_ALIASES.get(key, key)
+        if target == "lr" or target.startswith("truncation."):
+            set_dotted(values["methods"][entry], target, value)
+        else:
+            set_dotted(values, target, value)
+    # a method entry may override policy switches (a memory-ablation variant turns on checkpointing)
+    values["policy"].update(values["methods"][entry].get("policy", {}))
+    # the swept values pass the same schema as the file's own (types, ranges, unknown keys)
+    checked = Experiment.model_validate(values).model_dump(mode="python")
+    height, width = height_width(checked["video"]["resolution"])
+    trial = Trial(
+        id="",
+        point=point,
+        method=entry,
+        aligner=aligner,
+        settings=resolved_settings(checked, entry),
+        seed=int(checked["seed"]),
+        frames=int(checked["video"]["frames"]),
+        height=height,
+        width=width,
+        model=checked["model"],
+        reward=checked["reward"],
+        prompts=dict(checked["prompts"]),
+        policy=dict(checked["policy"]),
+        budget=dict(checked["budget"]),
+        eval=dict(checked["eval"]),
+        checkpoint=dict(checked["checkpoint"]),
+        workers=int(checked["resources"]["workers"]),
+        modules=registering_modules(aligner, checked["model"], checked["reward"], checked["prompts"].values()),
+    )
+    return dataclasses.replace(trial, id=trial_id(entry, point, trial.to_dict()))
+
+
+def registering_modules(aligner: str, model: Any, reward: Any, prompt_sets) -> tuple[str, ...]:
+    from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS
+
+    model_name = model if isinstance(model, str) else model["name"]
+    reward_names = [reward] if isinstance(reward, str) else list(reward)
+    factories = [ALIGNERS.get(aligner), MODELS.get(model_name), *(REWARDS.get(r) for r in reward_names)]
+    factories += [PROMPT_SETS.get(p) for p in prompt_sets if p in PROMPT_SETS]
+    return tuple(dict.fromkeys(f.__module__ for f in factories))

@@ -1,0 +1,264 @@
+"""The experiment file: a pydantic schema, read from YAML, checked before anything starts.
+
+A mistake in the file (an unknown key, a wrong type, an unknown method/reward/model/prompt-set name, K
+larger than the number of sampling steps, a resolution the model cannot take) becomes an
+`ExperimentError` that names the file, the key path and what was expected. The checks that depend on a
+trial's point in the sweep (K, resolution, a method's settings with the swept values) run on every trial
+of the expanded grid (`vaderbench.experiment.grid`), still before anything starts.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Resolution = int | tuple[int, int]
+
+
+class ExperimentError(ValueError):
+    """A mistake in an experiment file: `path: key: message`."""
+
+    def __init__(self, path: str | Path, key: str, message: str):
+        where = f"{path}: {key}: " if key else f"{path}: "
+        super().__init__(where + message)
+        self.key = key
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Prompts(Section):
+    #: a registered prompt set (`vaderbench list`) or a text file with one prompt per line
+    train: str = "toy-train"
+    #: held-out prompts of the evaluation
+    eval: str = "toy-heldout"
+
+
+class Video(Section):
+    frames: int = Field(8, ge=1)
+    #: side length in pixels, or [height, width]
+    resolution: Resolution = 32
+
+
+class Sampler(Section):
+    """DDIM sampling shared by training and evaluation of every method (a method may override it)."""
+
+    num_steps: int = Field(10, ge=1)
+    eta: float = Field(1.0, ge=0)
+    guidance_scale: float = Field(3.0, ge=0)
+
+
+class PolicySwitches(Section):
+    """LoRA and the memory switches of the policy (`vaderbench.policy.Policy`)."""
+
+    lora_rank: int = Field(8, ge=1)
+    lora_alpha: float | None = None
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: list[str] | None = None
+    precision: Literal["no", "bf16", "fp16"] = "no"
+    gradient_checkpointing: bool = False
+    offload_activations: bool = False
+
+
+class Budget(Section):
+    """When a trial stops: the first limit reached (at least one must be set)."""
+
+    steps: int | None = Field(100, ge=1)
+    reward_queries: int | None = Field(None, ge=1)
+    wall_time_s: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_limit(self):
+        if self.steps is None and self.reward_queries is None and self.wall_time_s is None:
+            raise ValueError("set at least one of steps, reward_queries, wall_time_s")
+        return self
+
+
+class Evaluation(Section):
+    """Held-out evaluation: the same prompts and noise for every method and every trial."""
+
+    #: evaluate every N optimiser steps (and before the first and after the last)
+    every: int = Field(10, ge=1)
+    #: held-out videos per evaluation (the first `videos` prompts of a fixed shuffle of the eval set)
+    videos: int = Field(8, ge=1)
+    #: seed of the evaluation's prompt choice and noise (not the trial's seed: all trials share it)
+    seed: int = 0
+    #: evaluation videos saved as GIF at the start and the end of a trial
+    sample_videos: int = Field(4, ge=0)
+
+
+class Checkpointing(Section):
+    #: save the aligner's state every N optimiser steps (and at the end)
+    every: int = Field(10, ge=1)
+    #: checkpoints Ray keeps per trial
+    keep: int = Field(2, ge=1)
+
+
+class Resources(Section):
+    #: a Ray cluster to join ("auto", "ray://host:10001"); default: RAY_ADDRESS, else a local Ray
+    address: str | None = None
+    #: data-parallel workers per trial (DDP; gloo on CPU, NCCL on GPU)
+    workers: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1, gt=0)
+    gpus_per_worker: float = Field(0, ge=0)
+    #: trials at once (default: as many as the cluster's resources allow)
+    max_concurrent_trials: int | None = Field(None, ge=1)
+    #: worker failures a trial survives (it resumes from its last checkpoint)
+    max_failures: int = Field(2, ge=0)
+
+
+class Tracking(Section):
+    #: MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///<output>/mlflow.db)
+    uri: str | None = None
+    #: MLflow experiment (default: the experiment's name)
+    experiment: str | None = None
+
+
+SWEEP_ALIASES = {
+    "method": "method",
+    "seed": "seed",
+    "resolution": "video.resolution",
+    "frames": "video.frames",
+    "lr": "lr",
+    "K": "truncation.k",
+}
+
+
+class Experiment(Section):
+    #: the study's name: MLflow experiment and default output folder (default: the file's stem)
+    name: str | None = None
+    #: base model: a registered name, or {name: ..., <its options>}
+    model: str | dict[str, Any] = "toy"
+    #: reward: a registered name, {name: weight, ...} or {name: {weight: w, <options>}, ...}
+    reward: str | dict[str, Any] = "toy_clip"
+    prompts: Prompts = Prompts()
+    video: Video = Video()
+    sampler: Sampler = Sampler()
+    #: method entries: aligner name (or any name with `aligner: <name>`, a variant) -> its settings
+    methods: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"vader": {}, "ddpo": {}, "dpo": {}})
+    policy: PolicySwitches = PolicySwitches()
+    #: the grid: method, seed, resolution, frames, lr, K, or any dotted key (policy.precision,
+    #: sampler.num_steps, methods.ddpo.inner_epochs, ...) -> list of values
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    #: the seed when `sweep` has none
+    seed: int = 0
+    budget: Budget = Budget()
+    eval: Evaluation = Evaluation()
+    checkpoint: Checkpointing = Checkpointing()
+    resources: Resources = Resources()
+    tracking: Tracking = Tracking()
+    #: output folder (default: runs/<name>)
+    output: str | None = None
+
+    @field_validator("video", mode="before")
+    @classmethod
+    def _resolution_form(cls, value):
+        if isinstance(value, dict) and isinstance(value.get("resolution"), str):
+            value = {**value, "resolution": parse_resolution(value["resolution"])}
+        return value
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_lists(cls, value: dict[str, list[Any]]):
+        for key, values in value.items():
+            if not values:
+                raise ValueError(f"sweep key {key!r} has no values")
+        return value
+
+
+def parse_resolution(value: Any) -> Resolution:
+    """64, "64", "64x48" or [64, 48] -> 64 or (64, 48)."""
+    if isinstance(value, bool):
+        raise ValueError(f"a resolution is a side length or HxW, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return (int(value[0]), int(value[1]))
+    if isinstance(value, str) and re.fullmatch(r"\d+(x\d+)?", value.strip()):
+        parts = [int(p) for p in value.strip().split("x")]
+        return parts[0] if len(parts) == 1 else (parts[0], parts[1])
+    raise ValueError(f"a resolution is a side length (64) or HxW (64x48 or [64, 48]), got {value!r}")
+
+
+def height_width(resolution: Resolution) -> tuple[int, int]:
+    return (resolution, resolution) if isinstance(resolution, int) else tuple(resolution)
+
+
+def resolution_label(resolution: Resolution) -> str:
+    h, w = height_width(resolution)
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def format_location(loc: tuple) -> str:
+    parts = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in ("int", "tuple[int, int]", "str", "dict[str,any]", "function-after[_one_limit(), Budget]"):
+            continue  # pydantic names the member of a union it tried: not part of the user's key
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ExperimentError(path, "", "no such file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ExperimentError(path, "", f"not valid YAML: {where}{getattr(error, 'problem', None) or error}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ExperimentError(path, "", f"expected a mapping of settings at the top, got {type(data).__name__}")
+    return data
+
+
+def parse_experiment(data: dict[str, Any], path: str | Path = "<experiment>") -> Experiment:
+    try:
+        experiment = Experiment.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = format_location(first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+            section = key.rsplit(".", 1)[0] if "." in key else None
+            known = _known_keys(section)
+            if known:
+                message += f"; expected one of: {', '.join(known)}"
+        elif "input" in first and first["type"] not in ("missing", "value_error"):
+            message += f" (got {first['input']!r})"
+        extra = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
+        raise ExperimentError(path, key, message + extra) from None
+    if experiment.name is None:
+        experiment.name = Path(path).stem
+    return experiment
+
+
+def _known_keys(section: str | None) -> list[str]:
+    model: type[BaseModel] = Experiment
+    for part in (section.split(".") if section else []):
+        annotation = model.model_fields.get(part)
+        if annotation is None or not isinstance(annotation.annotation, type) or not issubclass(annotation.annotation, BaseModel):
+            return []
+        model = annotation.annotation
+    return list(model.model_fields)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and check an experiment file (the whole grid included); ExperimentError on any mistake."""
+    from vaderbench.experiment.checks import check_experiment
+
+    path = Path(path)
+    experiment = parse_experiment(read_yaml(path), path)
+    check_experiment(experiment, path)
+    return experiment

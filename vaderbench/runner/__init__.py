@@ -1,0 +1,1 @@
+"""Running a sweep: the trial loop, Ray Train/Tune, MLflow tracking, checkpoints and artifacts."""

@@ -1,0 +1,85 @@
+"""`TrialLogger`: a Ray Tune callback, in the sweep's driver, that writes every trial to MLflow.
+
+A trial's first result opens (or, when resuming, reopens) its child run; each result is one step of
+metrics (steps already logged by an interrupted attempt are not written twice); the last result's
+checkpoint carries the trial's artifacts (sample GIFs, LoRA weights), logged when the trial completes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from vaderbench.experiment.grid import Trial
+from vaderbench.runner.sweep import TUNE_KEYS
+from vaderbench.runner.tracking import Tracker
+from vaderbench.runner.trial import ARTIFACTS
+
+
+class TrialLogger(Callback):
+    def __init__(self, tracker: Tracker, parent_id: str, progress=None):
+        self.tracker, self.parent_id, self.progress = tracker, parent_id, progress
+        self.runs: dict[str, str] = {}  # tune trial id -> MLflow run id
+        self.last_step: dict[str, int] = {}
+        self.finished: list[str] = []
+        self.failed: dict[str, str] = {}
+
+    def _run(self, trial) -> tuple[str, Trial]:
+        spec = Trial.from_dict(trial.config["trial"])
+        if trial.trial_id not in self.runs:
+            run_id, last = self.tracker.trial_run(self.parent_id, spec)
+            self.runs[trial.trial_id], self.last_step[trial.trial_id] = run_id, last
+        return self.runs[trial.trial_id], spec
+
+    def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        self._run(trial)
+
+    def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
+        run_id, spec = self._run(trial)
+        step = int(result.get("step", -1))
+        if step <= self.last_step[trial.trial_id]:
+            return  # logged before the interruption this attempt resumed from
+        metrics = {k: v for k, v in result.items() if k not in TUNE_KEYS and k != "step"}
+        self.tracker.log_step(run_id, step, metrics)
+        if self.progress is not None:
+            self.progress.update(step - max(self.last_step[trial.trial_id], 0))
+        self.last_step[trial.trial_id] = step
+
+    def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        run_id, spec = self._run(trial)
+        checkpoint = (trial.last_result or {}).get("checkpoint_path")
+        if checkpoint:
+            self.tracker.log_artifacts(run_id, Path(checkpoint) / ARTIFACTS)
+        self.tracker.finish(run_id, "FINISHED")
+        self.finished.append(spec.id)
+        self.runs.pop(trial.trial_id)
+
+    def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        run_id, spec = self._run(trial)
+        self.tracker.finish(run_id, "FAILED")
+        message = first_error_line(trial)
+        self.failed[spec.id] = message
+        print(f"\ntrial {spec.id} failed: {message}", file=sys.stderr)
+        self.runs.pop(trial.trial_id)
+
+    def close_open_runs(self, status: str) -> None:
+        """Runs of trials that were still going when the sweep stopped (Ctrl-C): KILLED, resumable."""
+        for run_id in self.runs.values():
+            self.tracker.finish(run_id, status)
+        self.runs.clear()
+
+
+def first_error_line(trial) -> str:
+    """The last line of the trial's error (the exception itself), not Ray's wrapping of it."""
+    path = getattr(trial, "error_file", None) or getattr(trial, "pickled_error_file", None)
+    text = ""
+    try:
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text()
+    except Exception:  # the message is a courtesy; the status is what counts
+        text = ""
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else f"see {path or 'the Ray logs'}"

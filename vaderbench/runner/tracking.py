@@ -1,0 +1,126 @@
+"""MLflow, written from one process only: the sweep's driver.
+
+One MLflow experiment per experiment file, one parent run per `vaderbench run` (reused by `--resume`),
+one child run per trial (tag `vaderbench.trial_id`). Trials report their metrics through Ray Tune to the
+driver, where `TrialLogger` writes them; nothing in a Ray worker opens the store. A single writer is what
+keeps an sqlite store whole under concurrent trials (several processes writing one sqlite file lose
+writes to "database is locked"), and it works the same with an MLflow server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from vaderbench.experiment.grid import Trial
+
+ROLE_TAG = "vaderbench.role"
+TRIAL_TAG = "vaderbench.trial_id"
+#: mlflow's limit on the params, metrics and tags of one log_batch call
+BATCH_LIMIT = 1000
+
+
+def default_store(output: Path) -> str:
+    return f"sqlite:///{output.resolve() / 'mlflow.db'}"
+
+
+def versions() -> dict[str, str]:
+    """Versions of what decides a run's numbers, recorded with every run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for package in ("vaderbench", "torch", "diffusers", "transformers", "peft", "open_clip_torch", "ray", "mlflow"):
+        try:
+            found[f"version.{package}"] = version(package)
+        except PackageNotFoundError:
+            found[f"version.{package}"] = "not installed"
+    return found
+
+
+class Tracker:
+    def __init__(self, uri: str, experiment: str, artifact_root: Path | None):
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            # created here, in the driver, with an absolute artifact location: an experiment created in a
+            # Ray worker would put its artifacts in the worker's temporary folder
+            location = artifact_root.resolve().as_uri() if artifact_root is not None else None
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        else:
+            self.experiment_id = found.experiment_id
+        self.experiment = experiment
+
+    # -- the parent run -----------------------------------------------------------------------------
+    def latest_parent(self) -> str | None:
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'sweep'",
+            order_by=["attributes.start_time DESC"], max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def start_parent(self, config_path: Path, config_text: str, trials: int) -> str:
+        run = self.client.create_run(self.experiment_id, tags={ROLE_TAG: "sweep", MLFLOW_RUN_NAME: f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", **versions()})
+        run_id = run.info.run_id
+        self.client.log_batch(run_id, params=[Param("config_file", str(config_path)), Param("trials", str(trials))])
+        self.client.log_text(run_id, config_text, f"config/{config_path.name}")
+        return run_id
+
+    def reopen(self, run_id: str) -> None:
+        self.client.update_run(run_id, status="RUNNING")
+
+    def end(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    # -- child runs ---------------------------------------------------------------------------------
+    def children(self, parent_id: str) -> dict[str, Any]:
+        """This parent's trial runs by trial id."""
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{parent_id}'", max_results=50000
+        )
+        return {run.data.tags[TRIAL_TAG]: run for run in runs if TRIAL_TAG in run.data.tags}
+
+    def trial_run(self, parent_id: str, trial: Trial) -> tuple[str, int]:
+        """(run id, last step logged): the trial's existing child run when resuming, else a new one."""
+        existing = self.children(parent_id).get(trial.id)
+        if existing is not None:
+            self.client.update_run(existing.info.run_id, status="RUNNING")
+            steps = [m.step for m in self.client.get_metric_history(existing.info.run_id, "reward_queries")]
+            return existing.info.run_id, max(steps, default=-1)
+        tags = {MLFLOW_PARENT_RUN_ID: parent_id, TRIAL_TAG: trial.id, MLFLOW_RUN_NAME: trial.id, **versions()}
+        if trial.variant:
+            tags["variant"] = trial.variant
+        run_id = self.client.create_run(self.experiment_id, tags=tags).info.run_id
+        params = [Param(k, v[:6000]) for k, v in trial.params().items()]
+        for start in range(0, len(params), 100):
+            self.client.log_batch(run_id, params=params[start : start + 100])
+        self.client.log_text(run_id, json.dumps(trial.to_dict(), indent=2, default=str), "config/trial.json")
+        return run_id, -1
+
+    def log_step(self, run_id: str, step: int, metrics: dict[str, Any]) -> None:
+        now = int(time.time() * 1000)
+        points = [
+            Metric(key, float(value), now, step)
+            for key, value in metrics.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(float(value))
+        ]
+        for start in range(0, len(points), BATCH_LIMIT):
+            self.client.log_batch(run_id, metrics=points[start : start + BATCH_LIMIT])
+
+    def log_artifacts(self, run_id: str, directory: Path) -> None:
+        if directory.is_dir():
+            self.client.log_artifacts(run_id, str(directory))
+
+    def finish(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.from_string(status)))
+
+
+def mlflow_ui_command(uri: str) -> str:
+    return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"

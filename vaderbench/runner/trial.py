@@ -1,0 +1,184 @@
+"""One trial: build the policy, reward and aligner of a sweep point, then step, evaluate, report, checkpoint.
+
+    evaluate on the held-out prompts (step 0, before any update; the start GIF)
+    until the budget is spent (steps, reward queries or wall time):
+        choose this step's training prompts (from the trial seed and the step: resume-proof)
+        metrics = aligner.step(prompts)
+        every eval.every steps and at the end: evaluate on the held-out prompts
+        every checkpoint.every steps and at the end: checkpoint the aligner's state
+        report the step's metrics (and the checkpoint)
+    the end GIF and the LoRA weights go into the last checkpoint's `artifacts/`
+
+Every worker runs this loop on the same global batch (`vaderbench.aligner`); rank 0 writes files. The
+loop knows nothing of Ray: `report(metrics, checkpoint_dir)` is Ray Train's report under a sweep, a
+list in tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from vaderbench import distributed
+from vaderbench.aligner import Aligner, build_aligner
+from vaderbench.experiment.grid import Trial
+from vaderbench.policy import Policy
+from vaderbench.prompts import load_prompts
+from vaderbench.registry import MODELS
+from vaderbench.rewards.base import build_reward
+from vaderbench.runner.artifacts import export_lora, save_gif
+from vaderbench.runner.checkpoint import load_checkpoint, save_checkpoint
+from vaderbench.seeding import derive_seed
+
+Report = Callable[[dict[str, float], "Path | None"], None]
+ARTIFACTS = "artifacts"
+
+
+@dataclass
+class Progress:
+    """What a checkpoint holds besides the aligner's state: where the trial is and what it has spent."""
+
+    step: int = 0
+    wall_time_s: float = 0.0
+    device_time_s: float = 0.0
+
+
+def build_trial_aligner(trial: Trial, device: torch.device) -> Aligner:
+    for module in trial.modules:
+        importlib.import_module(module)
+    name, options = (trial.model, {}) if isinstance(trial.model, str) else (trial.model["name"], {
+        k: v for k, v in trial.model.items() if k != "name"})
+    model = MODELS.get(name)(**options).to(device)
+    policy = Policy(model, **trial.policy, lora_seed=derive_seed(trial.seed, "lora"))
+    reward = build_reward(trial.reward, device)
+    return build_aligner(
+        trial.aligner, policy, reward, trial.settings,
+        frames=trial.frames, height=trial.height, width=trial.width, seed=trial.seed,
+    )
+
+
+def eval_set(trial: Trial) -> tuple[list[str], list[int]]:
+    """The held-out prompts and noise seeds: from the eval seed alone, so every trial sees the same."""
+    prompts = load_prompts(trial.prompts["eval"])
+    random.Random(derive_seed(trial.eval["seed"], "eval-prompts")).shuffle(prompts)
+    count = trial.eval["videos"]
+    chosen = [prompts[i % len(prompts)] for i in range(count)]
+    return chosen, [derive_seed(trial.eval["seed"], "eval-noise", i) for i in range(count)]
+
+
+def train_batch(prompts: list[str], count: int, seed: int, step: int) -> list[str]:
+    """The distinct prompts of step `step` (a function of the seed and the step, so a resumed run picks the same)."""
+    rng = random.Random(derive_seed(seed, "train-prompts", step))
+    if count <= len(prompts):
+        return rng.sample(prompts, count)
+    return [rng.choice(prompts) for _ in range(count)]
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak device memory of this process: CUDA's allocator peak, or the peak resident set size on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def budget_spent(trial: Trial, progress: Progress, reward_queries: float) -> bool:
+    budget = trial.budget
+    return (
+        (budget["steps"] is not None and progress.step >= budget["steps"])
+        or (budget["reward_queries"] is not None and reward_queries >= budget["reward_queries"])
+        or (budget["wall_time_s"] is not None and progress.wall_time_s >= budget["wall_time_s"])
+    )
+
+
+class TrialLoop:
+    def __init__(self, trial: Trial, device: torch.device | str = "cpu", scratch: Path | None = None):
+        self.trial, self.device = trial, torch.device(device)
+        self.aligner = build_trial_aligner(trial, self.device)
+        self.train_prompts = load_prompts(trial.prompts["train"])
+        self.eval_prompts, self.eval_seeds = eval_set(trial)
+        self.scratch = Path(scratch or tempfile.mkdtemp(prefix="vaderbench-trial-"))
+        self.progress = Progress()
+
+    @property
+    def writer(self) -> bool:
+        return distributed.rank() == 0
+
+    def evaluate(self, gif_name: str | None = None) -> dict[str, float]:
+        rewards, videos = self.aligner.evaluate_videos(self.eval_prompts, self.eval_seeds)
+        count = min(self.trial.eval["sample_videos"], len(videos))
+        if gif_name and self.writer and count:
+            save_gif(videos[:count], self.scratch / ARTIFACTS / "samples" / f"{gif_name}.gif")
+        return {"eval_reward_mean": float(rewards.mean()), "eval_reward_std": float(rewards.std(unbiased=False))}
+
+    def checkpoint(self, final: bool) -> Path | None:
+        """A checkpoint folder on rank 0 (None elsewhere); the artifacts so far travel inside it."""
+        if not self.writer:
+            return None
+        directory = Path(tempfile.mkdtemp(prefix="checkpoint-", dir=self.scratch))
+        save_checkpoint(directory, self.aligner, asdict(self.progress))
+        if final:
+            export_lora(self.aligner.policy, self.scratch / ARTIFACTS / "lora")
+        if (self.scratch / ARTIFACTS).is_dir():
+            shutil.copytree(self.scratch / ARTIFACTS, directory / ARTIFACTS)
+        return directory
+
+    def restore(self, directory: Path) -> None:
+        self.progress = Progress(**load_checkpoint(directory, self.aligner))
+        if (directory / ARTIFACTS).is_dir():
+            shutil.copytree(directory / ARTIFACTS, self.scratch / ARTIFACTS, dirs_exist_ok=True)
+
+    def ledger_metrics(self) -> dict[str, float]:
+        ledger = self.aligner.ledger
+        return {
+            "reward_queries": float(ledger.reward_queries),
+            "samples": float(ledger.samples),
+            "optimizer_steps": float(ledger.optimizer_steps),
+            "wall_time_s": self.progress.wall_time_s,
+            "device_time_s": self.progress.device_time_s,
+            "peak_memory_mb": distributed.max_over_workers(peak_memory_mb(self.device)),
+        }
+
+    def run(self, report: Report, restore_from: Path | None = None) -> None:
+        trial, every_eval, every_checkpoint = self.trial, self.trial.eval["every"], self.trial.checkpoint["every"]
+        if restore_from is not None:
+            self.restore(restore_from)
+        clock = time.perf_counter() - self.progress.wall_time_s
+        if self.progress.step == 0:
+            # the base model, before any update: step 0 of every curve, with nothing spent
+            metrics = self.evaluate("start") | self.ledger_metrics()
+            report({**metrics, "step": 0}, None)
+        done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
+        while not done:
+            prompts = train_batch(self.train_prompts, self.aligner.prompts_per_step, trial.seed, self.progress.step)
+            started = time.perf_counter()
+            metrics = self.aligner.step(prompts)
+            # device time: every worker's own time in the step, summed (device-hours on GPUs)
+            self.progress.device_time_s += distributed.sum_over_workers(time.perf_counter() - started)
+            self.progress.step += 1
+            self.progress.wall_time_s = distributed.max_over_workers(time.perf_counter() - clock)
+            done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
+            if done or self.progress.step % every_eval == 0:
+                metrics |= self.evaluate("end" if done else None)
+            metrics |= self.ledger_metrics()
+            checkpoint = self.checkpoint(final=done) if done or self.progress.step % every_checkpoint == 0 else None
+            report({**metrics, "step": self.progress.step}, checkpoint)
+            if checkpoint is not None:
+                shutil.rmtree(checkpoint, ignore_errors=True)  # the reporter has copied it to storage
+
+
+def run_trial(trial: Trial | dict[str, Any], report: Report, restore_from: Path | None = None,
+              device: torch.device | str = "cpu") -> None:
+    trial = trial if isinstance(trial, Trial) else Trial.from_dict(trial)
+    with tempfile.TemporaryDirectory(prefix="vaderbench-trial-") as scratch:
+        TrialLoop(trial, device, Path(scratch)).run(report, restore_from)
