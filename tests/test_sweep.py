@@ -160,10 +160,18 @@ def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path):
         client, _, (run,) = trial_runs(output, f"ddp{workers}")
         assert run.data.params["workers"] == str(workers)
         local = client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(tmp_path))
-        weights[workers] = (load_file(local), [m.value for m in client.get_metric_history(run.info.run_id, "reward_mean")])
+        history = {key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
+                   for key in ("reward_mean", "grad_norm")}
+        weights[workers] = (load_file(local), history)
         os.remove(local)
-    (one, rewards_one), (two, rewards_two) = weights[1], weights[2]
+    (one, history_one), (two, history_two) = weights[1], weights[2]
     assert any(v.abs().max() > 0 for k, v in one.items() if "lora_B" in k)  # it did train
-    for key in one:
-        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5)
-    assert rewards_two == pytest.approx(rewards_one, abs=1e-5)
+    # the first update's gradient (same weights, same global batch): equal up to summation order
+    assert history_two["grad_norm"][0] == pytest.approx(history_one["grad_norm"][0], rel=1e-5)
+    assert history_two["reward_mean"] == pytest.approx(history_one["reward_mean"], abs=1e-4)
+    # Adam's first steps move every weight by about lr * sign(gradient): a near-zero gradient whose sign
+    # differs in the last bits moves one weight the other way, so a few weights may differ by up to
+    # 2 lr per step; a wrong shard or a missing average would move most of them
+    difference = torch.cat([(two[k] - one[k]).abs().flatten() for k in one])
+    assert float((difference > 1e-5).float().mean()) < 0.01
+    assert float(difference.max()) <= 2 * 1e-2 * 3

@@ -13,7 +13,8 @@ from vaderbench.experiment.grid import expand
 from vaderbench.experiment.schema import load_experiment
 from vaderbench.registry import MODELS
 from vaderbench.runner.artifacts import LORA_WEIGHTS
-from vaderbench.runner.trial import ARTIFACTS, TrialLoop, run_trial
+from vaderbench.runner.logger import TrialLogger
+from vaderbench.runner.trial import ARTIFACTS, REPLAY, TrialLoop, run_trial
 
 TINY = {
     "model": "toy",
@@ -99,9 +100,12 @@ def test_resuming_from_a_checkpoint_continues_exactly(tmp_path, method):
     resumed = Recorder(tmp_path / "resumed")
     (tmp_path / "resumed").mkdir()
     run_trial(trial, resumed, restore_from=whole.checkpoints[2])
-    assert [r["step"] for r in resumed.reports] == [3, 4]
+    # first the reports up to the checkpoint again (for a tracker that missed some), then the new steps
+    replay, *fresh = resumed.reports
+    assert replay["step"] == 2 and replay[REPLAY] == whole.reports[:3]
+    assert [r["step"] for r in fresh] == [3, 4]
     timing = {"wall_time_s", "device_time_s", "peak_memory_mb"}
-    for a, b in zip(whole.reports[3:], resumed.reports):
+    for a, b in zip(whole.reports[3:], fresh):
         assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
     assert resumed.reports[-1]["device_time_s"] >= whole.reports[2]["device_time_s"]  # spending carries over
     for name in ("lora.safetensors",):
@@ -124,3 +128,27 @@ def test_every_method_is_evaluated_on_the_same_prompts_and_noise(tmp_path):
     assert loops[0].eval_prompts == loops[1].eval_prompts and loops[0].eval_seeds == loops[1].eval_seeds
     first = [loop.evaluate()["eval_reward_mean"] for loop in loops]
     assert first[0] == first[1]  # same base model, prompts and noise: the same number
+
+
+class FakeTracker:
+    def __init__(self):
+        self.logged = []
+
+    def trial_run(self, parent_id, trial):
+        return "run", 1  # this trial had logged steps 0 and 1 before it was interrupted
+
+    def log_step(self, run_id, step, metrics):
+        self.logged.append((step, metrics))
+
+
+def test_the_logger_writes_each_step_once_replays_included(tmp_path):
+    class TuneTrial:
+        trial_id, config = "t0", {"trial": trial_of(tmp_path).to_dict()}
+
+    tracker = FakeTracker()
+    logger = TrialLogger(tracker, "parent")
+    history = [{"step": s, "reward_queries": 2.0 * s} for s in range(4)]
+    logger.on_trial_result(0, [], TuneTrial, {"step": 3, REPLAY: history, "training_iteration": 1})
+    logger.on_trial_result(0, [], TuneTrial, {"step": 3, "reward_queries": 6.0, "time_total_s": 1.0})
+    logger.on_trial_result(0, [], TuneTrial, {"step": 4, "reward_queries": 8.0, "time_total_s": 1.0})
+    assert tracker.logged == [(2, {"reward_queries": 4.0}), (3, {"reward_queries": 6.0}), (4, {"reward_queries": 8.0})]

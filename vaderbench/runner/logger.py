@@ -16,7 +16,7 @@ from ray.tune import Callback
 from vaderbench.experiment.grid import Trial
 from vaderbench.runner.sweep import TUNE_KEYS
 from vaderbench.runner.tracking import Tracker
-from vaderbench.runner.trial import ARTIFACTS
+from vaderbench.runner.trial import ARTIFACTS, REPLAY
 
 
 class TrialLogger(Callback):
@@ -26,6 +26,11 @@ class TrialLogger(Callback):
         self.last_step: dict[str, int] = {}
         self.finished: list[str] = []
         self.failed: dict[str, str] = {}
+
+    def __getstate__(self):
+        # Tune pickles its run configuration, callbacks included, into the experiment folder; the live
+        # MLflow client and progress bar (its stream may be a test's capture) stay in this process
+        return {**self.__dict__, "tracker": None, "progress": None}
 
     def _run(self, trial) -> tuple[str, Trial]:
         spec = Trial.from_dict(trial.config["trial"])
@@ -38,14 +43,19 @@ class TrialLogger(Callback):
         self._run(trial)
 
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
-        run_id, spec = self._run(trial)
-        step = int(result.get("step", -1))
-        if step <= self.last_step[trial.trial_id]:
-            return  # logged before the interruption this attempt resumed from
-        metrics = {k: v for k, v in result.items() if k not in TUNE_KEYS and k != "step"}
-        self.tracker.log_step(run_id, step, metrics)
+        # a restored trial first replays its reports up to its checkpoint: those that an interruption kept
+        # from arriving are logged now, the others were logged before
+        for report in result.get(REPLAY, [result]):
+            self._log(trial, report)
+
+    def _log(self, trial, report: dict) -> None:
+        run_id, _ = self._run(trial)
+        step, last = int(report["step"]), self.last_step[trial.trial_id]
+        if step <= last:
+            return
+        self.tracker.log_step(run_id, step, {k: v for k, v in report.items() if k not in TUNE_KEYS and k != "step"})
         if self.progress is not None:
-            self.progress.update(step - max(self.last_step[trial.trial_id], 0))
+            self.progress.update(step - max(last, 0))
         self.last_step[trial.trial_id] = step
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:

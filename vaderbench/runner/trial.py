@@ -17,6 +17,7 @@ list in tests.
 from __future__ import annotations
 
 import importlib
+import json
 import random
 import resource
 import shutil
@@ -42,6 +43,9 @@ from vaderbench.seeding import derive_seed
 
 Report = Callable[[dict[str, float], "Path | None"], None]
 ARTIFACTS = "artifacts"
+HISTORY = "history.json"
+#: the key of a report that carries earlier steps' reports again (after a restore)
+REPLAY = "replay"
 
 
 @dataclass
@@ -109,6 +113,9 @@ class TrialLoop:
         self.eval_prompts, self.eval_seeds = eval_set(trial)
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="vaderbench-trial-"))
         self.progress = Progress()
+        #: every report so far; checkpoints carry it, so that a resumed trial can replay the reports of
+        #: steps up to its checkpoint that never reached the tracker (an interruption races the delivery)
+        self.history: list[dict[str, float]] = []
 
     @property
     def writer(self) -> bool:
@@ -127,6 +134,7 @@ class TrialLoop:
             return None
         directory = Path(tempfile.mkdtemp(prefix="checkpoint-", dir=self.scratch))
         save_checkpoint(directory, self.aligner, asdict(self.progress))
+        (directory / HISTORY).write_text(json.dumps(self.history))
         if final:
             export_lora(self.aligner.policy, self.scratch / ARTIFACTS / "lora")
         if (self.scratch / ARTIFACTS).is_dir():
@@ -135,6 +143,7 @@ class TrialLoop:
 
     def restore(self, directory: Path) -> None:
         self.progress = Progress(**load_checkpoint(directory, self.aligner))
+        self.history = json.loads((directory / HISTORY).read_text())
         if (directory / ARTIFACTS).is_dir():
             shutil.copytree(directory / ARTIFACTS, self.scratch / ARTIFACTS, dirs_exist_ok=True)
 
@@ -153,11 +162,14 @@ class TrialLoop:
         trial, every_eval, every_checkpoint = self.trial, self.trial.eval["every"], self.trial.checkpoint["every"]
         if restore_from is not None:
             self.restore(restore_from)
+            # the tracker logs the replayed steps it has not seen yet, and skips the others
+            report({"step": self.progress.step, REPLAY: list(self.history)}, None)
         clock = time.perf_counter() - self.progress.wall_time_s
         if self.progress.step == 0:
             # the base model, before any update: step 0 of every curve, with nothing spent
-            metrics = self.evaluate("start") | self.ledger_metrics()
-            report({**metrics, "step": 0}, None)
+            metrics = {**self.evaluate("start"), **self.ledger_metrics(), "step": 0}
+            self.history.append(metrics)
+            report(metrics, None)
         done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
         while not done:
             prompts = train_batch(self.train_prompts, self.aligner.prompts_per_step, trial.seed, self.progress.step)
@@ -171,8 +183,10 @@ class TrialLoop:
             if done or self.progress.step % every_eval == 0:
                 metrics |= self.evaluate("end" if done else None)
             metrics |= self.ledger_metrics()
+            metrics["step"] = self.progress.step
+            self.history.append(metrics)
             checkpoint = self.checkpoint(final=done) if done or self.progress.step % every_checkpoint == 0 else None
-            report({**metrics, "step": self.progress.step}, checkpoint)
+            report(metrics, checkpoint)
             if checkpoint is not None:
                 shutil.rmtree(checkpoint, ignore_errors=True)  # the reporter has copied it to storage
 
