@@ -57,7 +57,7 @@ class Trial:
 
     @property
     def resolution(self) -> str:
-        return resolution_label((self.height, self.width) if self.height != self.width else self.height)
+        return resolution_label((self.height, self.width))
 
     @property
     def K(self) -> int | None:
@@ -101,12 +101,13 @@ class Trial:
 
 
 def _name_of(spec: Any) -> str:
+    """A model's or reward's name for the params: `toy`, `modelscope`, or `1*aesthetic+1*hpsv2` for a sum."""
     if isinstance(spec, str):
         return spec
-    if isinstance(spec, dict) and "name" in spec:
+    if "name" in spec:
         return str(spec["name"])
-    return "+".join(f"{k}*{v['weight'] if isinstance(v, dict) and 'weight' in v else v if not isinstance(v, dict) else 1}"
-                    for k, v in spec.items())
+    weight = lambda value: value.get("weight", 1.0) if isinstance(value, dict) else value  # noqa: E731
+    return "+".join(f"{weight(v):g}*{k}" for k, v in spec.items())
 
 
 def _default(aligner: str, key: str):
