@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 
 from vaderbench.registry import REWARDS
 from vaderbench.rewards.base import ImageReward, Reward

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                                 resources=experiment.resources.model_dump(), progress=progress)
     failed = outcome.failed if outcome else {}
     interrupted = bool(outcome and outcome.interrupted)
-    tracker.end(parent, "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
+    tracker.finish(parent, "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
 
     report_path = None
     if not args.no_report and not interrupted:

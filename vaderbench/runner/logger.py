@@ -84,12 +84,6 @@ class TrialLogger(Callback):
 
 def first_error_line(trial) -> str:
     """The last line of the trial's error (the exception itself), not Ray's wrapping of it."""
-    path = getattr(trial, "error_file", None) or getattr(trial, "pickled_error_file", None)
-    text = ""
-    try:
-        if trial.error_file and Path(trial.error_file).is_file():
-            text = Path(trial.error_file).read_text()
-    except Exception:  # the message is a courtesy; the status is what counts
-        text = ""
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    path = Path(trial.error_file) if getattr(trial, "error_file", None) else None
+    lines = path.read_text().strip().splitlines() if path is not None and path.is_file() else []
     return lines[-1].strip() if lines else f"see {path or 'the Ray logs'}"

@@ -76,9 +76,6 @@ class Tracker:
     def reopen(self, run_id: str) -> None:
         self.client.update_run(run_id, status="RUNNING")
 
-    def end(self, run_id: str, status: str) -> None:
-        self.client.set_terminated(run_id, status=status)
-
     # -- child runs ---------------------------------------------------------------------------------
     def children(self, parent_id: str) -> dict[str, Any]:
         """This parent's trial runs by trial id."""
