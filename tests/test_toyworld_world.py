@@ -108,10 +108,15 @@ def test_prompt_sets_split_colour_shape_pairs_without_overlap():
     assert all(parse_caption(p)["direction"] == "still" for p in load_prompts("toy-object-removal"))
 
 
-@pytest.mark.slow  # two (tiny) builds: about 20 s on 2 cores
-def test_build_is_deterministic_from_its_seed(tmp_path, capsys):
+def same_tensors(first_dir, second_dir, path):
     from safetensors.torch import load_file
 
+    first, second = load_file(str(first_dir / path)), load_file(str(second_dir / path))
+    return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+@pytest.mark.slow  # two (tiny) builds and one stage: about 20 s on 2 cores
+def test_build_is_deterministic_from_its_seed_and_a_stage_alone_matches_the_whole_build(tmp_path, capsys):
     from vaderbench.cli import main
 
     for name in ("a", "b"):
@@ -119,7 +124,17 @@ def test_build_is_deterministic_from_its_seed(tmp_path, capsys):
     assert "built into" in capsys.readouterr().out
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.safetensors"))
     assert len(files) == 7  # five reward networks, the denoiser and the text encoder
-    for path in files:
-        first, second = load_file(str(tmp_path / "a" / path)), load_file(str(tmp_path / "b" / path))
-        assert first.keys() == second.keys()
-        assert all(torch.equal(first[k], second[k]) for k in first), path
+    assert all(same_tensors(tmp_path / "a", tmp_path / "b", path) for path in files)
+
+    # the base model's stage alone: the same weights as in the whole build, and nothing else written
+    assert main(["toyworld", "build", "--out", str(tmp_path / "c"), "--scale", "0.001", "--seed", "7", "--only", "base"]) == 0
+    written = sorted(p.relative_to(tmp_path / "c") for p in (tmp_path / "c").rglob("*.safetensors"))
+    assert written and all(path.parts[0] == "base" for path in written)
+    assert all(same_tensors(tmp_path / "a", tmp_path / "c", path) for path in written)
+
+
+def test_a_build_stage_that_needs_the_clip_says_so_when_it_is_missing(tmp_path, capsys):
+    from vaderbench.cli import main
+
+    assert main(["toyworld", "build", "--out", str(tmp_path), "--scale", "0.001", "--only", "aesthetic"]) != 0
+    assert "toy_clip" in capsys.readouterr().err

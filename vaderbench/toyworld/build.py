@@ -15,20 +15,20 @@ import torch
 
 from vaderbench.toyworld import train_base, train_rewards
 from vaderbench.toyworld.nets import CLIP_CONFIG
+from vaderbench.toyworld.stages import STAGES
 from vaderbench.toyworld.weights import WEIGHTS_DIR, save_network
 
 
 @dataclass(frozen=True)
 class BuildSteps:
-    """Optimiser steps per model; the defaults take about 35 minutes on a 2-core CPU."""
+    """Optimiser steps per model (the stages of a build, in order)."""
 
     clip: int = 800
     detector: int = 600
     direction: int = 800
     aesthetic: int = 400
     predictor: int = 400
-    base: int = 5000
-    base_high_noise: int = 2400
+    base: int = 8000
 
     def scaled(self, factor: float) -> "BuildSteps":
         return BuildSteps(**{k: max(1, int(v * factor)) for k, v in vars(self).items()})
@@ -39,18 +39,35 @@ def _stage(seed: int, number: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed + number)
 
 
-def build(out: Path = WEIGHTS_DIR, seed: int = 0, steps: BuildSteps = BuildSteps()) -> float:
-    """Train and save every toy model into `out`; returns the wall time in seconds."""
+def build(out: Path = WEIGHTS_DIR, seed: int = 0, steps: BuildSteps = BuildSteps(), only: tuple[str, ...] = STAGES) -> float:
+    """Train and save the toy models of `only` into `out`; returns the wall time in seconds.
+
+    A stage's weights do not depend on the other stages' (each has its own seed), except that the
+    aesthetic head and the frame predictor are trained on the CLIP in `out` when `only` skips it.
+    """
+    from vaderbench.rewards.toy_clip import load_toy_clip
+
+    unknown = sorted(set(only) - set(STAGES))
+    if unknown:
+        raise ValueError(f"unknown build stage(s) {', '.join(unknown)}; the stages are {', '.join(STAGES)}")
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    clip = train_rewards.train_clip(_stage(seed, 1), steps.clip)
-    save_network(clip, "toy_clip", CLIP_CONFIG, out)
-    save_network(train_rewards.train_detector(_stage(seed, 2), steps.detector), "shape_detector", {}, out)
-    save_network(train_rewards.train_direction(_stage(seed, 3), steps.direction), "direction_classifier", {}, out)
-    save_network(train_rewards.train_aesthetic(clip, _stage(seed, 4), steps.aesthetic), "aesthetic_head", {}, out)
-    save_network(train_rewards.train_predictor(clip, _stage(seed, 5), steps.predictor), "frame_predictor", {}, out)
-    base = train_base.train_base(_stage(seed, 6), steps.base, seed=seed + 6)
-    base = train_base.focus_high_noise(base, _stage(seed, 7), steps.base_high_noise)
-    shutil.rmtree(out / "base", ignore_errors=True)
-    base.save_pretrained(out / "base")
+    clip = None
+    if "clip" in only:
+        clip = train_rewards.train_clip(_stage(seed, 1), steps.clip)
+        save_network(clip, "toy_clip", CLIP_CONFIG, out)
+    if "detector" in only:
+        save_network(train_rewards.train_detector(_stage(seed, 2), steps.detector), "shape_detector", {}, out)
+    if "direction" in only:
+        save_network(train_rewards.train_direction(_stage(seed, 3), steps.direction), "direction_classifier", {}, out)
+    if {"aesthetic", "predictor"} & set(only):
+        clip = clip if clip is not None else load_toy_clip(out)
+    if "aesthetic" in only:
+        save_network(train_rewards.train_aesthetic(clip, _stage(seed, 4), steps.aesthetic), "aesthetic_head", {}, out)
+    if "predictor" in only:
+        save_network(train_rewards.train_predictor(clip, _stage(seed, 5), steps.predictor), "frame_predictor", {}, out)
+    if "base" in only:
+        base = train_base.train_base(_stage(seed, 6), steps.base, seed=seed + 6)
+        shutil.rmtree(out / "base", ignore_errors=True)
+        base.save_pretrained(out / "base")
     return time.perf_counter() - start

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torch import nn
+if TYPE_CHECKING:  # the CLI reads WEIGHTS_DIR to build its parser: it should not pay for torch
+    from torch import nn
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-REBUILD = "rebuild them with `vaderbench toyworld build` (about 35 minutes on a 2-core CPU)"
+REBUILD = "rebuild them with `vaderbench toyworld build` (the base model alone: about 45 minutes on a 2-core CPU)"
 
 
 class ToyWeightsError(FileNotFoundError):
