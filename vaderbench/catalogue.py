@@ -1,13 +1,23 @@
-"""Import every module that registers aligners, rewards, base models and prompt sets."""
+"""Import every module that registers aligners, rewards, base models and prompt sets.
+
+Ordered from cheap to dear to import: a lookup stops at the first module that registers its name.
+"""
 
 from __future__ import annotations
 
 import importlib
+from typing import Callable
 
 REGISTERING_MODULES = (
     "vaderbench.algorithms",
     "vaderbench.rewards",
+    "vaderbench.toyworld.prompts",
     "vaderbench.models.toy",
+    "vaderbench.rewards.toy_clip",
+    "vaderbench.rewards.toy_aesthetic",
+    "vaderbench.rewards.toy_object_removal",
+    "vaderbench.rewards.toy_action",
+    "vaderbench.rewards.toy_consistency",
     "vaderbench.models.modelscope",
     "vaderbench.models.svd",
     "vaderbench.models.cogvideox",
@@ -17,15 +27,12 @@ REGISTERING_MODULES = (
     "vaderbench.rewards.yolos",
     "vaderbench.rewards.videomae",
     "vaderbench.rewards.vjepa",
-    "vaderbench.toyworld.prompts",
-    "vaderbench.rewards.toy_clip",
-    "vaderbench.rewards.toy_aesthetic",
-    "vaderbench.rewards.toy_object_removal",
-    "vaderbench.rewards.toy_action",
-    "vaderbench.rewards.toy_consistency",
 )
 
 
-def load_all() -> None:
+def load_all(until: Callable[[], bool] = lambda: False) -> None:
+    """Import the registering modules in order, stopping as soon as `until()` holds."""
     for module in REGISTERING_MODULES:
+        if until():
+            return
         importlib.import_module(module)

@@ -28,7 +28,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._entries:
-            _load_catalogue()
+            _load_catalogue(until=lambda: name in self._entries)
         try:
             return self._entries[name]
         except KeyError:
@@ -40,7 +40,7 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         if name not in self._entries:
-            _load_catalogue()
+            _load_catalogue(until=lambda: name in self._entries)
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
@@ -51,11 +51,15 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
 
-def _load_catalogue() -> None:
-    """Import every registering module, so that a name resolves whatever was imported before."""
+def _load_catalogue(until: Callable[[], bool] = lambda: False) -> None:
+    """Import the registering modules in turn until `until()` holds (all of them by default).
+
+    A name resolves whatever was imported before, and checking a toy-world file does not import every
+    real model's and reward's libraries.
+    """
     from vaderbench.catalogue import load_all
 
-    load_all()
+    load_all(until)
 
 
 ALIGNERS: Registry = Registry("aligner")

@@ -45,8 +45,28 @@ def tracking_of(experiment, output: Path) -> tuple[str, Path | None]:
     return uri, (output / "mlartifacts") if local else None
 
 
-def run(args: argparse.Namespace) -> int:
+def open_tracking(args: argparse.Namespace, trials, uri: str, name: str, artifact_root: Path | None):
+    """(tracker, parent run id, trials still to run): a new parent run, or with --resume the latest one."""
+    import logging
+
     from vaderbench.cli import UserError
+    from vaderbench.runner.tracking import Tracker
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" lines on the terminal
+    tracker = Tracker(uri, name, artifact_root)
+    if not args.resume:
+        return tracker, tracker.start_parent(args.file, args.file.read_text(encoding="utf-8"), len(trials)), trials
+    parent = tracker.latest_parent()
+    if parent is None:
+        raise UserError(f"nothing to resume: experiment {name!r} in {uri} has no earlier `vaderbench run`")
+    done = {tid for tid, r in tracker.children(parent).items() if r.info.status == "FINISHED"}
+    pending = [t for t in trials if t.id not in done]
+    tracker.reopen(parent)
+    print(f"resuming run {parent}: {len(trials) - len(pending)} trial(s) finished, {len(pending)} to go")
+    return tracker, parent, pending
+
+
+def run(args: argparse.Namespace) -> int:
     from vaderbench.experiment.commands import grid_table, load_or_fail
 
     started = time.perf_counter()
@@ -56,37 +76,29 @@ def run(args: argparse.Namespace) -> int:
         print(f"\n{len(trials)} trial(s); nothing started (--dry-run)")
         return 0
 
-    import logging
+    from concurrent.futures import ThreadPoolExecutor
 
     from tqdm import tqdm
 
     from vaderbench.runner.sweep import run_sweep, start_ray
-    from vaderbench.runner.tracking import Tracker, mlflow_ui_command
+    from vaderbench.runner.tracking import mlflow_ui_command
 
     output = (args.output or Path(experiment.output or Path("runs") / experiment.name)).resolve()
     output.mkdir(parents=True, exist_ok=True)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" lines on the terminal
     uri, artifact_root = tracking_of(experiment, output)
     name = experiment.tracking.experiment or experiment.name
-    tracker = Tracker(uri, name, artifact_root)
-    if args.resume:
-        parent = tracker.latest_parent()
-        if parent is None:
-            raise UserError(f"nothing to resume: experiment {name!r} in {uri} has no earlier `vaderbench run`")
-        done = {tid for tid, r in tracker.children(parent).items() if r.info.status == "FINISHED"}
-        pending = [t for t in trials if t.id not in done]
-        tracker.reopen(parent)
-        print(f"resuming run {parent}: {len(trials) - len(pending)} trial(s) finished, {len(pending)} to go")
-    else:
-        parent = tracker.start_parent(args.file, args.file.read_text(encoding="utf-8"), len(trials))
-        pending = trials
+    # the MLflow store opens while Ray starts (each takes seconds); with --resume and nothing left to do,
+    # Ray was started for nothing, which costs less than waiting for both every time
+    with ThreadPoolExecutor(1) as pool:
+        opening = pool.submit(open_tracking, args, trials, uri, name, artifact_root)
+        ray_at = start_ray(args.address or experiment.resources.address)
+        tracker, parent, pending = opening.result()
     storage = output / "ray" / parent
     # the largest videos first: the long trials start early and the short ones fill in at the end
     pending = sorted(pending, key=lambda t: t.height * t.width * t.frames * t.settings["num_steps"], reverse=True)
 
     outcome = None
     if pending:
-        ray_at = start_ray(args.address or experiment.resources.address)
         print(f"{len(pending)} trial(s) on Ray ({ray_at}); MLflow experiment {name!r}, parent run {parent}")
         steps = experiment.budget.steps
         with tqdm(total=steps * len(pending) if steps else None, unit="step", desc="training",
