@@ -1,5 +1,8 @@
 """The command line: `list` shows each registry by its YAML names; no command prints help and fails."""
 
+import subprocess
+import sys
+
 from vaderbench.cli import main
 
 
@@ -23,9 +26,6 @@ def test_no_command_prints_help_and_exits_non_zero(capsys):
 
 def test_a_name_lookup_imports_registering_modules_only_until_the_name_is_found():
     # validating a toy-world file must not pay for every real model's libraries (seconds of imports)
-    import subprocess
-    import sys
-
     script = (
         "import sys\n"
         "from vaderbench.registry import ALIGNERS, MODELS\n"
@@ -39,8 +39,5 @@ def test_a_name_lookup_imports_registering_modules_only_until_the_name_is_found(
 
 
 def test_help_does_not_import_torch():
-    import subprocess
-    import sys
-
     script = "import sys\nfrom vaderbench.cli import build_parser\nbuild_parser()\nprint('torch' in sys.modules)\n"
     assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "False"

@@ -178,11 +178,6 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         return F.pixel_shuffle(out, p).reshape(b, f, c, h, w).transpose(1, 2)
 
 
-def velocity(clean: torch.Tensor, noise: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
-    """The toy denoiser's target: v = sqrt(alpha_bar) * noise - sqrt(1 - alpha_bar) * clean (Salimans & Ho, 2022)."""
-    return alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * clean
-
-
 def toy_scheduler() -> DDIMScheduler:
     # Cosine schedule: the usual choice for pixel-space diffusion of small images; its last alphas are
     # tiny, so x0 predictions are clipped to the pixel range (as DDPM does in pixel space). "trailing"
@@ -241,7 +236,7 @@ class ToyVideoModel(VideoModel):
         return self.encode_prompts([""] * batch_size)
 
     def predict_noise(self, latents, timesteps, condition):
-        # the denoiser predicts v (see `velocity`): in pixel space the caption decides the picture at
+        # the denoiser predicts v (trained on `scheduler.get_velocity`): in pixel space the caption decides the picture at
         # high noise, where an epsilon loss barely weighs the clean video (by alpha_bar / (1 - alpha_bar))
         v = self.denoiser(latents, timesteps, condition["text"], condition["text_mask"])
         return v_to_epsilon(v, latents, self.scheduler.alphas_cumprod, timesteps)

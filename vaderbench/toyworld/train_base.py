@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from vaderbench.models.toy import ToyVideoModel, velocity
+from vaderbench.models.toy import ToyVideoModel
 from vaderbench.toyworld.data import video_batch
 from vaderbench.toyworld.fit import fit
 from vaderbench.toyworld.vocab import VOCAB
@@ -44,7 +44,6 @@ def sample_timesteps(batch: int, generator: torch.Generator) -> torch.Tensor:
 
 def fit_denoising(model: ToyVideoModel, generator: torch.Generator, steps: int) -> ToyVideoModel:
     """v-prediction on fresh procedural videos; returns the model frozen, in eval mode."""
-    alphas = model.scheduler.alphas_cumprod
 
     def loss_at(step):
         size, batch = SIZE_BATCHES[step % len(SIZE_BATCHES)]
@@ -55,10 +54,9 @@ def fit_denoising(model: ToyVideoModel, generator: torch.Generator, steps: int) 
         captions = ["" if d else c for d, c in zip(drop.tolist(), scenes.captions())]
         t = sample_timesteps(batch, generator)
         noise = torch.randn(clean.shape, generator=generator)
-        a = alphas[t].view(-1, 1, 1, 1, 1)
         text, mask = model.text_encoder(model.tokenizer(captions))
-        v = model.denoiser(a.sqrt() * clean + (1 - a).sqrt() * noise, t, text, mask)
-        return ((v - velocity(clean, noise, a)) ** 2).mean()
+        v = model.denoiser(model.scheduler.add_noise(clean, noise, t), t, text, mask)
+        return ((v - model.scheduler.get_velocity(clean, noise, t)) ** 2).mean()
 
     model.train()
     fit(model.parameters(), loss_at, steps, lr=1e-3, desc="base model", warmup=200)
