@@ -9,6 +9,7 @@ from vaderbench.cli import main
 from vaderbench.models.toy import load_toy_model
 from vaderbench.registry import MODELS, PROMPT_SETS, REWARDS
 from vaderbench.rewards.base import build_reward
+from vaderbench.toyworld.diagnose import diagnose
 from vaderbench.toyworld.evaluate import chance, base_accuracy, heldout_prompts
 from vaderbench.toyworld.labels import aesthetic_score
 from vaderbench.toyworld.render import random_scenes, render
@@ -176,3 +177,34 @@ def test_toy_denoiser_predicts_v_and_the_model_hands_the_sampler_epsilon():
     assert torch.allclose(eps, noise, atol=1e-5)
     x0 = (noisy - (1 - a).sqrt() * eps) / a.sqrt()  # the DDIM step's clean estimate
     assert torch.allclose(x0, clean, atol=1e-3)
+
+
+def test_diagnosis_of_clean_estimates_against_an_oracle_and_an_identity_denoiser():
+    model = MODELS.get("toy-random")(**BASE_UNET)
+    scenes = random_scenes(6, torch.Generator().manual_seed(5))  # the scenes `diagnose` draws first from its seed
+    clean = render(scenes, 8, 16).transpose(1, 2) * 2 - 1
+    alphas = model.scheduler.alphas_cumprod
+
+    class Oracle(torch.nn.Module):  # the exact v for these clean videos, whatever noise was added
+        config = model.denoiser.config
+
+        def forward(self, noisy, t, *args):
+            a = alphas[t].view(-1, 1, 1, 1, 1)
+            eps = (noisy - a.sqrt() * clean) / (1 - a).sqrt()
+            return a.sqrt() * eps - (1 - a).sqrt() * clean
+
+    class Identity(Oracle):  # v whose clean estimate is the noisy input itself
+        def forward(self, noisy, t, *args):
+            a = alphas[t].view(-1, 1, 1, 1, 1)
+            return (a.sqrt() - 1) * noisy / (1 - a).sqrt()  # x0 = sqrt(a) x_t - sqrt(1 - a) v = x_t
+
+    model.denoiser = Oracle()
+    rows = diagnose(model, WEIGHTS_DIR, size=16, count=6, seed=5, timesteps=(99, 599))
+    for row in rows:
+        assert row["estimate_rms"] < 1e-4
+        assert row["noise_rms"] == pytest.approx(float((1 - alphas[row["t"]]).sqrt()), rel=0.1)
+        assert row["shape"] == 1.0 and row["direction"] == 1.0  # the judges on clean 16 px renders
+    model.denoiser = Identity()
+    (row,) = diagnose(model, WEIGHTS_DIR, size=16, count=6, seed=5, timesteps=(99,))
+    # clipping to the pixel range removes the noise that points out of it at saturated colours, no more
+    assert 0.8 * row["noise_rms"] < row["estimate_rms"] <= row["noise_rms"]
