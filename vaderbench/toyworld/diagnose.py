@@ -1,6 +1,6 @@
 """The toy base model's clean estimate at each noise level: where it loses what its captions ask for.
 
-Procedural videos (fresh seed, 8 frames) are noised to timestep t and the model, given their captions,
+Procedural videos (fresh seed, the eval's 8 frames) are noised to timestep t and the model, given their captions,
 estimates the clean video in one call, as a DDIM step does (x0 = (x_t - sqrt(1 - a) eps) / sqrt(a),
 clipped to the pixel range). `diagnose` reports, per t, the RMS error of that estimate next to the RMS
 of the noise it was given (a denoiser that removes nothing scores the same as the noise), and the toy
@@ -17,7 +17,7 @@ import torch
 from vaderbench.models.toy import ToyVideoModel
 from vaderbench.rewards.toy_action import ToyActionReward
 from vaderbench.rewards.toy_object_removal import ToyObjectRemovalReward
-from vaderbench.toyworld.evaluate import judge
+from vaderbench.toyworld.evaluate import FRAMES, judge
 from vaderbench.toyworld.render import random_scenes, render
 from vaderbench.toyworld.vocab import DIRECTIONS, SHAPES
 
@@ -40,7 +40,7 @@ def diagnose(model: ToyVideoModel, weights: Path, size: int, count: int, seed: i
     detector = ToyObjectRemovalReward(str(weights)).freeze().detector
     classifier = ToyActionReward(str(weights)).freeze().classifier
     scenes = random_scenes(count, generator)
-    clean = render(scenes, 8, size).transpose(1, 2) * 2 - 1
+    clean = render(scenes, FRAMES, size).transpose(1, 2) * 2 - 1
     truth = {"shape": [SHAPES[i] for i in scenes.shape[:, 0]], "direction": [DIRECTIONS[i] for i in scenes.direction[:, 0]]}
     rows = []
     for t in timesteps:
