@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,33 @@ def default_store(output: Path) -> str:
     return f"sqlite:///{output.resolve() / 'mlflow.db'}"
 
 
+def create_sqlite_store(uri: str, artifact_root: Path | None) -> None:
+    """Create a new sqlite store whole, under a temporary name, before anything else can open it.
+
+    MLflow builds its tables by migrating an empty file; a second process (`mlflow ui`, a script polling
+    the store) that opens the file meanwhile starts the same migrations, and one of the two fails
+    ("table _alembic_tmp_... already exists"). A hard link publishes the finished file atomically and never
+    replaces a store another process published first.
+    """
+    if not uri.startswith("sqlite:///"):
+        return
+    path = Path(uri.removeprefix("sqlite:///").split("?")[0])
+    if path.name in ("", ":memory:") or path.exists():
+        return
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        root = (artifact_root or path.parent / "mlartifacts").resolve().as_uri()
+        SqlAlchemyStore(f"sqlite:///{partial}", root).engine.dispose()
+        os.link(partial, path)
+    except FileExistsError:
+        pass  # another process published its store first: use that one
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def versions() -> dict[str, str]:
     """Versions of what decides a run's numbers, recorded with every run."""
     from importlib.metadata import PackageNotFoundError, version
@@ -47,6 +75,7 @@ def versions() -> dict[str, str]:
 class Tracker:
     def __init__(self, uri: str, experiment: str, artifact_root: Path | None):
         self.uri = uri
+        create_sqlite_store(uri, artifact_root)
         self.client = MlflowClient(tracking_uri=uri)
         found = self.client.get_experiment_by_name(experiment)
         if found is None:

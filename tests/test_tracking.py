@@ -1,0 +1,44 @@
+"""The driver's MLflow store: a new sqlite file is published only once its tables exist."""
+
+import mlflow.store.db.utils as db_utils
+from mlflow import MlflowClient
+
+from vaderbench.runner.tracking import Tracker, default_store
+
+
+def spy_on_table_creation(monkeypatch, during):
+    real = db_utils._initialize_tables
+
+    def spy(engine):
+        during()
+        real(engine)
+
+    monkeypatch.setattr(db_utils, "_initialize_tables", spy)
+
+
+def test_the_store_file_appears_only_after_its_tables_are_built(tmp_path, monkeypatch):
+    db = tmp_path / "mlflow.db"
+    seen = []
+    spy_on_table_creation(monkeypatch, lambda: seen.append(db.exists()))
+    tracker = Tracker(default_store(tmp_path), "study", tmp_path / "mlartifacts")
+    # a reader polling the path while the tables were built (as `mlflow ui` or a test may) found nothing to open
+    assert seen == [False]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"]
+    experiment = MlflowClient(default_store(tmp_path)).get_experiment(tracker.experiment_id)
+    assert experiment.name == "study" and experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+
+
+def test_a_store_another_process_published_first_is_kept(tmp_path, monkeypatch):
+    db = tmp_path / "mlflow.db"
+    started = []
+
+    def other_process_publishes():
+        if not started:  # once: the other store's own table creation comes through here too
+            started.append(True)
+            MlflowClient(default_store(tmp_path)).create_experiment("theirs")
+
+    spy_on_table_creation(monkeypatch, other_process_publishes)
+    Tracker(default_store(tmp_path), "ours", tmp_path / "mlartifacts")
+    names = {e.name for e in MlflowClient(default_store(tmp_path)).search_experiments()}
+    assert {"theirs", "ours"} <= names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"] and db.is_file()
