@@ -72,6 +72,17 @@ def test_still_objects_do_not_move_and_objects_stay_inside_the_frame():
         assert (point >= scenes.size[..., None] - 1e-6).all() and (point <= 1 - scenes.size[..., None] + 1e-6).all()
 
 
+@pytest.mark.parametrize("spread", [0.0, 0.3])
+def test_start_spread_keeps_paths_within_that_middle_fraction_of_where_they_fit(spread):
+    wide, narrow = (random_scenes(300, torch.Generator().manual_seed(6), spread=s) for s in (1.0, spread))
+    assert torch.equal(wide.direction, narrow.direction) and torch.equal(wide.size, narrow.size)  # same draws otherwise
+    velocity = torch.tensor([[-1.0, 0], [1, 0], [0, -1], [0, 1], [0, 0]])[narrow.direction] * TRAVEL
+    room = 1 - 2 * narrow.size[..., None] - velocity.abs()  # the range of starts that keep the object in frame
+    path_centre = narrow.start + velocity / 2
+    assert ((path_centre - 0.5).abs() <= spread * room / 2 + 1e-6).all()
+    assert (wide.start + velocity / 2 - 0.5).abs().max() > 0.2  # the full range does reach far off-centre
+
+
 def test_captions_name_the_objects_and_parse_back():
     scenes = random_scenes(50, torch.Generator().manual_seed(2))
     for i, text in enumerate(scenes.captions()):

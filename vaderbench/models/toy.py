@@ -67,6 +67,32 @@ class ToyTextEncoder(ModelMixin, ConfigMixin):
         return self.norm(h), mask
 
 
+def fourier(values: torch.Tensor, frequencies: int) -> torch.Tensor:
+    """sin and cos of pi * 2^k * values for k < frequencies: [2 * frequencies, *values.shape]."""
+    scales = math.pi * 2.0 ** torch.arange(frequencies, device=values.device)
+    angles = scales.view(-1, *[1] * values.dim()) * values
+    return torch.cat([angles.sin(), angles.cos()])
+
+
+def clip_progress(frames: int, device=None) -> torch.Tensor:
+    """Each frame's place in the clip, 0 (first) to 1 (last)."""
+    return torch.linspace(0, 1, frames, device=device) if frames > 1 else torch.zeros(1, device=device)
+
+
+def coordinate_codes(frames: int, height: int, width: int, frequencies: int, device=None) -> torch.Tensor:
+    """Fourier codes [1, 6 * frequencies, F, H, W] of each cell's (progress through the clip, y, x).
+
+    Positions are in frame units (cell centres), so a place in the frame has the same code at every
+    resolution. A convolution alone is translation-equivariant: without these codes the denoiser could not
+    put an object where a caption's motion says it is at this point of the clip.
+    """
+    y = (torch.arange(height, device=device) + 0.5) / height
+    x = (torch.arange(width, device=device) + 0.5) / width
+    grid = torch.stack(torch.meshgrid(clip_progress(frames, device), y, x, indexing="ij"))  # [3, F, H, W]
+    codes = fourier(grid, frequencies)  # [2n, 3, F, H, W]: sin for every frequency, then cos
+    return codes.view(2, frequencies, 3, frames, height, width).flatten(0, 2)[None]
+
+
 def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=timesteps.device) / half)
@@ -75,7 +101,7 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class ResBlock(nn.Module):
-    """(2+1)D residual block: a spatial 3x3 conv per frame, then a temporal 3-tap conv, FiLM by time+text."""
+    """(2+1)D residual block: a spatial 3x3 conv per frame, then a temporal 3-tap conv, FiLM per frame."""
 
     def __init__(self, cin: int, cout: int, emb_dim: int, groups: int = 8):
         super().__init__()
@@ -87,8 +113,9 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """x [B, C, F, H, W]; emb [B, F, D], one conditioning vector per frame."""
         h = self.spatial(F.silu(self.norm1(x)))
-        scale, shift = self.time_proj(emb)[:, :, None, None, None].chunk(2, dim=1)
+        scale, shift = self.time_proj(emb).transpose(1, 2)[..., None, None].chunk(2, dim=1)
         h = self.norm2(h) * (1 + scale) + shift
         h = self.temporal(F.silu(h))
         return self.skip(x) + h
@@ -121,7 +148,7 @@ class CrossAttention(nn.Module):
 
 
 class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
-    """Pixel-unshuffle by `patch`, a two-level (2+1)D UNet with cross-attention, pixel-shuffle back."""
+    """Pixel-unshuffle by `patch`, add coordinate codes, a two-level (2+1)D UNet with cross-attention, pixel-shuffle back."""
 
     _supports_gradient_checkpointing = True
 
@@ -134,13 +161,22 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         text_dim: int = 64,
         heads: int = 4,
         emb_dim: int = 128,
+        coordinate_frequencies: int = 3,
+        text_length: int = 16,
     ):
         super().__init__()
         c0, c1 = channels
         self.gradient_checkpointing = False
         self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
-        self.text_pool = nn.Linear(text_dim, emb_dim)
-        self.conv_in = nn.Conv3d(in_channels * patch * patch, c0, (1, 3, 3), padding=(0, 1, 1))
+        # every token slot has its own weights: a mean over the tokens would dilute the one word that names
+        # the motion or the shape (the text encoder spreads only colour over all of them)
+        self.text_pool = nn.Linear(text_length * text_dim, emb_dim)
+        # the caption and the frame's place in the clip, mixed by an MLP: "where is the object now" depends on
+        # both at once (moving left: on the right early, on the left late), which a sum of the two cannot say
+        self.frame_mlp = nn.Sequential(
+            nn.Linear(emb_dim + 2 * coordinate_frequencies, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
+        )
+        self.conv_in = nn.Conv3d(in_channels * patch * patch + 6 * coordinate_frequencies, c0, (1, 3, 3), padding=(0, 1, 1))
         self.down0 = ResBlock(c0, c0, emb_dim)
         self.downsample = nn.Conv3d(c0, c1, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
         self.down1 = ResBlock(c1, c1, emb_dim)
@@ -163,8 +199,13 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         p = self.config.patch
         x = F.pixel_unshuffle(sample.transpose(1, 2).reshape(b * f, c, h, w), p)
         x = x.reshape(b, f, -1, h // p, w // p).transpose(1, 2)
-        pooled = (text * text_mask[..., None]).sum(1) / text_mask.sum(1, keepdim=True).clamp(min=1)
-        emb = self.time_mlp(timestep_embedding(timesteps, self.config.emb_dim)) + self.text_pool(pooled)
+        codes = coordinate_codes(f, h // p, w // p, self.config.coordinate_frequencies, x.device).to(x.dtype)
+        x = torch.cat([x, codes.expand(b, -1, -1, -1, -1)], dim=1)
+        pooled = (text * text_mask[..., None]).flatten(1)  # [B, L * D], padding zeroed
+        progress = fourier(clip_progress(f, sample.device), self.config.coordinate_frequencies).T  # [F, 2n]
+        caption = self.text_pool(pooled)[:, None].expand(-1, f, -1)
+        frame_caption = self.frame_mlp(torch.cat([caption, progress.to(caption.dtype).expand(b, -1, -1)], dim=-1))
+        emb = self.time_mlp(timestep_embedding(timesteps, self.config.emb_dim))[:, None] + frame_caption  # [B, F, D]
         h0 = self._run(self.down0, self.conv_in(x), emb)
         h1 = self._run(self.down1, self.downsample(h0), emb)
         h1 = self._run(self.attn1, h1, text, text_mask)

@@ -31,10 +31,16 @@ def degrade(videos: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def video_batch(
-    count: int, generator: torch.Generator, frames: int | tuple[int, ...], objects=(1, 1), sizes=SIZES, augment=True
+    count: int,
+    generator: torch.Generator,
+    frames: int | tuple[int, ...],
+    objects=(1, 1),
+    sizes=SIZES,
+    augment=True,
+    spread: float = 1.0,
 ) -> tuple[torch.Tensor, Scenes]:
-    """`count` videos [N, F, 3, S, S] of one random size from `sizes`, and their scenes."""
-    scenes = random_scenes(count, generator, objects)
+    """`count` videos [N, F, 3, S, S] of one random size from `sizes`, and their scenes (`spread`: see `random_scenes`)."""
+    scenes = random_scenes(count, generator, objects, spread=spread)
     frame_count = frames if isinstance(frames, int) else choice(frames, generator)
     videos = render(scenes, frame_count, choice(sizes, generator))
     return (degrade(videos, generator) if augment else videos), scenes

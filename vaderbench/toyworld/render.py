@@ -58,13 +58,18 @@ def random_scenes(
     generator: torch.Generator,
     objects: tuple[int, int] = (1, 1),
     combos: list[tuple[str, str, str, str]] | None = None,
+    spread: float = 1.0,
 ) -> Scenes:
     """`count` random scenes with between objects[0] and objects[1] objects each.
 
     With `combos` (colour, shape, direction, background) the first object and the background of every
     scene are drawn from that list (a prompt set's captions); otherwise every attribute is uniform.
-    The background never has the colour of an object.
+    The background never has the colour of an object. Starts are uniform over the middle `spread`
+    fraction of the positions from which the object stays in frame (0: every path is centred on the
+    frame's centre).
     """
+    if not 0 <= spread <= 1:
+        raise ValueError(f"spread must be in [0, 1], got {spread}")
     lo, hi = objects
     k = max(hi, 1)
     g = generator
@@ -94,7 +99,9 @@ def random_scenes(
     velocity = _VELOCITY[direction] * TRAVEL  # [N, K, 2]
     low = size[..., None] - velocity.clamp(max=0)
     high = 1 - size[..., None] - velocity.clamp(min=0)
-    start = low + (high - low) * torch.rand(count, k, 2, generator=g)
+    # written so that spread = 1 draws bitwise the starts it always drew (the reward models' data)
+    margin = (1 - spread) / 2 * (high - low)
+    start = low + margin + (high - low - 2 * margin) * torch.rand(count, k, 2, generator=g)
     return Scenes(background, colour, shape, direction, start, size, present)
 
 
