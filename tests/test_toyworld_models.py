@@ -195,6 +195,8 @@ def test_coordinate_codes_are_fourier_features_of_progress_y_x_and_tell_every_ce
     assert distance.min() > 0.05  # every (frame, y, x) has its own code
     unet = MODELS.get("toy-random")(**BASE_UNET).denoiser
     assert unet.conv_in.in_channels == 3 * BASE_UNET["patch"] ** 2 + 6 * unet.config.coordinate_frequencies
+    with pytest.raises(ValueError, match="16 token states"):  # the caption summary has weights per token slot
+        unet(torch.zeros(1, 3, 4, 16, 16), torch.tensor([5]), torch.zeros(1, 9, 64), torch.ones(1, 9, dtype=torch.bool))
 
 
 def test_diagnosis_of_clean_estimates_against_an_oracle_and_an_identity_denoiser():

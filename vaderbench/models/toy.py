@@ -2,8 +2,9 @@
 
 Written as diffusers models (`ModelMixin`/`ConfigMixin`, saved with `save_pretrained`, loaded with
 `from_pretrained`) and driven through the same `VideoModel` seam as real models, so the toy world
-exercises the code paths a real model takes. It is fully convolutional in space and time: one set of
-weights serves every resolution divisible by 4 and any frame count.
+exercises the code paths a real model takes. It is convolutional in space and time, with positions and
+clip progress given as codes in frame units: one set of weights serves every resolution divisible by 4
+and any frame count.
 
 Layout: latents are [B, C, F, H, W] (diffusers' UNet3D convention); frames go out as [B, F, C, H, W].
 """
@@ -201,6 +202,8 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         x = x.reshape(b, f, -1, h // p, w // p).transpose(1, 2)
         codes = coordinate_codes(f, h // p, w // p, self.config.coordinate_frequencies, x.device).to(x.dtype)
         x = torch.cat([x, codes.expand(b, -1, -1, -1, -1)], dim=1)
+        if text.shape[1] != self.config.text_length:
+            raise ValueError(f"the toy denoiser takes {self.config.text_length} token states (the tokenizer pads to it), got {text.shape[1]}")
         pooled = (text * text_mask[..., None]).flatten(1)  # [B, L * D], padding zeroed
         progress = fourier(clip_progress(f, sample.device), self.config.coordinate_frequencies).T  # [F, 2n]
         caption = self.text_pool(pooled)[:, None].expand(-1, f, -1)
