@@ -27,6 +27,7 @@ from torch import nn
 from vaderbench.models.base import Condition, VideoModel, check_multiple
 from vaderbench.models.diffusers_common import v_to_epsilon
 from vaderbench.registry import MODELS
+from vaderbench.toyworld.render import clip_progress
 
 PAD, UNK = 0, 1
 
@@ -73,11 +74,6 @@ def fourier(values: torch.Tensor, frequencies: int) -> torch.Tensor:
     scales = math.pi * 2.0 ** torch.arange(frequencies, device=values.device)
     angles = scales.view(-1, *[1] * values.dim()) * values
     return torch.cat([angles.sin(), angles.cos()])
-
-
-def clip_progress(frames: int, device=None) -> torch.Tensor:
-    """Each frame's place in the clip, 0 (first) to 1 (last)."""
-    return torch.linspace(0, 1, frames, device=device) if frames > 1 else torch.zeros(1, device=device)
 
 
 def coordinate_codes(frames: int, height: int, width: int, frequencies: int, device=None) -> torch.Tensor:
@@ -197,13 +193,13 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
 
     def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor):
         b, c, f, h, w = sample.shape
+        if text.shape[1] != self.config.text_length:
+            raise ValueError(f"the toy denoiser takes {self.config.text_length} token states (the tokenizer pads to it), got {text.shape[1]}")
         p = self.config.patch
         x = F.pixel_unshuffle(sample.transpose(1, 2).reshape(b * f, c, h, w), p)
         x = x.reshape(b, f, -1, h // p, w // p).transpose(1, 2)
         codes = coordinate_codes(f, h // p, w // p, self.config.coordinate_frequencies, x.device).to(x.dtype)
         x = torch.cat([x, codes.expand(b, -1, -1, -1, -1)], dim=1)
-        if text.shape[1] != self.config.text_length:
-            raise ValueError(f"the toy denoiser takes {self.config.text_length} token states (the tokenizer pads to it), got {text.shape[1]}")
         pooled = (text * text_mask[..., None]).flatten(1)  # [B, L * D], padding zeroed
         progress = fourier(clip_progress(f, sample.device), self.config.coordinate_frequencies).T  # [F, 2n]
         caption = self.text_pool(pooled)[:, None].expand(-1, f, -1)

@@ -115,13 +115,18 @@ def _signed_distance(shape: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, si
     return torch.where(shape == 0, circle, torch.where(shape == 1, square, triangle))
 
 
+def clip_progress(frames: int, device=None) -> torch.Tensor:
+    """Each frame's place in the clip, 0 (first) to 1 (last); a one-frame clip is at 0."""
+    return torch.linspace(0, 1, frames, device=device) if frames > 1 else torch.zeros(1, device=device)
+
+
 def render(scenes: Scenes, frames: int, size: int) -> torch.Tensor:
     """Videos [N, F, 3, H, W] in [0, 1] (H = W = size); later object slots are drawn on top."""
     if frames < 1 or size < 4:
         raise ValueError(f"need frames >= 1 and size >= 4, got frames={frames}, size={size}")
     n = len(scenes)
     coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size
-    progress = torch.linspace(0, 1, frames) if frames > 1 else torch.zeros(1)
+    progress = clip_progress(frames)
     video = _RGB[scenes.background].view(n, 1, 3, 1, 1).expand(n, frames, 3, size, size).clone()
     for k in range(scenes.present.shape[1]):
         velocity = _VELOCITY[scenes.direction[:, k]] * TRAVEL  # [N, 2]
