@@ -14,7 +14,7 @@ from vaderbench.toyworld.diagnose import caption_sensitivity, diagnose
 from vaderbench.toyworld.evaluate import chance, base_accuracy, heldout_prompts
 from vaderbench.toyworld.labels import aesthetic_score
 from vaderbench.toyworld.render import random_scenes, render
-from vaderbench.toyworld.train_base import BASE_UNET
+from vaderbench.toyworld.train_base import BASE_UNET, NUM_TIMESTEPS, TIMESTEP_MIXTURE, sample_timesteps
 from vaderbench.toyworld.vocab import COLOURS, DIRECTIONS, SHAPES, caption, parse_caption
 from vaderbench.toyworld.weights import WEIGHTS_DIR, ToyWeightsError
 
@@ -126,14 +126,14 @@ def test_rewards_name_a_prompt_without_what_they_need(rewards):
 
 
 def test_base_model_draws_held_out_captions_above_chance_and_random_weights_do_not():
-    # 24 held-out captions at 32 px; the shipped model scores colour 1.00, shape 0.58, direction 0.54 on them
-    # and random weights 0.17, 0.21, 0.17 (README: The toy world)
+    # 24 held-out captions at 32 px; the shipped model scores colour 0.92, shape 0.71, direction 0.83 on them,
+    # the model before the t >= 900 share direction 0.54, random weights 0.17, 0.21, 0.17 (README: The toy world)
     prompts = heldout_prompts(24, seed=5)
     trained = base_accuracy(load_toy_model(), WEIGHTS_DIR, 32, prompts, seed=5)
     random = base_accuracy(MODELS.get("toy-random")(**BASE_UNET), WEIGHTS_DIR, 32, prompts, seed=5)
     floor = chance()
     assert trained["colour"] >= floor["colour"] + 0.5
-    assert trained["shape"] >= floor["shape"] + 0.15 and trained["direction"] >= floor["direction"] + 0.2
+    assert trained["shape"] >= floor["shape"] + 0.15 and trained["direction"] >= floor["direction"] + 0.4
     assert all(random[key] < floor[key] + 0.15 for key in floor)
 
 
@@ -245,3 +245,12 @@ def test_caption_sensitivity_sees_exactly_the_words_the_denoiser_reads():
     for row in caption_sensitivity(model, size=16, count=8, seed=0, timesteps=(599, 899)):
         assert row["colour"] == 0 and row["shape"] == 0
         assert row["direction"] > 0.05
+
+
+def test_training_timesteps_follow_the_mixture_of_uniform_ranges():
+    t = sample_timesteps(200_000, torch.Generator().manual_seed(0))
+    assert t.min() == 0 and t.max() == NUM_TIMESTEPS - 1
+    for low in range(0, NUM_TIMESTEPS, 100):  # each bin of 100 gets its share of every range that covers it
+        expected = sum(share * 100 / (NUM_TIMESTEPS - start) for start, share in TIMESTEP_MIXTURE if start <= low)
+        observed = float(((t >= low) & (t < low + 100)).float().mean())
+        assert abs(observed - expected) < 4 * math.sqrt(expected / len(t)), (low, observed, expected)

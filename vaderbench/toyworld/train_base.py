@@ -25,8 +25,8 @@ SIZE_BATCHES = ((16, 32), (32, 16), (64, 8))
 FRAME_COUNTS = (8, 4)
 CAPTION_DROPOUT = 0.1
 NUM_TIMESTEPS = 1000
-HIGH_NOISE_FROM = 600
-HIGH_NOISE_SHARE = 0.5
+#: timesteps are drawn uniformly from [start, NUM_TIMESTEPS) for one of these starts, with these odds
+TIMESTEP_MIXTURE = ((0, 0.4), (600, 0.3), (900, 0.3))
 #: objects start in the middle fifth of the range that keeps them in frame, so a caption's direction says
 #: where the object is in each frame (moving left: right of centre early, left of it late). With starts
 #: anywhere, the videos one caption stands for average out to a blur that barely depends on the direction
@@ -36,16 +36,20 @@ START_SPREAD = 0.2
 
 
 def sample_timesteps(batch: int, generator: torch.Generator) -> torch.Tensor:
-    """Uniform timesteps, half of them redrawn from t >= HIGH_NOISE_FROM, where the caption decides the picture.
+    """Timesteps from TIMESTEP_MIXTURE: uniform ones, and more of them where the caption decides the picture.
 
     With uniform timesteps alone the model learns to denoise but hardly to read the caption: below
     t = 600 the noisy video itself shows colour, shape and motion, so the text barely lowers the loss
     there, and samples come out grey. Training the high-noise steps alone instead makes the model forget
-    the last denoising steps, and its samples keep their noise. The mixture teaches both.
+    the last denoising steps, and its samples keep their noise. Which way an object moves is decided in
+    the first steps from pure noise (t >= 900): with t >= 600 as the only extra range (17.5% of draws at
+    t >= 900), the model's estimate at t = 999 knew the axis of the motion but not its sign (the object
+    split in two at the first and last frames) and its videos moved the named way 27-42% of the time.
     """
-    t = torch.randint(0, NUM_TIMESTEPS, (batch,), generator=generator)
-    high = torch.randint(HIGH_NOISE_FROM, NUM_TIMESTEPS, (batch,), generator=generator)
-    return torch.where(torch.rand(batch, generator=generator) < HIGH_NOISE_SHARE, high, t)
+    starts = torch.tensor([start for start, _ in TIMESTEP_MIXTURE])
+    odds = torch.tensor([share for _, share in TIMESTEP_MIXTURE])
+    start = starts[torch.multinomial(odds, batch, replacement=True, generator=generator)]
+    return start + (torch.rand(batch, generator=generator) * (NUM_TIMESTEPS - start)).long()
 
 
 def fit_denoising(model: ToyVideoModel, generator: torch.Generator, steps: int) -> ToyVideoModel:
