@@ -147,7 +147,7 @@ def heldout_prompts(count: int, seed: int) -> list[str]:
 def base_accuracy(model, weights: Path, size: int, prompts: list[str], seed: int, batch: int = 20) -> dict[str, float]:
     detector = ToyObjectRemovalReward(str(weights)).freeze().detector
     classifier = ToyActionReward(str(weights)).freeze().classifier
-    # zero-initialised adapters: the base model itself. fp32: on this CPU build torch runs bf16 Conv3d
+    # zero-initialised adapters: the base model itself. fp32: on some CPUs this torch build runs bf16 Conv3d
     # through `slow_conv3d_forward` at batch 8 and above (about 100x slower than fp32 at 64 px)
     policy = Policy(model, lora_rank=1)
     correct = {"colour": 0, "shape": 0, "direction": 0}
