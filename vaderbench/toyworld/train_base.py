@@ -1,7 +1,7 @@
 """Pretraining of the toy text-to-video model: v-prediction on procedural videos at 16, 32 and 64 px.
 
 One set of weights serves the whole resolution sweep because every batch is drawn at one of the three
-sizes in turn (the denoiser is fully convolutional), and both frame counts the studies use (4 and 8).
+sizes in turn (the denoiser is convolutional, with positions coded in frame units), and both frame counts the studies use (4 and 8).
 Captions are dropped (replaced by the empty prompt, the model's null condition) 10% of the time, so
 that classifier-free guidance works at sampling time.
 
