@@ -268,8 +268,8 @@ def test_miscaptioned_colours_lie_in_their_share_of_scenes_uniformly_over_the_co
     # every lie names one of the six colours that are neither the object's nor the background's, each as often
     every = miscaption_colours(scenes, 1.0, torch.Generator().manual_seed(1)).colour[:, 0]
     assert not ((every == scenes.colour[:, 0]) | (every == scenes.background)).any()
-    below = (every[:, None] > scenes.colour[:, :1]).long() + (every[:, None] > scenes.background[:, None]).long()
-    rank = every - below.squeeze(1)  # the lie's index among the six colours allowed for its scene
+    # the lie's index among the six colours allowed for its scene
+    rank = every - (every > scenes.colour[:, 0]).long() - (every > scenes.background).long()
     counts = torch.bincount(rank, minlength=len(COLOURS) - 2).float()
     expected = len(scenes) / (len(COLOURS) - 2)
     assert len(counts) == len(COLOURS) - 2

@@ -1,9 +1,10 @@
 """Pretraining of the toy text-to-video model: v-prediction on procedural videos at 16, 32 and 64 px.
 
 One set of weights serves the whole resolution sweep because every batch is drawn at one of the three
-sizes in turn (the denoiser is convolutional, with positions coded in frame units), and both frame counts the studies use (4 and 8).
-Captions are dropped (replaced by the empty prompt, the model's null condition) 10% of the time, so
-that classifier-free guidance works at sampling time, and some (`COLOUR_CAPTION_NOISE`) name a wrong object colour.
+sizes in turn (the denoiser is convolutional, with positions coded in frame units), and both frame
+counts the studies use (4 and 8). Captions are dropped (replaced by the empty prompt, the model's null
+condition) 10% of the time, so that classifier-free guidance works at sampling time, and a share of
+them (`COLOUR_CAPTION_NOISE`) name a wrong object colour.
 
 Training runs in fp32: on some machines of this kind torch 2.14's CPU build runs bf16 Conv3d through
 `slow_conv3d_forward`, 12 to 60 times slower than fp32 for these shapes (measured at batch 32 x 16 px to
