@@ -28,7 +28,7 @@ class BuildSteps:
     direction: int = 800
     aesthetic: int = 400
     predictor: int = 400
-    base: int = 10000
+    base: int = 20000
 
     def scaled(self, factor: float) -> "BuildSteps":
         return BuildSteps(**{k: max(1, int(v * factor)) for k, v in vars(self).items()})
