@@ -28,6 +28,7 @@ class BuildSteps:
     direction: int = 800
     aesthetic: int = 400
     predictor: int = 400
+    #: 10000 steps of the same recipe drew held-out shapes at 0.47-0.53 on 240 captions, under chance + 0.2
     base: int = 20000
 
     def scaled(self, factor: float) -> "BuildSteps":
