@@ -99,14 +99,15 @@ class Ddpo(Aligner):
                     rows = torch.arange(start, start + chunk)[part]
                     for j in range(trained_steps):
                         step_index = order[rows, j]
-                        log_prob = self.policy.step_log_prob(trajectory, step_index, self.sampler, index=rows)
-                        old = trajectory.log_probs[step_index, rows]
-                        ratio = torch.exp(log_prob - old)
-                        unclipped = -advantages[rows] * ratio
-                        clipped = -advantages[rows] * ratio.clamp(1 - config.clip_range, 1 + config.clip_range)
-                        loss = torch.maximum(unclipped, clipped).mean()
+                        with self.clock.phase("loss"):
+                            log_prob = self.policy.step_log_prob(trajectory, step_index, self.sampler, index=rows)
+                            old = trajectory.log_probs[step_index, rows]
+                            ratio = torch.exp(log_prob - old)
+                            unclipped = -advantages[rows] * ratio
+                            clipped = -advantages[rows] * ratio.clamp(1 - config.clip_range, 1 + config.clip_range)
+                            loss = torch.maximum(unclipped, clipped).mean()
                         # mean over the minibatch and its trained timesteps, accumulated micro-batch by micro-batch
-                        (loss * len(rows) / chunk / trained_steps).backward()
+                        self.backward(loss * len(rows) / chunk / trained_steps)
                         losses.append(float(loss.detach()))
                         kls.append(float(0.5 * ((log_prob.detach() - old) ** 2).mean()))
                         clipfracs.append(float(((ratio.detach() - 1).abs() > config.clip_range).float().mean()))

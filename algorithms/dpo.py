@@ -103,8 +103,9 @@ class Dpo(Aligner):
         """One optimiser step on this worker's pairs (accumulated over micro-batches of pairs)."""
         losses, insides = [], []
         for part in self.micro_batches(len(pairs)):
-            loss, inside = self.pair_loss(pairs[part], update)
-            (loss.sum() / len(pairs)).backward()
+            with self.clock.phase("loss"):
+                loss, inside = self.pair_loss(pairs[part], update)
+            self.backward(loss.sum() / len(pairs))
             losses.append(loss.detach())
             insides.append(inside.detach())
         self.apply_gradients()

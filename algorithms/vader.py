@@ -50,7 +50,7 @@ class Vader(Aligner):
             reward = self.score(trajectory.final, prompts[part], self.frame_index())
             # mean over the local shard, so that averaging over workers gives the global mean
             loss = -reward.sum() / len(prompts)
-            loss.backward()
+            self.backward(loss)
             rewards.append(reward.detach())
             loss_total += float(loss.detach())
         grad_norm = self.apply_gradients()

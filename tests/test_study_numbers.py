@@ -21,14 +21,18 @@ TOLERANCE = 1e-4
 
 def smoke_eval_rewards() -> dict[str, dict[str, float]]:
     """Every smoke trial, run in this process: trial id -> {step: eval_reward_mean}."""
-    from vaderbench.experiment.schema import load_experiment
+    import tempfile
+
     from vaderbench.experiment.grid import expand
+    from vaderbench.experiment.schema import load_experiment
+    from vaderbench.runner.checkpoint import CheckpointStore
     from vaderbench.runner.trial import run_trial
 
     rewards = {}
     for trial in expand(load_experiment(SMOKE)):
         reports = []
-        run_trial(trial, lambda metrics, checkpoint: reports.append(metrics))
+        with tempfile.TemporaryDirectory() as checkpoints:
+            run_trial(trial, reports.append, CheckpointStore(Path(checkpoints)))
         rewards[trial.id] = {str(r["step"]): r["eval_reward_mean"] for r in reports if "eval_reward_mean" in r}
     return rewards
 

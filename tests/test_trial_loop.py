@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import os
 import shutil
 
 import pytest
@@ -13,8 +14,10 @@ from vaderbench.experiment.grid import expand
 from vaderbench.experiment.schema import load_experiment
 from vaderbench.registry import MODELS
 from vaderbench.runner.artifacts import LORA_WEIGHTS
+from vaderbench.runner.checkpoint import CheckpointStore
 from vaderbench.runner.logger import TrialLogger
-from vaderbench.runner.trial import ARTIFACTS, REPLAY, TrialLoop, run_trial
+from vaderbench.runner.trial import ARTIFACTS, CHECKPOINT_PATH, LOOP_TIME, REPLAY, TrialLoop, run_trial
+from vaderbench.timing import PHASES, metric_name
 
 TINY = {
     "model": "toy",
@@ -34,24 +37,28 @@ def trial_of(tmp_path, method="vader", **changes):
 
 
 class Recorder:
-    """A stand-in for Ray's report: keeps every report and a copy of every checkpoint folder."""
+    """A stand-in for Ray's report: keeps every report and a copy of every checkpoint it names."""
 
     def __init__(self, keep_dir):
         self.reports, self.checkpoints, self.keep_dir = [], {}, keep_dir
 
-    def __call__(self, metrics, checkpoint):
-        self.reports.append(dict(metrics))
-        if checkpoint is not None:
+    def __call__(self, metrics):
+        self.reports.append({k: v for k, v in metrics.items() if k not in (CHECKPOINT_PATH, LOOP_TIME)})
+        if CHECKPOINT_PATH in metrics and REPLAY not in metrics:
             copy = self.keep_dir / f"step{metrics['step']}"
-            shutil.copytree(checkpoint, copy)
+            shutil.copytree(metrics[CHECKPOINT_PATH], copy)
             self.checkpoints[metrics["step"]] = copy
+
+
+def store(tmp_path, name="store", keep=2):
+    return CheckpointStore(tmp_path / name, keep=keep)
 
 
 @pytest.mark.parametrize("method", ["vader", "ddpo", "dpo"])
 def test_a_trial_reports_every_step_evaluates_and_checkpoints_on_schedule(tmp_path, method):
     trial = trial_of(tmp_path, method)
     recorder = Recorder(tmp_path)
-    run_trial(trial, recorder)
+    run_trial(trial, recorder, store(tmp_path))
     steps = [r["step"] for r in recorder.reports]
     assert steps == [0, 1, 2, 3, 4]
     # step 0 is the base model: evaluated, nothing spent
@@ -75,7 +82,7 @@ def test_a_trial_reports_every_step_evaluates_and_checkpoints_on_schedule(tmp_pa
 def test_final_lora_weights_load_into_a_fresh_model_through_diffusers(tmp_path):
     trial = trial_of(tmp_path, "vader", methods={"vader": {"batch_size": 2, "lr": 1e-1}})
     recorder = Recorder(tmp_path)
-    loop = TrialLoop(trial)
+    loop = TrialLoop(trial, store(tmp_path))
     loop.run(recorder)
     fresh = MODELS.get("toy")()
     fresh.denoiser.load_lora_adapter(str(recorder.checkpoints[4] / ARTIFACTS / "lora"), weight_name=LORA_WEIGHTS,
@@ -96,15 +103,17 @@ def test_resuming_from_a_checkpoint_continues_exactly(tmp_path, method):
     trial = trial_of(tmp_path, method)
     whole = Recorder(tmp_path / "whole")
     (tmp_path / "whole").mkdir()
-    run_trial(trial, whole)
+    run_trial(trial, whole, store(tmp_path, "whole-store"))
     resumed = Recorder(tmp_path / "resumed")
     (tmp_path / "resumed").mkdir()
-    run_trial(trial, resumed, restore_from=whole.checkpoints[2])
+    interrupted = store(tmp_path, "interrupted")  # the store of a run stopped after its step-2 checkpoint
+    shutil.copytree(whole.checkpoints[2], interrupted.root / "checkpoint-000002")
+    run_trial(trial, resumed, interrupted)
     # first the reports up to the checkpoint again (for a tracker that missed some), then the new steps
     replay, *fresh = resumed.reports
     assert replay["step"] == 2 and replay[REPLAY] == whole.reports[:3]
     assert [r["step"] for r in fresh] == [3, 4]
-    timing = {"wall_time_s", "device_time_s", "peak_memory_mb"}
+    timing = {"wall_time_s", "device_time_s", "peak_memory_mb", *map(metric_name, PHASES)}
     for a, b in zip(whole.reports[3:], fresh):
         assert {k: v for k, v in a.items() if k not in timing} == {k: v for k, v in b.items() if k not in timing}
     assert resumed.reports[-1]["device_time_s"] >= whole.reports[2]["device_time_s"]  # spending carries over
@@ -118,13 +127,13 @@ def test_resuming_from_a_checkpoint_continues_exactly(tmp_path, method):
 def test_reward_query_budget_stops_the_trial(tmp_path):
     trial = trial_of(tmp_path, budget={"steps": None, "reward_queries": 5})
     recorder = Recorder(tmp_path)
-    run_trial(trial, recorder)
+    run_trial(trial, recorder, store(tmp_path))
     assert recorder.reports[-1]["reward_queries"] == 6 and recorder.reports[-1]["step"] == 3
     assert "eval_reward_mean" in recorder.reports[-1] and 3 in recorder.checkpoints
 
 
 def test_every_method_is_evaluated_on_the_same_prompts_and_noise(tmp_path):
-    loops = [TrialLoop(dataclasses.replace(trial_of(tmp_path, m), seed=s)) for m, s in (("vader", 0), ("dpo", 1))]
+    loops = [TrialLoop(dataclasses.replace(trial_of(tmp_path, m), seed=s), store(tmp_path, m)) for m, s in (("vader", 0), ("dpo", 1))]
     assert loops[0].eval_prompts == loops[1].eval_prompts and loops[0].eval_seeds == loops[1].eval_seeds
     first = [loop.evaluate()["eval_reward_mean"] for loop in loops]
     assert first[0] == first[1]  # same base model, prompts and noise: the same number
@@ -152,3 +161,40 @@ def test_the_logger_writes_each_step_once_replays_included(tmp_path):
     logger.on_trial_result(0, [], TuneTrial, {"step": 3, "reward_queries": 6.0, "time_total_s": 1.0})
     logger.on_trial_result(0, [], TuneTrial, {"step": 4, "reward_queries": 8.0, "time_total_s": 1.0})
     assert tracker.logged == [(2, {"reward_queries": 4.0}), (3, {"reward_queries": 6.0}), (4, {"reward_queries": 8.0})]
+
+
+def test_the_phases_account_for_the_trials_wall_time(tmp_path):
+    trial = trial_of(tmp_path, "ddpo")
+    recorder = Recorder(tmp_path)
+    run_trial(trial, recorder, store(tmp_path))
+    for previous, report in zip(recorder.reports, recorder.reports[1:]):
+        phases = {phase: report[metric_name(phase)] for phase in PHASES}
+        assert all(report[metric_name(p)] >= previous[metric_name(p)] for p in PHASES)  # cumulative
+        assert sum(phases.values()) <= report["wall_time_s"]
+    last = recorder.reports[-1]
+    for phase in ("sample", "reward", "loss", "backward", "optimizer", "evaluate", "log"):
+        assert last[metric_name(phase)] > 0, phase
+    # what the phases leave of the wall time is bookkeeping: prompt choice, statistics, gathering metrics
+    other = last["wall_time_s"] - sum(last[metric_name(p)] for p in PHASES)
+    assert other < 0.25 * last["wall_time_s"], (other, last)
+
+
+def test_a_checkpoint_write_killed_part_way_leaves_the_previous_one_to_restore(tmp_path):
+    checkpoints = store(tmp_path, keep=2)
+    checkpoints.save(2, lambda folder: (folder / "state").write_text("step 2"))
+
+    def killed(folder):
+        (folder / "state").write_text("half of step 4")
+        raise KeyboardInterrupt  # the process dies in the middle of the write
+
+    with pytest.raises(KeyboardInterrupt):
+        checkpoints.save(4, killed)
+    assert checkpoints.latest().name == "checkpoint-000002"
+    assert (checkpoints.latest() / "state").read_text() == "step 2"
+    # a write killed harder (no cleanup ran) leaves a temporary folder that no reader takes for a checkpoint
+    (checkpoints.root / ".checkpoint-000006.abc.partial").mkdir()
+    assert [p.name for p in checkpoints.checkpoints()] == ["checkpoint-000002"]
+    checkpoints.save(6, lambda folder: (folder / "state").write_text("step 6"))
+    checkpoints.save(8, lambda folder: (folder / "state").write_text("step 8"))
+    assert [p.name for p in checkpoints.checkpoints()] == ["checkpoint-000006", "checkpoint-000008"]
+    assert sorted(os.listdir(checkpoints.root)) == ["checkpoint-000006", "checkpoint-000008"]

@@ -23,6 +23,7 @@ from vaderbench.policy import Policy, SamplerSettings, Trajectory
 from vaderbench.registry import ALIGNERS
 from vaderbench.rewards.base import Reward
 from vaderbench.seeding import derive_seed
+from vaderbench.timing import PhaseClock
 
 
 @dataclass
@@ -117,6 +118,8 @@ class Aligner(ABC):
         self.rng = random.Random(derive_seed(seed, self.name, "rng"))
         self.ledger = Ledger()
         self.rounds = 0
+        #: seconds per phase (sampling, reward, loss, backward, optimiser); the trial adds evaluation and logging
+        self.clock = PhaseClock()
         self.optimizer = torch.optim.AdamW(
             policy.trainable_parameters(),
             lr=self.config.lr,
@@ -156,9 +159,11 @@ class Aligner(ABC):
         return [slice(i, min(i + step, size)) for i in range(0, size, step)]
 
     def sample(self, prompts: Sequence[str], seeds: Sequence[int], grad_from: int | None = None) -> Trajectory:
-        trajectory = self.policy.sample(
-            prompts, seeds, self.sampler, frames=self.frames, height=self.height, width=self.width, grad_from=grad_from
-        )
+        with self.clock.phase("sample"):
+            trajectory = self.policy.sample(
+                prompts, seeds, self.sampler, frames=self.frames, height=self.height, width=self.width,
+                grad_from=grad_from,
+            )
         self.ledger.samples += len(prompts) * distributed.world_size()
         return trajectory
 
@@ -181,18 +186,25 @@ class Aligner(ABC):
 
     def score(self, latents: torch.Tensor, prompts: Sequence[str], frame_index: torch.Tensor | None = None) -> torch.Tensor:
         """Decode the chosen frames and query the reward model (counted on the ledger)."""
-        frames = self.policy.decode(latents, frame_index)
-        rewards = self.reward(frames, list(prompts))
+        with self.clock.phase("reward"):
+            frames = self.policy.decode(latents, frame_index)
+            rewards = self.reward(frames, list(prompts))
         self.ledger.reward_queries += len(prompts) * distributed.world_size()
         return rewards
 
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate the gradient of `loss` (timed: the backward pass is a phase of its own)."""
+        with self.clock.phase("backward"):
+            loss.backward()
+
     def apply_gradients(self) -> float:
         """Average gradients over workers, clip, take an AdamW step; returns the pre-clip gradient norm."""
-        parameters = self.policy.trainable_parameters()
-        distributed.average_gradients(parameters)
-        norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.max_grad_norm)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        with self.clock.phase("optimizer"):
+            parameters = self.policy.trainable_parameters()
+            distributed.average_gradients(parameters)
+            norm = torch.nn.utils.clip_grad_norm_(parameters, self.config.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
         self.ledger.optimizer_steps += 1
         return float(norm)
 

@@ -82,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
     from vaderbench.runner.sweep import run_sweep, start_ray
     from vaderbench.runner.tracking import mlflow_ui_command
+    from vaderbench.runner.usage import CoreUsage, startup_summary
+
+    usage = CoreUsage.start()
 
     output = (args.output or Path(experiment.output or Path("runs") / experiment.name)).resolve()
     output.mkdir(parents=True, exist_ok=True)
@@ -91,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     # Ray was started for nothing, which costs less than waiting for both every time
     with ThreadPoolExecutor(1) as pool:
         opening = pool.submit(open_tracking, args, trials, uri, name, artifact_root)
-        ray_at = start_ray(args.address or experiment.resources.address)
+        modules = tuple(dict.fromkeys(module for trial in trials for module in trial.modules))
+        ray_at = start_ray(args.address or experiment.resources.address, modules)
         tracker, parent, pending = opening.result()
     storage = output / "ray" / parent
     # the largest videos first: the long trials start early and the short ones fill in at the end
@@ -121,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"report:         {report_path}")
     print(f"compare runs:   {mlflow_ui_command(uri)}")
     print(f"wall time:      {minutes:.1f} min")
+    print(f"cores busy:     {100 * usage.busy_fraction():.0f}% of {usage.cores} (the OS's CPU times over the run)")
+    startup = startup_summary(outcome.durations) if outcome else None
+    if startup:
+        print(f"trial start-up: {startup}")
     if interrupted:
         print(f"interrupted: `vaderbench run {args.file} --resume` finishes the unfinished trials", file=sys.stderr)
         return 130

@@ -1,22 +1,27 @@
 """`TrialLogger`: a Ray Tune callback, in the sweep's driver, that writes every trial to MLflow.
 
 A trial's first result opens (or, when resuming, reopens) its child run; each result is one step of
-metrics (steps already logged by an interrupted attempt are not written twice); the last result's
-checkpoint carries the trial's artifacts (sample GIFs, LoRA weights), logged when the trial completes.
+metrics (steps already logged by an interrupted attempt are not written twice); the last checkpoint a
+trial reported carries its artifacts (sample GIFs, LoRA weights), logged when the trial completes, with
+its start-up: how long its run lasted beyond the time its loop spent in steps, evaluations and logging.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 from vaderbench.experiment.grid import Trial
-from vaderbench.runner.sweep import TUNE_KEYS
 from vaderbench.runner.tracking import Tracker
-from vaderbench.runner.trial import ARTIFACTS, REPLAY
+from vaderbench.runner.trial import ARTIFACTS, CHECKPOINT_PATH, LOOP_TIME, REPLAY
+
+#: keys of a result that are bookkeeping (Tune's, and the trial's own), never logged as metrics
+NOT_METRICS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
+               "iterations_since_restore", "pid", "done", "step", CHECKPOINT_PATH, LOOP_TIME, REPLAY}
 
 
 class TrialLogger(Callback):
@@ -24,8 +29,13 @@ class TrialLogger(Callback):
         self.tracker, self.parent_id, self.progress = tracker, parent_id, progress
         self.runs: dict[str, str] = {}  # tune trial id -> MLflow run id
         self.last_step: dict[str, int] = {}
+        self.started: dict[str, float] = {}  # tune trial id -> when its run opened (this process's clock)
+        self.loop_time: dict[str, float] = {}
+        self.checkpoints: dict[str, str] = {}
         self.finished: list[str] = []
         self.failed: dict[str, str] = {}
+        #: (trial id, seconds its run lasted, seconds of it that were start-up) of each finished trial
+        self.durations: list[tuple[str, float, float]] = []
 
     def __getstate__(self):
         # Tune pickles its run configuration, callbacks included, into the experiment folder; the live
@@ -37,6 +47,7 @@ class TrialLogger(Callback):
         if trial.trial_id not in self.runs:
             run_id, last = self.tracker.trial_run(self.parent_id, spec)
             self.runs[trial.trial_id], self.last_step[trial.trial_id] = run_id, last
+            self.started[trial.trial_id] = time.perf_counter()
         return self.runs[trial.trial_id], spec
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
@@ -47,25 +58,33 @@ class TrialLogger(Callback):
         # from arriving are logged now, the others were logged before
         for report in result.get(REPLAY, [result]):
             self._log(trial, report)
+        if CHECKPOINT_PATH in result:
+            self.checkpoints[trial.trial_id] = result[CHECKPOINT_PATH]
+        if LOOP_TIME in result:
+            self.loop_time[trial.trial_id] = result[LOOP_TIME]
 
     def _log(self, trial, report: dict) -> None:
         run_id, _ = self._run(trial)
         step, last = int(report["step"]), self.last_step[trial.trial_id]
         if step <= last:
             return
-        self.tracker.log_step(run_id, step, {k: v for k, v in report.items() if k not in TUNE_KEYS and k != "step"})
+        self.tracker.log_step(run_id, step, {k: v for k, v in report.items() if k not in NOT_METRICS})
         if self.progress is not None:
             self.progress.update(step - max(last, 0))
         self.last_step[trial.trial_id] = step
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         run_id, spec = self._run(trial)
-        checkpoint = (trial.last_result or {}).get("checkpoint_path")
+        checkpoint = self.checkpoints.get(trial.trial_id)
         if checkpoint:
             self.tracker.log_artifacts(run_id, Path(checkpoint) / ARTIFACTS)
+        duration = time.perf_counter() - self.started[trial.trial_id]
+        startup = duration - self.loop_time.get(trial.trial_id, 0.0)
+        self.tracker.log_step(run_id, self.last_step[trial.trial_id], {"startup_s": startup})
+        self.durations.append((spec.id, duration, startup))
         self.tracker.finish(run_id, "FINISHED")
         self.finished.append(spec.id)
-        self.runs.pop(trial.trial_id)
+        self.forget(trial.trial_id)
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
         run_id, spec = self._run(trial)
@@ -73,7 +92,11 @@ class TrialLogger(Callback):
         message = first_error_line(trial)
         self.failed[spec.id] = message
         print(f"\ntrial {spec.id} failed: {message}", file=sys.stderr)
-        self.runs.pop(trial.trial_id)
+        self.forget(trial.trial_id)
+
+    def forget(self, trial_id: str) -> None:
+        for table in (self.runs, self.started, self.loop_time, self.checkpoints):
+            table.pop(trial_id, None)
 
     def close_open_runs(self, status: str) -> None:
         """Runs of trials that were still going when the sweep stopped (Ctrl-C): KILLED, resumable."""

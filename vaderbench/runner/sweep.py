@@ -1,17 +1,23 @@
-"""The sweep: Ray Tune over the trials, each trial a Ray Train `TorchTrainer` run.
+"""The sweep: Ray Tune over the trials; a trial runs in its Tune process (one worker) or on Ray Train (several).
 
-Ray 2.60's Train V2 does not take a trainer as a Tune trainable; the supported pattern (Ray's
-"hyperparameter optimization" guide) is a Tune *function* that builds and fits a `TorchTrainer`, with
-`TuneReportCallback` forwarding the workers' reports to Tune. Metrics reach the driver through Tune,
-where `TrialLogger` writes them to MLflow (the only process that does).
+A trial with one worker runs the trial loop inside its Tune function, whose process Tune reuses for the
+next trial: Ray's worker start and the imports of torch, diffusers and the reward libraries are paid once
+per process (they happen as the process starts: `preload`), not once per trial. A trial with several
+workers is a `TorchTrainer` fit inside the Tune function (Ray 2.60's Train V2 does not take a trainer as a
+Tune trainable; Ray's "hyperparameter optimization" guide fits one inside a Tune function), with
+`TuneReportCallback` forwarding its workers' reports. Both run the same loop (`runner/trial.py`) and
+report through Tune to the driver, where `TrialLogger` writes them to MLflow (the only process that does).
 
-Resuming: each trial's Train run has a deterministic name and storage folder under the parent run, so
-fitting it again continues from its latest checkpoint; `--resume` re-runs only the trials whose MLflow
-run is not FINISHED, and their metrics continue after the last step they had logged.
+Checkpoints and resuming: every trial checkpoints into its own folder under the parent run's storage
+(`trials/<trial id>/`), whichever way it runs. A failed attempt (a worker killed) is retried by Tune
+(`resources.max_failures`) from the latest checkpoint there; `--resume` re-runs only the trials whose
+MLflow run is not FINISHED, which continue from the same folder, and their metrics continue after the
+last step they had logged.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
 import os
@@ -28,9 +34,6 @@ if TYPE_CHECKING:  # mlflow is the driver's alone: Ray's workers import this mod
 #: a custom resource the local Ray gets plenty of: each trial's driver function takes one, so that it
 #: holds no CPU that its workers need (as Ray's own tests do it on small machines)
 TRIAL_DRIVER = "vaderbench_trial_driver"
-#: Tune's bookkeeping keys, never logged as metrics
-TUNE_KEYS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
-             "iterations_since_restore", "pid", "done", "checkpoint_path"}
 
 
 def quiet_environment() -> None:
@@ -42,20 +45,35 @@ def quiet_environment() -> None:
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", "1")
-    # every trial starts fresh worker processes; past 4x this number Ray prints a warning per trial
+    # worker processes start (and import) as Ray needs them; past 4x this number Ray prints a warning
     os.environ.setdefault("RAY_worker_maximum_startup_concurrency", "16")
 
 
-def start_ray(address: str | None) -> str:
-    """Join `address` (or RAY_ADDRESS), else start a quiet local Ray with this machine's CPUs and GPUs."""
+#: the environment variable that names the modules `preload` imports
+PRELOAD = "VADERBENCH_PRELOAD"
+
+
+def preload() -> None:
+    """Run by every Ray worker process as it starts (Ray's `worker_process_setup_hook`): the trials' heavy
+    imports (torch, diffusers, peft, the reward libraries) happen once per process, before it runs a trial."""
+    for module in filter(None, os.environ.get(PRELOAD, "").split(",")):
+        importlib.import_module(module)
+
+
+def start_ray(address: str | None, preload_modules: tuple[str, ...] = ()) -> str:
+    """Join `address` (or RAY_ADDRESS), else start a quiet local Ray with this machine's CPUs and GPUs.
+
+    Ray's worker processes import `preload_modules` (the trials' registering modules) as they start.
+    """
     import ray
 
     quiet_environment()
     if ray.is_initialized():
         return "already running"
     address = address or os.environ.get("RAY_ADDRESS")
-    common = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+    modules = ("vaderbench.runner.trial", "peft", *preload_modules)
+    runtime_env = {"worker_process_setup_hook": f"{__name__}.preload", "env_vars": {PRELOAD: ",".join(modules)}}
+    common = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True, runtime_env=runtime_env)
     if address:
         ray.init(address=address, **common)
         return address
@@ -80,35 +98,52 @@ def concurrency(workers: int, cpus: float, gpus: float, cap: int | None) -> int:
     return max(1, min(fits + ([cap] if cap else [])))
 
 
-def train_worker(config: dict[str, Any]) -> None:
-    """Ray Train's loop on each worker: the trial loop with Ray's report and checkpoints."""
-    import ray.train
+def trial_store(config: dict[str, Any]):
+    """The trial's checkpoint folder under the sweep's storage: the same for every attempt and invocation."""
+    from vaderbench.runner.checkpoint import CheckpointStore
+
+    trial = config["trial"]
+    return CheckpointStore(Path(config["storage_path"]) / "trials" / trial["id"], keep=trial["checkpoint"]["keep"])
+
+
+def run_worker(config: dict[str, Any], report, device=None) -> None:
+    """The trial loop on this process, continuing from the trial's latest checkpoint if it has one."""
     import torch
-    from ray.train import Checkpoint
 
     from vaderbench.runner.trial import run_trial
 
     torch.set_num_threads(max(1, int(config["cpus_per_worker"])))
-    device = ray.train.torch.get_device() if config["gpus_per_worker"] else torch.device("cpu")
+    if device is None:
+        device = torch.device("cuda" if config["gpus_per_worker"] else "cpu")
+    run_trial(config["trial"], report, trial_store(config), device)
 
-    def report(metrics: dict[str, float], checkpoint_dir: Path | None) -> None:
-        ray.train.report(metrics, checkpoint=Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None)
 
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        run_trial(config["trial"], report, None, device)
-    else:
-        with checkpoint.as_directory() as restored:
-            run_trial(config["trial"], report, Path(restored), device)
+def train_worker(config: dict[str, Any]) -> None:
+    """Ray Train's loop on each worker of a trial with several workers."""
+    import ray.train
+
+    run_worker(config, ray.train.report, ray.train.torch.get_device() if config["gpus_per_worker"] else None)
 
 
 def trial_driver(config: dict[str, Any]) -> None:
-    """Tune's function trainable: one `TorchTrainer` fit per trial, its reports forwarded to Tune."""
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    """Tune's function trainable: one trial.
+
+    A trial with one worker runs in this process, which Tune keeps for the next trial (actor reuse): the
+    imports of torch, diffusers and the reward libraries, and Ray's worker start, are paid once per
+    process instead of once per trial. A trial with several workers fits a `TorchTrainer` (DDP over its
+    workers), whose reports `TuneReportCallback` forwards to Tune. Both run the same trial loop and
+    checkpoint into the same store; a failed attempt is retried by Tune from the latest checkpoint.
+    """
+    trial = config["trial"]
+    if trial["workers"] == 1:
+        from ray import tune
+
+        run_worker(config, tune.report)
+        return
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    trial = config["trial"]
     use_gpu = config["gpus_per_worker"] > 0
     resources = {"CPU": config["cpus_per_worker"], **({"GPU": config["gpus_per_worker"]} if use_gpu else {})}
     trainer = TorchTrainer(
@@ -119,12 +154,21 @@ def trial_driver(config: dict[str, Any]) -> None:
         run_config=RunConfig(
             name=f"train-{trial['id']}",
             storage_path=config["storage_path"],
-            failure_config=FailureConfig(max_failures=config["max_failures"]),
-            checkpoint_config=CheckpointConfig(num_to_keep=trial["checkpoint"]["keep"]),
+            failure_config=FailureConfig(max_failures=0),  # Tune retries the whole trial (`resources.max_failures`)
             callbacks=[TuneReportCallback()],
         ),
     )
     trainer.fit()
+
+
+def trial_resources(config: dict[str, Any]):
+    """What one trial holds while it runs: its worker's CPUs/GPUs in process, or the driver of its Train run."""
+    from ray.tune import PlacementGroupFactory
+
+    if config["trial"]["workers"] == 1:
+        gpus = config["gpus_per_worker"]
+        return PlacementGroupFactory([{"CPU": config["cpus_per_worker"], **({"GPU": gpus} if gpus else {})}])
+    return PlacementGroupFactory([config["driver_resources"]])
 
 
 @dataclass
@@ -132,6 +176,8 @@ class SweepOutcome:
     finished: list[str]
     failed: dict[str, str]
     interrupted: bool
+    #: (trial id, seconds its run lasted, seconds of it that were start-up) of each finished trial
+    durations: list[tuple[str, float, float]]
 
 
 def run_sweep(
@@ -146,28 +192,28 @@ def run_sweep(
 
     storage.mkdir(parents=True, exist_ok=True)
     logger = TrialLogger(tracker, parent_id, progress)
-    driver = {TRIAL_DRIVER: 1} if TRIAL_DRIVER in ray.cluster_resources() else {"CPU": 1}
+    at_once = concurrency(resources["workers"], resources["cpus_per_worker"], resources["gpus_per_worker"],
+                          resources["max_concurrent_trials"])
+    # the trials that will run at once start their processes at once (Tune's default asks for one at a time)
+    os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(at_once)
     shared = {
         "storage_path": str(storage.resolve()),
         "cpus_per_worker": resources["cpus_per_worker"],
         "gpus_per_worker": resources["gpus_per_worker"],
-        "max_failures": resources["max_failures"],
+        "driver_resources": {TRIAL_DRIVER: 1} if TRIAL_DRIVER in ray.cluster_resources() else {"CPU": 1},
         "collective_timeout_s": collective_timeout_s,
     }
     tuner = tune.Tuner(
-        tune.with_resources(trial_driver, driver),
+        tune.with_resources(trial_driver, trial_resources),
         param_space={**shared, "trial": tune.grid_search([t.to_dict() for t in trials])},
         tune_config=tune.TuneConfig(
-            max_concurrent_trials=concurrency(
-                resources["workers"], resources["cpus_per_worker"], resources["gpus_per_worker"],
-                resources["max_concurrent_trials"],
-            ),
-            reuse_actors=True,  # the trial driver's process (and its imports) serves the next trial
+            max_concurrent_trials=at_once,
+            reuse_actors=True,  # a trial's process (its imports, its Ray worker) serves the next trial
         ),
         run_config=tune.RunConfig(
             # one Tune experiment per invocation; the trials' Train runs (and checkpoints) outlive it
             name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(storage.resolve()), callbacks=[logger], verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
         ),
     )
     try:
@@ -176,4 +222,4 @@ def run_sweep(
         pass
     logger.close_open_runs("KILLED")
     unfinished = len(trials) - len(logger.finished) - len(logger.failed)
-    return SweepOutcome(logger.finished, logger.failed, interrupted=unfinished > 0)
+    return SweepOutcome(logger.finished, logger.failed, interrupted=unfinished > 0, durations=logger.durations)

@@ -1,17 +1,19 @@
 """One trial: build the policy, reward and aligner of a sweep point, then step, evaluate, report, checkpoint.
 
+    restore the latest checkpoint of the trial's store, if it has one
     evaluate on the held-out prompts (step 0, before any update; the start GIF)
     until the budget is spent (steps, reward queries or wall time):
         choose this step's training prompts (from the trial seed and the step: resume-proof)
         metrics = aligner.step(prompts)
         every eval.every steps and at the end: evaluate on the held-out prompts
-        every checkpoint.every steps and at the end: checkpoint the aligner's state
-        report the step's metrics (and the checkpoint)
+        every checkpoint.every steps and at the end: checkpoint the aligner's state into the store
+        report the step's metrics (with the checkpoint's path when one was written)
     the end GIF and the LoRA weights go into the last checkpoint's `artifacts/`
 
 Every worker runs this loop on the same global batch (`vaderbench.aligner`); rank 0 writes files. The
-loop knows nothing of Ray: `report(metrics, checkpoint_dir)` is Ray Train's report under a sweep, a
-list in tests.
+loop knows nothing of Ray: `report(metrics)` is Ray Tune's or Ray Train's report under a sweep, a list in
+tests. The time of every step is accounted for by phase (`vaderbench.timing`): the aligner's own phases,
+evaluation, and logging (reporting and checkpointing).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -38,14 +40,19 @@ from vaderbench.prompts import load_prompts
 from vaderbench.registry import MODELS
 from vaderbench.rewards.base import build_reward
 from vaderbench.runner.artifacts import export_lora, save_gif
-from vaderbench.runner.checkpoint import load_checkpoint, save_checkpoint
+from vaderbench.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
 from vaderbench.seeding import derive_seed
 
-Report = Callable[[dict[str, float], "Path | None"], None]
+Report = Callable[[dict[str, Any]], None]
 ARTIFACTS = "artifacts"
 HISTORY = "history.json"
 #: the key of a report that carries earlier steps' reports again (after a restore)
 REPLAY = "replay"
+#: the key of a report that names the checkpoint written at its step
+CHECKPOINT_PATH = "checkpoint_path"
+#: seconds this process has spent in the loop so far (steps, evaluations, logging): what a trial's run
+#: lasted beyond it is its start-up
+LOOP_TIME = "loop_time_s"
 
 
 @dataclass
@@ -55,6 +62,8 @@ class Progress:
     step: int = 0
     wall_time_s: float = 0.0
     device_time_s: float = 0.0
+    #: seconds per phase (`vaderbench.timing.PHASES`)
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def build_trial_aligner(trial: Trial, device: torch.device) -> Aligner:
@@ -106,9 +115,11 @@ def budget_spent(trial: Trial, progress: Progress, reward_queries: float) -> boo
 
 
 class TrialLoop:
-    def __init__(self, trial: Trial, device: torch.device | str = "cpu", scratch: Path | None = None):
-        self.trial, self.device = trial, torch.device(device)
+    def __init__(self, trial: Trial, store: CheckpointStore, device: torch.device | str = "cpu",
+                 scratch: Path | None = None):
+        self.trial, self.store, self.device = trial, store, torch.device(device)
         self.aligner = build_trial_aligner(trial, self.device)
+        self.clock = self.aligner.clock
         self.train_prompts = load_prompts(trial.prompts["train"])
         self.eval_prompts, self.eval_seeds = eval_set(trial)
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="vaderbench-trial-"))
@@ -122,27 +133,31 @@ class TrialLoop:
         return distributed.rank() == 0
 
     def evaluate(self, gif_name: str | None = None) -> dict[str, float]:
-        rewards, videos = self.aligner.evaluate_videos(self.eval_prompts, self.eval_seeds)
-        count = min(self.trial.eval["sample_videos"], len(videos))
-        if gif_name and self.writer and count:
-            save_gif(videos[:count], self.scratch / ARTIFACTS / "samples" / f"{gif_name}.gif")
+        with self.clock.phase("evaluate"):
+            rewards, videos = self.aligner.evaluate_videos(self.eval_prompts, self.eval_seeds)
+            count = min(self.trial.eval["sample_videos"], len(videos))
+            if gif_name and self.writer and count:
+                save_gif(videos[:count], self.scratch / ARTIFACTS / "samples" / f"{gif_name}.gif")
         return {"eval_reward_mean": float(rewards.mean()), "eval_reward_std": float(rewards.std(unbiased=False))}
 
     def checkpoint(self, final: bool) -> Path | None:
-        """A checkpoint folder on rank 0 (None elsewhere); the artifacts so far travel inside it."""
+        """A new checkpoint in the store, written by rank 0 (None elsewhere); the artifacts so far travel inside it."""
         if not self.writer:
             return None
-        directory = Path(tempfile.mkdtemp(prefix="checkpoint-", dir=self.scratch))
-        save_checkpoint(directory, self.aligner, asdict(self.progress))
-        (directory / HISTORY).write_text(json.dumps(self.history))
         if final:
             export_lora(self.aligner.policy, self.scratch / ARTIFACTS / "lora")
+        self.progress.phases = dict(self.clock.seconds)
+        return self.store.save(self.progress.step, self._write_checkpoint)
+
+    def _write_checkpoint(self, directory: Path) -> None:
+        save_checkpoint(directory, self.aligner, asdict(self.progress))
+        (directory / HISTORY).write_text(json.dumps(self.history))
         if (self.scratch / ARTIFACTS).is_dir():
             shutil.copytree(self.scratch / ARTIFACTS, directory / ARTIFACTS)
-        return directory
 
     def restore(self, directory: Path) -> None:
         self.progress = Progress(**load_checkpoint(directory, self.aligner))
+        self.clock.seconds.update(self.progress.phases)
         self.history = json.loads((directory / HISTORY).read_text())
         if (directory / ARTIFACTS).is_dir():
             shutil.copytree(directory / ARTIFACTS, self.scratch / ARTIFACTS, dirs_exist_ok=True)
@@ -156,43 +171,55 @@ class TrialLoop:
             "wall_time_s": self.progress.wall_time_s,
             "device_time_s": self.progress.device_time_s,
             "peak_memory_mb": distributed.max_over_workers(peak_memory_mb(self.device)),
+            **self.clock.metrics(),
         }
 
-    def run(self, report: Report, restore_from: Path | None = None) -> None:
+    def run(self, report: Report) -> None:
         trial, every_eval, every_checkpoint = self.trial, self.trial.eval["every"], self.trial.checkpoint["every"]
-        if restore_from is not None:
-            self.restore(restore_from)
+        started = time.perf_counter()
+        latest = self.store.latest()
+        if latest is not None:
+            self.restore(latest)
             # the tracker logs the replayed steps it has not seen yet, and skips the others
-            report({"step": self.progress.step, REPLAY: list(self.history)}, None)
+            report({"step": self.progress.step, REPLAY: list(self.history), CHECKPOINT_PATH: str(latest)})
         clock = time.perf_counter() - self.progress.wall_time_s
+
+        def wall_time() -> float:
+            return distributed.max_over_workers(time.perf_counter() - clock)
+
         if self.progress.step == 0:
             # the base model, before any update: step 0 of every curve, with nothing spent
-            metrics = {**self.evaluate("start"), **self.ledger_metrics(), "step": 0}
+            metrics = self.evaluate("start")
+            self.progress.wall_time_s = wall_time()
+            metrics |= {**self.ledger_metrics(), "step": 0}
             self.history.append(metrics)
-            report(metrics, None)
+            with self.clock.phase("log"):
+                report({**metrics, LOOP_TIME: time.perf_counter() - started})
         done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
         while not done:
             prompts = train_batch(self.train_prompts, self.aligner.prompts_per_step, trial.seed, self.progress.step)
-            started = time.perf_counter()
+            step_started = time.perf_counter()
             metrics = self.aligner.step(prompts)
             # device time: every worker's own time in the step, summed (device-hours on GPUs)
-            self.progress.device_time_s += distributed.sum_over_workers(time.perf_counter() - started)
+            self.progress.device_time_s += distributed.sum_over_workers(time.perf_counter() - step_started)
             self.progress.step += 1
-            self.progress.wall_time_s = distributed.max_over_workers(time.perf_counter() - clock)
+            self.progress.wall_time_s = wall_time()
             done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
             if done or self.progress.step % every_eval == 0:
                 metrics |= self.evaluate("end" if done else None)
+                self.progress.wall_time_s = wall_time()
             metrics |= self.ledger_metrics()
             metrics["step"] = self.progress.step
             self.history.append(metrics)
-            checkpoint = self.checkpoint(final=done) if done or self.progress.step % every_checkpoint == 0 else None
-            report(metrics, checkpoint)
-            if checkpoint is not None:
-                shutil.rmtree(checkpoint, ignore_errors=True)  # the reporter has copied it to storage
+            with self.clock.phase("log"):
+                checkpoint = self.checkpoint(final=done) if done or self.progress.step % every_checkpoint == 0 else None
+                path = {CHECKPOINT_PATH: str(checkpoint)} if checkpoint is not None else {}
+                report({**metrics, **path, LOOP_TIME: time.perf_counter() - started})
 
 
-def run_trial(trial: Trial | dict[str, Any], report: Report, restore_from: Path | None = None,
+def run_trial(trial: Trial | dict[str, Any], report: Report, store: CheckpointStore,
               device: torch.device | str = "cpu") -> None:
+    """Run `trial` from the latest checkpoint in `store` (from the start if it has none)."""
     trial = trial if isinstance(trial, Trial) else Trial.from_dict(trial)
     with tempfile.TemporaryDirectory(prefix="vaderbench-trial-") as scratch:
-        TrialLoop(trial, device, Path(scratch)).run(report, restore_from)
+        TrialLoop(trial, store, device, Path(scratch)).run(report)
