@@ -27,6 +27,7 @@ from vaderbench.report.samples import start_and_end
 from vaderbench.report.select import classify
 from vaderbench.report.stats import t_interval
 from vaderbench.report import tables
+from vaderbench.timing import PHASES, metric_name
 
 SEEDS = (0, 1, 2)
 RESOLUTIONS = (16, 32)
@@ -72,6 +73,11 @@ def efficiency_curves(method: str, resolution: int, seed: int, final: float) -> 
         "reward_queries": {s: 8.0 * s * (1 if method == "vader" else 2) for s in range(1, 5)},
         "device_time_s": {s: 60.0 * s for s in range(1, 5)},
         "peak_memory_mb": {s: 100.0 + resolution for s in range(1, 5)},
+        # cumulative seconds per phase: 1 s a step in each phase, the trial's seed more in sampling
+        **{metric_name(phase): {s: s * (1.0 + (seed if phase == "sample" else 0)) for s in range(5)}
+           for phase in PHASES},
+        "wall_time_s": {s: s * (len(PHASES) + seed + 0.5) for s in range(5)},
+        "startup_s": {4: 2.0 + seed},
     }
 
 
@@ -293,3 +299,16 @@ def test_a_rerun_trial_supersedes_the_older_one():
 ])
 def test_start_and_end_gifs_are_told_apart_by_name_or_step(paths, expected):
     assert start_and_end(paths) == expected
+
+
+def test_time_breakdown_is_each_phases_seconds_per_trial_with_other_and_start_up(efficiency_study):
+    runs, finished = finished_trials(efficiency_study)
+    table = tables.time_breakdown(finished, runs.metrics).set_index(["series", "resolution_label", "part"])
+    # at the last step (4): sampling 4 (1 + seed) s, each other phase 4 s, wall 4 (7 + seed + 0.5) s
+    vader = table.loc[("VADER", "16")]
+    assert vader.loc["sample", "mean"] == pytest.approx(statistics.mean(4 * (1 + s) for s in SEEDS))
+    assert vader.loc["backward", "mean"] == pytest.approx(4.0)
+    assert vader.loc["other", "mean"] == pytest.approx(2.0)  # wall minus the phases: 4 x 0.5 for every seed
+    assert vader.loc["start-up", "mean"] == pytest.approx(statistics.mean(2.0 + s for s in SEEDS))
+    assert vader.loc["sample", "n"] == len(SEEDS)  # the failed and unfinished trials are not averaged in
+    assert list(table.loc[("DDPO", "32")].index) == [*PHASES, "other", "start-up"]

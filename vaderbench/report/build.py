@@ -117,6 +117,22 @@ def memory(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     return section, figures.memory(table, switches)
 
 
+def time_breakdown(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    table = tables.time_breakdown(trials, runs.metrics)
+    section = Section(caption=(
+        "Seconds per trial in each phase of its steps (the cumulative `time_<phase>_s` at its last step): "
+        "sampling, reward (decoding and scoring), the training loss's forward (DDPO's re-scoring, DPO's "
+        "denoising losses), backward, optimiser, held-out evaluation and logging (reports, checkpoints); "
+        "`other` is what they leave of `wall_time_s`, `start-up` is `startup_s` (the trial's run beyond its "
+        "loop: process, model and reward set-up). Mean over seeds."
+    ))
+    shown = table.assign(seconds=table["mean"].map(lambda v: f"{v:.1f}"))
+    section.tables.append(("Seconds per trial", shown.pivot_table(
+        index=["resolution_label", "series"], columns="part", values="seconds", aggfunc="first", sort=False,
+    ).reset_index().rename(columns={"resolution_label": "resolution"}).fillna("—")))
+    return section, figures.time_breakdown(table)
+
+
 def samples(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     if trials.empty:
         raise MissingRuns("no finished trials")
@@ -145,6 +161,7 @@ SECTIONS: dict[str, tuple[str, Callable]] = {
     "generalisation": ("Generalisation: training vs held-out prompts (paper Table 1)", generalisation),
     "on_off_policy": ("On- vs off-policy baselines (paper Figure 12)", on_off_policy),
     "memory": ("Memory (paper Table 7)", memory),
+    "time_breakdown": ("Where the time goes", time_breakdown),
     "samples": ("Sample videos before and after alignment", samples),
 }
 

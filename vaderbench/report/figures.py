@@ -218,3 +218,24 @@ def samples(strips: list[tuple[str, str, str, np.ndarray]]) -> Figure:
     for col in range(columns):
         axes[0][col].set_title("first frame" if col == 0 else "last frame" if col == columns - 1 else "", fontsize=7)
     return figure
+
+
+def time_breakdown(table: pd.DataFrame) -> Figure:
+    """Seconds per trial by part, one stacked horizontal bar per series and resolution."""
+    bars = list(dict.fromkeys(zip(table["series"], table["resolution_label"])))
+    parts = list(dict.fromkeys(table["part"]))
+    colours = dict(zip(parts, sns.color_palette("tab10", len(parts))))
+    figure = new_figure(PANEL_INCHES[0] * 1.8, 0.28 * len(bars) + 1.4)
+    ax = figure.subplots()
+    left = np.zeros(len(bars))
+    for part in parts:
+        seconds = (table[table["part"] == part].set_index(["series", "resolution_label"])["mean"]
+                   .reindex(bars).fillna(0).to_numpy())
+        ax.barh(np.arange(len(bars)), seconds, left=left, color=colours[part], label=part, height=0.7)
+        left += seconds
+    ax.set_yticks(np.arange(len(bars)), [f"{series}, {label} px" for series, label in bars])
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per trial (mean over seeds)")
+    ax.set_title("where a trial's time goes")
+    figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(len(parts), 5), frameon=False)
+    return figure

@@ -31,6 +31,7 @@ from vaderbench.report.select import (
     with_resolution,
 )
 from vaderbench.report.stats import summarise, welch_interval
+from vaderbench.timing import PHASES, metric_name
 
 FINAL_METRIC = "eval_reward_mean"
 TRAIN_METRIC = "reward_mean"
@@ -190,3 +191,30 @@ def memory(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = "peak_memo
     rows[columns] = rows[columns].apply(lambda column: column.map(lambda v: "—" if pd.isna(v) else str(v)))
     table = method_first(summarise(rows, ["method", *columns]), columns)
     return table.assign(method=table["method"].map(method_display))
+
+
+# -- where the time goes ----------------------------------------------------------------------------
+#: the parts of a trial's time beside the phases: what the phases leave of its wall time, and its start-up
+OTHER, STARTUP = "other", "start-up"
+
+
+def time_breakdown(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per series, resolution and part (each phase, other, start-up): seconds per trial, mean over seeds.
+
+    A phase's seconds are its cumulative `time_<phase>_s` at the trial's last logged step; "other" is
+    `wall_time_s` there minus the phases (bookkeeping); "start-up" is `startup_s` (run time beyond the loop).
+    """
+    require_metric(metrics, metric_name(PHASES[0]), trials)
+    trials = with_series(with_resolution(trials), exclude=("resolution",))
+    ids = trials["run_id"]
+    parts = {phase: last_points(metrics, metric_name(phase), ids) for phase in PHASES}
+    wall = last_points(metrics, "wall_time_s", ids).set_index("run_id")["value"]
+    phase_sum = sum(points.set_index("run_id")["value"] for points in parts.values())
+    parts[OTHER] = (wall - phase_sum).clip(lower=0).rename("value").reset_index()
+    parts[STARTUP] = last_points(metrics, "startup_s", ids)
+    rows = pd.concat([points.assign(part=part) for part, points in parts.items() if not points.empty])
+    rows = rows.merge(trials[["run_id", "method", "series", "side", "resolution_label"]])
+    table = summarise(rows, ["method", "series", "side", "resolution_label", "part"])
+    order = {part: i for i, part in enumerate([*PHASES, OTHER, STARTUP])}
+    table = table.assign(_part=table["part"].map(order)).sort_values(["side", "_part"], kind="stable")
+    return method_first(table.drop(columns="_part"), ["series", "side"])
