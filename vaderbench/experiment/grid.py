@@ -50,6 +50,8 @@ class Trial:
     #: the modules that register this trial's aligner, model and rewards: a worker imports just these
     #: instead of the whole catalogue (every real model and reward library: seconds per trial)
     modules: tuple[str, ...] = ()
+    #: "final" (a trial of the grid) or "tune" (a trial of the tuning stage: `experiment.tuning`)
+    stage: str = "final"
 
     @property
     def variant(self) -> str | None:
@@ -79,6 +81,7 @@ class Trial:
             "num_steps": self.settings.get("num_steps"),
             "workers": self.workers,
             "trial_id": self.id,
+            "stage": self.stage,
         }
         if self.variant:
             params["variant"] = self.variant

@@ -119,6 +119,61 @@ class Tracking(Section):
     experiment: str | None = None
 
 
+class Domain(Section):
+    """Where a tuned setting is searched: exactly one of `loguniform: [low, high]`, `uniform: [low, high]`,
+    `choice: [value, ...]`."""
+
+    loguniform: tuple[float, float] | None = None
+    uniform: tuple[float, float] | None = None
+    choice: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        given = [k for k in ("loguniform", "uniform", "choice") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of loguniform: [low, high], uniform: [low, high], choice: [...]")
+        low_high = self.loguniform or self.uniform
+        if low_high is not None and not low_high[0] < low_high[1]:
+            raise ValueError(f"expected [low, high] with low < high, got {list(low_high)}")
+        if self.loguniform is not None and self.loguniform[0] <= 0:
+            raise ValueError(f"a loguniform range must be positive, got {list(self.loguniform)}")
+        if self.choice is not None and not self.choice:
+            raise ValueError("choice needs at least one value")
+        return self
+
+
+class EarlyStopping(Section):
+    """Tune's ASHA scheduler on the validation reward: at steps grace, grace x reduction, ... a trial below the
+    best 1/reduction of the trials that reached the same step before it stops."""
+
+    grace: int = Field(20, ge=1)
+    reduction: int = Field(3, ge=2)
+
+
+class Tuning(Section):
+    """The tuning stage: each method's settings searched on tuning seeds before the final grid runs at the best."""
+
+    #: method entry -> setting (a sweep key: lr, K, or a dotted key) -> where to search it
+    space: dict[str, dict[str, Domain]]
+    #: settings drawn per method (per resolution when `resolution` is not set)
+    trials: int = Field(6, ge=1)
+    #: every drawn setting runs on each of these seeds; they must differ from the final grid's seeds
+    seeds: list[int] = Field(default_factory=lambda: [1000], min_length=1)
+    #: tune at this one resolution and use its choice at every resolution (default: tune each resolution)
+    resolution: Resolution | None = None
+    #: the tuning trials' budget (default: the file's `budget`)
+    budget: Budget | None = None
+    #: stop trials that fall behind (default on); `early_stopping: null` runs every trial to the budget
+    early_stopping: EarlyStopping | None = EarlyStopping()
+    #: seed of the draws
+    seed: int = 0
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _resolution_form(cls, value):
+        return parse_resolution(value) if isinstance(value, str) else value
+
+
 SWEEP_ALIASES = {
     "method": "method",
     "seed": "seed",
@@ -154,6 +209,8 @@ class Experiment(Section):
     tracking: Tracking = Tracking()
     #: output folder (default: runs/<name>)
     output: str | None = None
+    #: the tuning stage (none: every method runs at the settings the file gives it)
+    tune: Tuning | None = None
 
     @field_validator("video", mode="before")
     @classmethod

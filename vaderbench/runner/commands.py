@@ -45,8 +45,9 @@ def tracking_of(experiment, output: Path) -> tuple[str, Path | None]:
     return uri, (output / "mlartifacts") if local else None
 
 
-def open_tracking(args: argparse.Namespace, trials, uri: str, name: str, artifact_root: Path | None):
-    """(tracker, parent run id, trials still to run): a new parent run, or with --resume the latest one."""
+def open_tracking(args: argparse.Namespace, planned: int, uri: str, name: str, artifact_root: Path | None):
+    """(tracker, parent run id, ids of the trials finished under it): a new parent run, or with --resume the
+    latest one."""
     import logging
 
     from vaderbench.cli import UserError
@@ -55,37 +56,49 @@ def open_tracking(args: argparse.Namespace, trials, uri: str, name: str, artifac
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" lines on the terminal
     tracker = Tracker(uri, name, artifact_root)
     if not args.resume:
-        return tracker, tracker.start_parent(args.file, args.file.read_text(encoding="utf-8"), len(trials)), trials
+        return tracker, tracker.start_parent(args.file, args.file.read_text(encoding="utf-8"), planned), set()
     parent = tracker.latest_parent()
     if parent is None:
         raise UserError(f"nothing to resume: experiment {name!r} in {uri} has no earlier `vaderbench run`")
-    done = {tid for tid, r in tracker.children(parent).items() if r.info.status == "FINISHED"}
-    pending = [t for t in trials if t.id not in done]
+    finished = {tid for tid, r in tracker.children(parent).items() if r.info.status == "FINISHED"}
     tracker.reopen(parent)
-    print(f"resuming run {parent}: {len(trials) - len(pending)} trial(s) finished, {len(pending)} to go")
-    return tracker, parent, pending
+    print(f"resuming run {parent}: {len(finished)} trial(s) finished before")
+    return tracker, parent, finished
+
+
+def stage_table(title: str, trials) -> str:
+    from vaderbench.experiment.commands import grid_table
+
+    return f"{title} ({len(trials)} trial(s)):\n{grid_table(trials)}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from vaderbench.experiment.commands import grid_table, load_or_fail
+    from vaderbench.cli import UserError
+    from vaderbench.experiment.commands import load_or_fail
+    from vaderbench.experiment.schema import ExperimentError
+    from vaderbench.experiment.tuning import choose, final_trials, tuning_trials
 
     started = time.perf_counter()
-    experiment, trials = load_or_fail(args.file)
+    experiment, grid = load_or_fail(args.file)
+    try:
+        tuning = tuning_trials(experiment, args.file)
+    except ExperimentError as error:
+        raise UserError(str(error)) from None
     if args.dry_run:
-        print(grid_table(trials))
-        print(f"\n{len(trials)} trial(s); nothing started (--dry-run)")
+        if tuning:
+            print(stage_table("tuning stage", tuning) + "\n")
+            print("final grid (each tuned method at the setting the tuning stage chooses):")
+        print(stage_table("trials", grid))
+        print(f"\n{len(tuning) + len(grid)} trial(s); nothing started (--dry-run)")
         return 0
 
     from concurrent.futures import ThreadPoolExecutor
 
-    from tqdm import tqdm
-
-    from vaderbench.runner.sweep import run_sweep, start_ray
+    from vaderbench.runner.sweep import start_ray
     from vaderbench.runner.tracking import mlflow_ui_command
     from vaderbench.runner.usage import CoreUsage, startup_summary
 
     usage = CoreUsage.start()
-
     output = (args.output or Path(experiment.output or Path("runs") / experiment.name)).resolve()
     output.mkdir(parents=True, exist_ok=True)
     uri, artifact_root = tracking_of(experiment, output)
@@ -93,24 +106,30 @@ def run(args: argparse.Namespace) -> int:
     # the MLflow store opens while Ray starts (each takes seconds); with --resume and nothing left to do,
     # Ray was started for nothing, which costs less than waiting for both every time
     with ThreadPoolExecutor(1) as pool:
-        opening = pool.submit(open_tracking, args, trials, uri, name, artifact_root)
-        modules = tuple(dict.fromkeys(module for trial in trials for module in trial.modules))
+        opening = pool.submit(open_tracking, args, len(tuning) + len(grid), uri, name, artifact_root)
+        modules = tuple(dict.fromkeys(module for trial in [*tuning, *grid] for module in trial.modules))
         ray_at = start_ray(args.address or experiment.resources.address, modules)
-        tracker, parent, pending = opening.result()
+        tracker, parent, finished = opening.result()
     storage = output / "ray" / parent
-    # the largest videos first: the long trials start early and the short ones fill in at the end
-    pending = sorted(pending, key=lambda t: t.height * t.width * t.frames * t.settings["num_steps"], reverse=True)
+    print(f"Ray ({ray_at}); MLflow experiment {name!r}, parent run {parent}")
 
-    outcome = None
-    if pending:
-        print(f"{len(pending)} trial(s) on Ray ({ray_at}); MLflow experiment {name!r}, parent run {parent}")
-        steps = experiment.budget.steps
-        with tqdm(total=steps * len(pending) if steps else None, unit="step", desc="training",
-                  dynamic_ncols=True, file=sys.stderr) as progress:
-            outcome = run_sweep(pending, tracker, parent, storage=storage,
-                                resources=experiment.resources.model_dump(), progress=progress)
-    failed = outcome.failed if outcome else {}
-    interrupted = bool(outcome and outcome.interrupted)
+    outcomes = []
+    if tuning:
+        outcomes.append(run_stage("tuning", tuning, finished, experiment, tracker, parent, storage, early_stopping=True))
+        if not outcomes[-1].interrupted:
+            results = {tid: run.data.metrics for tid, run in tracker.children(parent).items()}
+            try:
+                chosen = choose(tuning, results)
+            except ValueError as error:
+                raise UserError(f"{args.file}: tune: {error}", code=1) from None
+            grid = final_trials(experiment, grid, chosen, args.file)
+            tracker.log_choice(parent, chosen)
+            for (method, resolution), setting in chosen.items():
+                print(f"tuned {method} at {resolution} px: " + ", ".join(f"{k}={v}" for k, v in setting.items()))
+    if not any(outcome.interrupted for outcome in outcomes):
+        outcomes.append(run_stage("final", grid, finished, experiment, tracker, parent, storage))
+    failed = {trial: error for outcome in outcomes for trial, error in outcome.failed.items()}
+    interrupted = any(outcome.interrupted for outcome in outcomes)
     tracker.finish(parent, "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
 
     report_path = None
@@ -126,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"compare runs:   {mlflow_ui_command(uri)}")
     print(f"wall time:      {minutes:.1f} min")
     print(f"cores busy:     {100 * usage.busy_fraction():.0f}% of {usage.cores} (the OS's CPU times over the run)")
-    startup = startup_summary(outcome.durations) if outcome else None
+    startup = startup_summary([d for outcome in outcomes for d in outcome.durations])
     if startup:
         print(f"trial start-up: {startup}")
     if interrupted:
@@ -136,3 +155,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(failed)} trial(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()), file=sys.stderr)
         return 1
     return 0
+
+
+def run_stage(stage: str, trials, finished: set[str], experiment, tracker, parent: str, storage: Path,
+              early_stopping: bool = False):
+    """Run the trials of one stage that are not finished yet, with a progress bar; returns the sweep's outcome."""
+    from tqdm import tqdm
+
+    from vaderbench.runner.sweep import SweepOutcome, run_sweep
+
+    pending = [t for t in trials if t.id not in finished]
+    if len(pending) < len(trials):
+        print(f"{stage}: {len(trials) - len(pending)} of {len(trials)} trial(s) finished before")
+    if not pending:
+        return SweepOutcome([], {}, interrupted=False, durations=[])
+    # the largest videos first: the long trials start early and the short ones fill in at the end
+    pending = sorted(pending, key=lambda t: t.height * t.width * t.frames * t.settings["num_steps"], reverse=True)
+    steps = pending[0].budget["steps"]
+    stopping = experiment.tune.early_stopping if early_stopping and experiment.tune else None
+    print(f"{stage}: {len(pending)} trial(s)" + (" (Tune's ASHA stops those that fall behind)" if stopping else ""))
+    with tqdm(total=steps * len(pending) if steps else None, unit="step", desc=stage,
+              dynamic_ncols=True, file=sys.stderr) as progress:
+        return run_sweep(pending, tracker, parent, storage=storage, resources=experiment.resources.model_dump(),
+                         progress=progress, early_stopping=stopping)

@@ -171,6 +171,17 @@ def trial_resources(config: dict[str, Any]):
     return PlacementGroupFactory([config["driver_resources"]])
 
 
+def asha(early_stopping, trials: list[Trial]):
+    """Tune's ASHA scheduler on the held-out reward, its rungs in optimiser steps."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    steps = max(t.budget["steps"] or 0 for t in trials)
+    if not steps:
+        raise ValueError("early stopping needs a budget in steps (tune.budget.steps or budget.steps)")
+    return ASHAScheduler(time_attr="step", metric="eval_reward_mean", mode="max", max_t=steps,
+                         grace_period=early_stopping.grace, reduction_factor=early_stopping.reduction)
+
+
 @dataclass
 class SweepOutcome:
     finished: list[str]
@@ -182,9 +193,13 @@ class SweepOutcome:
 
 def run_sweep(
     trials: list[Trial], tracker: "Tracker", parent_id: str, *, storage: Path, resources: dict[str, Any],
-    progress=None, collective_timeout_s: int = 1800,
+    progress=None, collective_timeout_s: int = 1800, early_stopping=None,
 ) -> SweepOutcome:
-    """Run `trials` through Tune (as many at once as fit); every result goes to MLflow from here."""
+    """Run `trials` through Tune (as many at once as fit); every result goes to MLflow from here.
+
+    With `early_stopping` (the experiment's `tune.early_stopping`), Tune's ASHA scheduler stops the trials
+    whose held-out reward falls behind at its rungs (steps grace, grace x reduction, ...).
+    """
     import ray
     from ray import tune
 
@@ -208,6 +223,7 @@ def run_sweep(
         param_space={**shared, "trial": tune.grid_search([t.to_dict() for t in trials])},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=at_once,
+            scheduler=asha(early_stopping, trials) if early_stopping else None,
             reuse_actors=True,  # a trial's process (its imports, its Ray worker) serves the next trial
         ),
         run_config=tune.RunConfig(

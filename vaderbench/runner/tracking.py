@@ -140,6 +140,18 @@ class Tracker:
         for start in range(0, len(points), BATCH_LIMIT):
             self.client.log_batch(run_id, metrics=points[start : start + BATCH_LIMIT])
 
+    def log_choice(self, parent_id: str, chosen: dict) -> None:
+        """The tuning stage's choice on the parent run: `tuning/chosen.json` and a param per setting."""
+        rows = [{"method": method, "resolution": resolution, "setting": setting}
+                for (method, resolution), setting in chosen.items()]
+        self.client.log_text(parent_id, json.dumps(rows, indent=2, default=str), "tuning/chosen.json")
+        params = [Param(f"tuned.{method}.r{resolution}.{key}", str(value)[:6000])
+                  for (method, resolution), setting in chosen.items() for key, value in setting.items()]
+        existing = self.client.get_run(parent_id).data.params
+        fresh = [p for p in params if p.key not in existing]  # a resumed run logged them already
+        for start in range(0, len(fresh), 100):
+            self.client.log_batch(parent_id, params=fresh[start : start + 100])
+
     def log_artifacts(self, run_id: str, directory: Path) -> None:
         if directory.is_dir():
             self.client.log_artifacts(run_id, str(directory))

@@ -35,6 +35,7 @@ import torch
 from vaderbench import distributed
 from vaderbench.aligner import Aligner, build_aligner
 from vaderbench.experiment.grid import Trial
+from vaderbench.experiment.tuning import BUDGET_SPENT, VALIDATION
 from vaderbench.policy import Policy
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import MODELS
@@ -81,12 +82,19 @@ def build_trial_aligner(trial: Trial, device: torch.device) -> Aligner:
 
 
 def eval_set(trial: Trial) -> tuple[list[str], list[int]]:
-    """The held-out prompts and noise seeds: from the eval seed alone, so every trial sees the same."""
+    """The held-out prompts and noise seeds: from the eval seed alone, so every trial sees the same.
+
+    The final evaluation takes the first `videos` prompts of a fixed shuffle of the held-out set; tuning
+    trials (split "validation") the `videos` after those, with their own noise.
+    """
     prompts = load_prompts(trial.prompts["eval"])
     random.Random(derive_seed(trial.eval["seed"], "eval-prompts")).shuffle(prompts)
     count = trial.eval["videos"]
-    chosen = [prompts[i % len(prompts)] for i in range(count)]
-    return chosen, [derive_seed(trial.eval["seed"], "eval-noise", i) for i in range(count)]
+    split = trial.eval.get("split", "test")
+    offset = count if split == VALIDATION else 0
+    chosen = [prompts[(offset + i) % len(prompts)] for i in range(count)]
+    noise = "eval-noise" if split == "test" else f"eval-noise-{split}"
+    return chosen, [derive_seed(trial.eval["seed"], noise, i) for i in range(count)]
 
 
 def train_batch(prompts: list[str], count: int, seed: int, step: int) -> list[str]:
@@ -208,6 +216,8 @@ class TrialLoop:
             if done or self.progress.step % every_eval == 0:
                 metrics |= self.evaluate("end" if done else None)
                 self.progress.wall_time_s = wall_time()
+            if done:
+                metrics[BUDGET_SPENT] = 1.0  # ran to its budget (a trial stopped early never logs it)
             metrics |= self.ledger_metrics()
             metrics["step"] = self.progress.step
             self.history.append(metrics)
