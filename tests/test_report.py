@@ -6,6 +6,7 @@ Expected means and intervals are computed in the tests with scipy's own routines
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 
@@ -19,10 +20,10 @@ from scipy import stats
 
 from vaderbench.cli import main
 from vaderbench.report import generate_report
-from vaderbench.report.build import SECTIONS, render_section
+from vaderbench.report.build import SECTIONS, finished_only, render_section
 from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
-from vaderbench.report.markdown import cell
+from vaderbench.report.markdown import cell, estimate_text
 from vaderbench.report.samples import start_and_end
 from vaderbench.report.select import classify
 from vaderbench.report.stats import t_interval
@@ -114,8 +115,11 @@ def efficiency_study(tmp_path_factory) -> Path:
 
 
 def t_cell(values) -> str:
+    """mean ± half-width of the t-interval, both to the decimal place that gives the half-width 2 digits."""
     low, high = stats.t.interval(0.95, len(values) - 1, loc=statistics.mean(values), scale=stats.sem(values))
-    return f"{statistics.mean(values):.4g} ± {(high - low) / 2:.4g} (n={len(values)})"
+    half = (high - low) / 2
+    places = max(0, 1 - math.floor(math.log10(half)))
+    return f"{round(statistics.mean(values), places):.{places}f} ± {round(half, places):.{places}f} (n={len(values)})"
 
 
 def finished_trials(root: Path):
@@ -196,6 +200,12 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
         on_policy = efficiency_curves("ddpo", 32, seed, 0.3 + seed / 10)
         add_trial(client, experiment, parent, {"method": "ddpo", "resolution": 32, "K": 1, "lr": 1e-3, "seed": seed,
                                                "model": "toy", "variant": "on-policy"}, on_policy)
+    # a tuning stage: three learning rates of VADER on one tuning seed, one stopped early
+    for lr, final, steps in ((1e-4, 0.40, 4), (1e-3, 0.70, 4), (1e-2, 0.30, 2)):
+        curves = {"eval_reward_mean": {s: final * s / steps for s in range(0, steps + 1, 2)},
+                  **({"budget_spent": {4: 1.0}} if steps == 4 else {})}
+        add_trial(client, experiment, parent, {"method": "vader", "resolution": 32, "K": 1, "lr": lr, "seed": 1000,
+                                               "model": "toy", "stage": "tune"}, curves)
     path = generate_report(tmp_path / "out")
     folder = path.parent
     assert folder == tmp_path / "out" / "report"
@@ -207,6 +217,12 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
     logged = {f.path for f in client.list_artifacts(parent, "report")}
     assert {f"report/{name}.png" for name in SECTIONS} | {"report/report.md"} <= logged
     runs, finished = finished_trials(tmp_path / "out")
+    assert "1000" not in set(finished_only(classify(runs.trials))["seed"])  # tuning trials: their own section
+    tuned = classify(runs.trials)
+    tuning, keys = tables.tuning(tuned[tuned["stage"] == "tune"], runs.metrics)
+    assert keys == ["lr"]
+    assert tuning.loc[tuning["chosen"], "lr"].tolist() == ["0.001"]  # the best of those that ran to the budget
+    assert tuning.set_index("lr").loc["0.01", "reached"] == False  # noqa: E712  (stopped early)
     k_table = tables.k_ablation(finished, runs.metrics)
     assert sorted(set(k_table["K"])) == ["1", "10"] and sorted(set(k_table["step"])) == [1, 4]
 
@@ -227,7 +243,7 @@ def test_missing_runs_skip_their_figures_with_a_reason(tmp_path, capsys):
     assert not (tmp_path / "report" / "k_ablation.png").exists()
     text = (tmp_path / "report" / "report.md").read_text()
     assert "2 finished, 1 failed" in text
-    assert "| 16 | 0.8 ± 6.353 (n=2) |" in text  # VADER's cell: t(0.975, 1) = 12.706, s/√2 = 0.5
+    assert "| 16 | 0.8 ± 6.4 (n=2) |" in text  # VADER's cell: t(0.975, 1) = 12.706, s/√2 = 0.5
     assert "Note: no VADER and baseline trials at a common resolution: no gap computed" in text
     assert "Note: no trial logged `eval_reward_mean` at step 0: the base model's held-out reward is missing" in text
     assert "## Sample efficiency (paper Figure 5, top)\n\nSkipped: no finished trial logged `reward_queries`." in text
@@ -261,7 +277,7 @@ def test_params_flattened_under_a_prefix_are_found(tmp_path):
     # no reward_mean and no evaluation at step 0: the generalisation table says what is missing
     runs.client.log_metric(finished["run_id"].iloc[0], "reward_mean", 0.3, step=1)
     text = generate_report(tmp_path).read_text()
-    assert "| 32 | Base model | 0.1 ± 0 (n=2) | 0.3 (n=1) |" in text
+    assert "| 32 | Base model | 0.1 (no spread) (n=2) | 0.3 (n=1) |" in text
 
 
 def test_store_mistakes_are_clear_errors(tmp_path, efficiency_study, capsys):
@@ -277,6 +293,17 @@ def test_a_single_seed_has_no_interval_and_says_n_1():
     estimate = t_interval([0.25])
     assert estimate.mean == 0.25 and np.isnan(estimate.low) and np.isnan(estimate.high)
     assert cell(estimate.mean, estimate.low, estimate.high, estimate.n) == "0.25 (n=1)"
+
+
+@pytest.mark.parametrize("mean, half, text", [
+    (0.8133, 0.09218, "0.813 ± 0.092"),
+    (0.81334, 0.0034, "0.8133 ± 0.0034"),
+    (12.71, 6.353, "12.7 ± 6.4"),
+    (1523.4, 212.0, "1523 ± 212"),
+    (0.78, 0.0, "0.78 (no spread)"),
+])
+def test_numbers_are_printed_to_the_precision_their_interval_supports(mean, half, text):
+    assert estimate_text(mean, mean - half, mean + half) == text
 
 
 def test_a_rerun_trial_supersedes_the_older_one():

@@ -60,3 +60,18 @@ def test_detectable_difference_is_the_power_formula():
     se = math.sqrt(np.var(small_a, ddof=1) / 3 + np.var(small_b, ddof=1) / 3)
     assert detectable_difference(small_a, small_b) > (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * se
     assert math.isnan(detectable_difference([0.5], [0.4, 0.3]))
+
+
+def test_cost_to_a_target_interpolates_between_the_evaluations_around_the_crossing():
+    import pandas as pd
+
+    from vaderbench.report.efficiency import cost_to
+
+    points = pd.DataFrame({"step": [0, 10, 20, 30], "reward": [0.50, 0.55, 0.65, 0.70],
+                           "queries": [0.0, 40.0, 80.0, 120.0]})
+    # 0.60 lies halfway between the evaluations at 40 and 80 queries
+    assert cost_to(points, 0.60, "queries").spent == pytest.approx(60.0)
+    assert cost_to(points, 0.60, "queries").reached
+    assert cost_to(points, 0.50, "queries").spent == 0.0  # the base model is there already
+    missed = cost_to(points, 0.80, "queries")
+    assert not missed.reached and missed.spent == 120.0  # what it spent by its last evaluation: a lower bound

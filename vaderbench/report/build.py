@@ -8,20 +8,24 @@ in the store is skipped with a one-line reason.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vaderbench.report import figures, tables
+from vaderbench.report import efficiency, figures, tables
+from vaderbench.report.findings import findings
 from vaderbench.report.load import Runs, load_runs
-from vaderbench.report.markdown import Section, cells, markdown_table, pivot, report_markdown, section_markdown
+from vaderbench.report.markdown import Section, cells, markdown_table, number, pivot, report_markdown, section_markdown
 from vaderbench.report.samples import sample_strips
-from vaderbench.report.select import MissingRuns, classify, method_display, param_column, with_resolution
+from vaderbench.report.select import MissingRuns, classify, method_display, param_column, short_name, with_resolution
 from vaderbench.report.tables import with_series
 
 REPORT_FOLDER = "report"
+#: the study's numbers, for readers and scripts (see `efficiency.analyse`)
+SUMMARY = "summary.json"
 HOURS = 1 / 3600
 DEVICE_HOURS = "device-hours (CPU or GPU, as logged)"
 
@@ -133,6 +137,27 @@ def time_breakdown(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     return section, figures.time_breakdown(table)
 
 
+def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    everything = classify(runs.trials)
+    tuned = everything[(everything["state"] == "finished") & is_tuning(everything)]
+    table, keys = tables.tuning(tuned, runs.metrics)
+    section = Section(caption=(
+        "The tuning stage: each method's settings drawn from its search space, run on the tuning seeds and "
+        "evaluated on validation prompts (held-out prompts other than the final evaluation's); Tune's ASHA "
+        "stopped the trials that fell behind (hollow markers, at their last evaluation). A method's choice "
+        "(star) is the setting with the best mean validation reward among those that ran to the budget; the "
+        "final grid runs every method at its choice."
+    ))
+    shown = table.assign(**{"validation reward": table["reward"].map(number),
+                            "ran to the budget": table["reached"].map({True: "yes", False: "stopped early"}),
+                            "chosen": table["chosen"].map({True: "**chosen**", False: ""}),
+                            "method": table["method"].map(method_display)})
+    columns = ["method", "resolution_label", *keys, "validation reward", "step", "ran to the budget", "chosen"]
+    section.tables.append(("Settings tried", shown[columns].rename(
+        columns={"resolution_label": "resolution", **{k: short_name(k) for k in keys}})))
+    return section, figures.tuning(table, keys[0])
+
+
 def samples(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     if trials.empty:
         raise MissingRuns("no finished trials")
@@ -162,6 +187,7 @@ SECTIONS: dict[str, tuple[str, Callable]] = {
     "on_off_policy": ("On- vs off-policy baselines (paper Figure 12)", on_off_policy),
     "memory": ("Memory (paper Table 7)", memory),
     "time_breakdown": ("Where the time goes", time_breakdown),
+    "tuning": ("Tuning stage: each method's settings", tuning),
     "samples": ("Sample videos before and after alignment", samples),
 }
 
@@ -206,8 +232,28 @@ def report_folder(output_dir: Path | None, runs: Runs) -> Path:
     return folder
 
 
+def study_summary(trials: pd.DataFrame, runs: Runs) -> dict | None:
+    """The efficiency study's summary (`summary.json`), or None when the runs are not such a study."""
+    try:
+        return efficiency.analyse(trials, runs.metrics)
+    except MissingRuns:
+        return None
+
+
+def single_param(trials: pd.DataFrame, key: str) -> str | None:
+    column = param_column(trials, key)
+    values = trials[column].dropna().unique() if column else []
+    return str(values[0]) if len(values) == 1 else None
+
+
+def is_tuning(trials: pd.DataFrame) -> pd.Series:
+    column = param_column(trials, "stage")
+    return trials[column] == "tune" if column else pd.Series(False, index=trials.index)
+
+
 def finished_only(trials: pd.DataFrame) -> pd.DataFrame:
-    return trials[trials["state"] == "finished"]
+    """The finished trials of the final grid (tuning trials have a section of their own)."""
+    return trials[(trials["state"] == "finished") & ~is_tuning(trials)]
 
 
 def write_report(
@@ -221,9 +267,17 @@ def write_report(
     runs = load_runs(Path(output_dir) if output_dir is not None else None, experiment=experiment, tracking_uri=tracking_uri)
     folder = report_folder(output_dir, runs)
     trials = classify(runs.trials)
-    sections = [build_section(name, finished_only(trials), runs, folder) for name in SECTIONS]
+    final = finished_only(trials)
+    sections = [build_section(name, final, runs, folder) for name in SECTIONS]
     header = [f"# Report: {runs.experiment}", f"MLflow store `{runs.tracking_uri}`, experiment `{runs.experiment}`.",
               *trial_summary(trials)]
+    summary = study_summary(final, runs)
+    if summary is not None:
+        (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        header.append("\n".join(findings(summary, reward=single_param(final, "reward"))))
+        header.append(f"The numbers behind these lines: `{SUMMARY}`.")
+    else:
+        (folder / SUMMARY).unlink(missing_ok=True)
     target = parent_run_id or (runs.parent_run_ids[0] if runs.parent_run_ids else None)
     if target is None:
         header.append("No parent run in the experiment: the figures were not logged back to MLflow.")

@@ -18,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from vaderbench.report.select import short_name
+from vaderbench.report.select import method_display, short_name
 
 PALETTE = sns.color_palette("colorblind")
 KNOWN_METHODS = ("vader", "ddpo", "dpo")
@@ -238,4 +238,31 @@ def time_breakdown(table: pd.DataFrame) -> Figure:
     ax.set_xlabel("seconds per trial (mean over seeds)")
     ax.set_title("where a trial's time goes")
     figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=min(len(parts), 5), frameon=False)
+    return figure
+
+
+def tuning(table: pd.DataFrame, key: str) -> Figure:
+    """Validation reward at the tuning budget against the first tuned setting, one panel per method; hollow
+    markers: stopped early (at their last reward); a star: the chosen setting."""
+    methods = list(dict.fromkeys(table["method"]))
+    figure, axes = panels(len(methods))
+    for ax, method in zip(axes, methods):
+        at = table[table["method"] == method]
+        for i, (label, rows) in enumerate(at.groupby("resolution_label", sort=False)):
+            rows = rows.assign(x=pd.to_numeric(rows[key], errors="coerce")).sort_values("x")
+            style = {"color": method_colour(method), "linestyle": LINE_STYLES[i % len(LINE_STYLES)]}
+            ax.plot(rows["x"], rows["reward"], marker="none", label=f"{label} px", **style)
+            done = rows[rows["reached"]]
+            ax.scatter(done["x"], done["reward"], color=style["color"], s=14, zorder=3)
+            stopped = rows[~rows["reached"]]
+            ax.scatter(stopped["x"], stopped["reward"], facecolors="none", edgecolors=style["color"], s=14, zorder=3)
+            best = rows[rows["chosen"]]
+            ax.scatter(best["x"], best["reward"], marker="*", color="black", s=60, zorder=4)
+        values = pd.to_numeric(at[key], errors="coerce")
+        if (values > 0).all() and values.max() / values.min() > 10:
+            ax.set_xscale("log")
+        ax.set_xlabel(short_name(key))
+        ax.set_ylabel("validation reward at the budget")
+        ax.set_title(f"{method_display(method)}: tuning")
+        ax.legend(frameon=False)
     return figure

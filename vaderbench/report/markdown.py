@@ -7,18 +7,45 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-DIGITS = 4  # significant digits of a mean and of an interval's half-width
+#: significant digits of an interval's half-width; the mean is printed to the same decimal place
+HALF_WIDTH_DIGITS = 2
+#: significant digits of a number that has no interval
+PLAIN_DIGITS = 3
 
 
 def number(value: float) -> str:
-    return f"{value:.{DIGITS}g}"
+    """A number without an interval: three significant digits."""
+    return f"{value:.{PLAIN_DIGITS}g}"
+
+
+def decimals_for(half_width: float) -> int:
+    """Decimal places that give the half-width two significant digits (none for half-widths of 10 and more)."""
+    return max(0, HALF_WIDTH_DIGITS - 1 - math.floor(math.log10(abs(half_width))))
+
+
+def estimate_text(mean: float, low: float, high: float) -> str:
+    """"0.813 ± 0.092": the mean to the precision its 95% interval supports; just the mean without an interval."""
+    if math.isnan(low) or math.isnan(high):
+        return number(mean)
+    half = (high - low) / 2
+    if half == 0:
+        return f"{number(mean)} (no spread)"
+    places = decimals_for(half)
+    return f"{mean:.{places}f} ± {half:.{places}f}"
+
+
+def interval_text(mean: float, low: float, high: float) -> str:
+    """"0.21 [0.12, 0.35]": for asymmetric (bootstrap) intervals, at the precision of the narrower side."""
+    if math.isnan(low) or math.isnan(high):
+        return number(mean)
+    narrower = min(mean - low, high - mean)
+    places = decimals_for(narrower) if narrower > 0 else PLAIN_DIGITS
+    return f"{mean:.{places}f} [{low:.{places}f}, {high:.{places}f}]"
 
 
 def cell(mean: float, low: float, high: float, n: int) -> str:
-    """One table cell: the mean over seeds, its 95% CI as ± half-width, and how many seeds are behind it."""
-    if math.isnan(low):
-        return f"{number(mean)} (n={n})"
-    return f"{number(mean)} ± {number((high - low) / 2)} (n={n})"
+    """One table cell: the mean over seeds with its 95% CI as ± half-width, and how many seeds are behind it."""
+    return f"{estimate_text(mean, low, high)} (n={n})"
 
 
 def cells(table: pd.DataFrame) -> pd.Series:

@@ -20,6 +20,7 @@ import pandas as pd
 
 from vaderbench.report.select import (
     MissingRuns,
+    short_name,
     last_points,
     method_display,
     method_first,
@@ -218,3 +219,31 @@ def time_breakdown(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     order = {part: i for i, part in enumerate([*PHASES, OTHER, STARTUP])}
     table = table.assign(_part=table["part"].map(order)).sort_values(["side", "_part"], kind="stable")
     return method_first(table.drop(columns="_part"), ["series", "side"])
+
+
+# -- the tuning stage -------------------------------------------------------------------------------
+def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """(rows, tuned keys): per tuning setting (method, resolution, values of the tuned keys), the validation
+    reward at the last step (mean over tuning seeds), whether every seed ran to the budget, the last step
+    reached, and `chosen`: the setting with the best reward among those that ran to the budget."""
+    if trials.empty:
+        raise MissingRuns("no tuning stage (no finished trials with stage `tune`)")
+    require_metric(metrics, FINAL_METRIC, trials)
+    trials = with_resolution(trials)
+    ids = trials["run_id"]
+    last = last_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "reward"})
+    spent = metric_points(metrics, "budget_spent", ids)[["run_id"]].assign(reached=True)
+    rows = trials.merge(last, on="run_id").merge(spent, on="run_id", how="left")
+    rows["reached"] = rows["reached"].fillna(False).astype(bool)
+    fixed = {"method", "resolution", "seed", "stage", "trial_id"}
+    keys = [c for c in setting_columns(trials)
+            if short_name(c) not in fixed and any(varies(g[c]) for _, g in trials.groupby(["method", "side"]))]
+    if not keys:
+        raise MissingRuns("the tuning trials of every method share one setting: nothing was tuned")
+    group = ["method", "side", "resolution_label", *keys]
+    table = rows.groupby(group, as_index=False, dropna=False).agg(
+        reward=("reward", "mean"), seeds=("reward", "size"), reached=("reached", "all"), step=("step", "max"))
+    table["chosen"] = False
+    for _, candidates in table[table["reached"]].groupby(["method", "side"]):
+        table.loc[candidates["reward"].idxmax(), "chosen"] = True
+    return method_first(table, ["side", *keys]), keys

@@ -1,0 +1,111 @@
+"""The tuning stage: stratified draws, tuning trials on their own seeds and validation prompts, the choice."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import yaml
+
+from vaderbench.experiment.schema import Domain, ExperimentError, load_experiment
+from vaderbench.experiment.tuning import (
+    BUDGET_SPENT, TUNE, VALIDATION, choose, draw, final_trials, setting_of, tuning_trials,
+)
+from vaderbench.experiment.grid import expand
+from vaderbench.runner.trial import eval_set
+
+STUDY = {
+    "video": {"frames": 2, "resolution": 8},
+    "sampler": {"num_steps": 3},
+    "methods": {"vader": {"batch_size": 2}, "dpo": {"batch_size": 2}},
+    "sweep": {"method": ["vader", "dpo"], "resolution": [8, 16], "seed": [0, 1]},
+    "budget": {"steps": 4},
+    "eval": {"every": 2, "videos": 2},
+    "tune": {"trials": 3, "seeds": [7, 8], "budget": {"steps": 2},
+             "space": {"vader": {"lr": {"loguniform": [1e-4, 1e-1]}}}},
+}
+
+
+def study(tmp_path, **changes):
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, **changes}))
+    return load_experiment(path), path
+
+
+def test_a_loguniform_draw_has_one_value_in_each_equal_part_of_the_log_range():
+    values = draw(Domain(loguniform=(1e-4, 1e-1)), 6, random.Random(0))
+    parts = sorted(math.floor((math.log10(v) + 4) / 0.5) for v in values)
+    assert parts == [0, 1, 2, 3, 4, 5]
+    assert draw(Domain(loguniform=(1e-4, 1e-1)), 6, random.Random(0)) == values  # seeded
+    assert sorted(draw(Domain(choice=["a", "b"]), 4, random.Random(0))) == ["a", "a", "b", "b"]
+
+
+def test_tuning_trials_run_each_drawn_setting_on_every_tuning_seed_at_every_resolution(tmp_path):
+    experiment, path = study(tmp_path)
+    trials = tuning_trials(experiment, path)
+    assert len(trials) == 2 * 3 * 2  # resolutions x settings x tuning seeds, VADER only
+    assert {t.stage for t in trials} == {TUNE} and {t.seed for t in trials} == {7, 8}
+    assert {t.budget["steps"] for t in trials} == {2}
+    assert len({t.id for t in trials}) == len(trials) and all(t.id.startswith("tune-") for t in trials)
+    lrs = {(t.resolution, t.settings["lr"]) for t in trials}
+    assert len(lrs) == 6 and all(t.settings["lr"] == t.point["lr"] for t in trials)
+
+
+def test_tuning_is_evaluated_on_prompts_the_final_evaluation_never_sees(tmp_path):
+    experiment, path = study(tmp_path, eval={"every": 2, "videos": 4})
+    tune, final = tuning_trials(experiment, path)[0], expand(experiment)[0]
+    assert tune.eval["split"] == VALIDATION
+    (tune_prompts, tune_noise), (final_prompts, final_noise) = eval_set(tune), eval_set(final)
+    assert len(tune_prompts) == 4 and not set(tune_noise) & set(final_noise)
+    assert not set(tune_prompts) & set(final_prompts)  # the next prompts of the same shuffle
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"seeds": [1]}, "tune.seeds"),
+    ({"space": {"ppo": {"lr": {"uniform": [0, 1]}}}}, "tune.space.ppo"),
+    ({"space": {"dpo": {"K": {"choice": [1, 2]}}}}, "tune.space.dpo.K"),
+    ({"space": {"vader": {"lr": {"loguniform": [0.1, 0.01]}}}}, "tune.space.vader.lr"),
+])
+def test_a_bad_tuning_section_names_its_key(tmp_path, change, key):
+    with pytest.raises(ExperimentError, match=key.replace(".", r"\.")):
+        experiment, path = study(tmp_path, tune={**STUDY["tune"], **change})
+        tuning_trials(experiment, path)
+
+
+def test_the_choice_is_the_best_mean_over_seeds_of_the_settings_that_ran_to_the_budget(tmp_path):
+    experiment, path = study(tmp_path)
+    trials = [t for t in tuning_trials(experiment, path) if t.resolution == "8"]
+    by_lr = sorted({t.settings["lr"] for t in trials})
+    # rigged: the middle lr is best on average; the largest lr would be better but was stopped early
+    reward = {by_lr[0]: (0.50, 0.52), by_lr[1]: (0.70, 0.62), by_lr[2]: (0.90, 0.95)}
+    results = {}
+    for t in trials:
+        value = reward[t.settings["lr"]][t.seed - 7]
+        results[t.id] = {"eval_reward_mean": value, **({BUDGET_SPENT: 1.0} if t.settings["lr"] != by_lr[2] else {})}
+    chosen = choose(trials, results)
+    assert chosen == {("vader", "8"): {"lr": by_lr[1]}}
+    with pytest.raises(ValueError, match="no setting ran to the budget"):
+        choose(trials, {t.id: {"eval_reward_mean": 1.0} for t in trials})
+
+
+def test_the_final_grid_runs_each_tuned_method_at_its_choice_for_its_resolution(tmp_path):
+    experiment, path = study(tmp_path)
+    grid = expand(experiment)
+    chosen = {("vader", "8"): {"lr": 0.003}, ("vader", "16"): {"lr": 0.02}}
+    final = final_trials(experiment, grid, chosen, path)
+    assert len(final) == len(grid) == 8
+    for trial in final:
+        expected = {"8": 0.003, "16": 0.02}[trial.resolution] if trial.method == "vader" else None
+        assert trial.settings.get("lr") == expected  # DPO, not tuned, keeps its own (default) setting
+    assert {t.id for t in final if t.method == "dpo"} == {t.id for t in grid if t.method == "dpo"}
+    assert not {t.id for t in final if t.method == "vader"} & {t.id for t in grid}  # a new setting: new ids
+
+
+def test_one_tuning_resolution_serves_every_resolution(tmp_path):
+    experiment, path = study(tmp_path, tune={**STUDY["tune"], "resolution": 16})
+    trials = tuning_trials(experiment, path)
+    assert {t.resolution for t in trials} == {"16"} and len(trials) == 6
+    final = final_trials(experiment, expand(experiment), {("vader", "16"): {"lr": 0.01}}, path)
+    assert {t.settings["lr"] for t in final if t.method == "vader"} == {0.01}
+    assert {setting_of(t)["lr"] for t in trials} == {t.settings["lr"] for t in trials}

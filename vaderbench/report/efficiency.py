@@ -1,0 +1,178 @@
+"""Does the reward-gradient method beat the others, per reward query and per device-second, and how does the
+gap move with resolution? The numbers behind the report's findings and `summary.json`.
+
+Per resolution, from the finished final trials (one trial per method and seed):
+- a method's *final* reward: held-out `eval_reward_mean` at its last step, mean and 95% t-interval over
+  seeds; its *gold* counterpart (`eval_gold_mean`) where the reward has one;
+- *headroom*: chance, base and oracle values of the reward on the evaluation prompts (logged by every
+  trial at step 0; base = the untrained model), and each method's share of base-to-oracle it closed;
+- *targets*: the best baseline's final mean reward, and base + `HEADROOM_TARGET` x (oracle - base);
+- *cost to a target*: per trial, the reward queries (and device-seconds) spent when its held-out reward
+  first reached the target, interpolated linearly between the evaluations around the crossing; a trial
+  that never reached it is "not reached", and what it spent by its last evaluation is a lower bound;
+- *ratios*: reference method / each other method of the mean cost to a target, with a percentile
+  bootstrap interval over seeds; if some trial of the other method never reached the target, its
+  budget stands in for its cost and the ratio is an upper bound ("<="); if the reference never reached
+  it, there is no ratio;
+- the *resolution gap*: reference minus the best baseline at each resolution, against log2(resolution),
+  with a least-squares slope and its bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vaderbench.report.select import MissingRuns, metric_points, with_resolution
+from vaderbench.report.stats import Estimate, detectable_difference, gap_slope, ratio_of_means, t_interval
+
+FINAL_METRIC = "eval_reward_mean"
+GOLD_METRIC = "eval_gold_mean"
+CHANCE_METRIC, ORACLE_METRIC = "eval_chance_reward", "eval_oracle_reward"
+#: the share of the base-to-oracle headroom that the second target asks for
+HEADROOM_TARGET = 0.5
+#: the method whose efficiency is compared with every other's (the reward-gradient method)
+REFERENCE = "vader"
+SPENDING = {"queries": "reward_queries", "device_s": "device_time_s"}
+
+
+@dataclass
+class Cost:
+    """What one trial spent when it first reached a target, or (not reached) by its last evaluation."""
+
+    spent: float
+    reached: bool
+
+
+def evaluations(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """run_id, step, reward and the ledger at every evaluation of the trials (nothing spent at step 0)."""
+    ids = trials["run_id"]
+    points = metric_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "reward"})
+    for name, metric in SPENDING.items():
+        spent = metric_points(metrics, metric, ids).rename(columns={"value": name})
+        points = points.merge(spent, on=["run_id", "step"], how="left")
+        points.loc[points["step"] == 0, name] = points.loc[points["step"] == 0, name].fillna(0.0)
+    return points.sort_values(["run_id", "step"])
+
+
+def cost_to(points: pd.DataFrame, target: float, spending: str) -> Cost:
+    """`spending` when the reward first reached `target` (linear between evaluations), else the last value."""
+    previous = None
+    for row in points.itertuples():
+        if row.reward >= target:
+            if previous is None or row.reward == previous.reward:
+                return Cost(float(getattr(row, spending)), True)
+            fraction = (target - previous.reward) / (row.reward - previous.reward)
+            before, after = getattr(previous, spending), getattr(row, spending)
+            return Cost(float(before + fraction * (after - before)), True)
+        previous = row
+    return Cost(float(getattr(points.iloc[-1], spending)), False)
+
+
+def estimate_list(estimate: Estimate) -> list[float | None]:
+    return [None if math.isnan(v) else float(v) for v in (estimate.mean, estimate.low, estimate.high)]
+
+
+def step_zero_mean(metrics: pd.DataFrame, metric: str, ids) -> float | None:
+    points = metric_points(metrics, metric, ids)
+    points = points[points["step"] == 0]
+    return float(points["value"].mean()) if not points.empty else None
+
+
+def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str = REFERENCE) -> dict:
+    """The summary of an efficiency study (the layout of `summary.json`): see the module's docstring."""
+    if trials.empty:
+        raise MissingRuns("no finished trials")
+    trials = with_resolution(trials)
+    if not metrics["metric"].eq(FINAL_METRIC).any():
+        raise MissingRuns(f"no finished trial logged `{FINAL_METRIC}`")
+    evals = evaluations(trials, metrics)
+    summary: dict = {"reference": reference, "resolutions": {}, "ratios": {}, "headroom": {}}
+    gap_rows = []
+    for side, at in trials.groupby("side"):
+        label = at["resolution_label"].iloc[0]
+        ids = at["run_id"]
+        finals = evals[evals["run_id"].isin(ids)].groupby("run_id").last()["reward"]
+        headroom = {"chance": step_zero_mean(metrics, CHANCE_METRIC, ids),
+                    "base": step_zero_mean(metrics, FINAL_METRIC, ids),
+                    "oracle": step_zero_mean(metrics, ORACLE_METRIC, ids)}
+        summary["headroom"][label] = headroom
+        gold = metric_points(metrics, GOLD_METRIC, ids)
+        gold_last = gold.sort_values("step").groupby("run_id").last()["value"] if not gold.empty else pd.Series()
+        gold_base = gold[gold["step"] == 0]["value"].mean() if not gold.empty else None
+        methods: dict = {}
+        seeds_of: dict[str, pd.Series] = {}
+        for method, group in at.groupby("method"):
+            values = finals.reindex(group["run_id"]).dropna()
+            seeds_of[method] = values
+            entry = {"final": estimate_list(t_interval(values)), "seeds": int(values.size)}
+            if not gold_last.empty:
+                entry["gold"] = estimate_list(t_interval(gold_last.reindex(group["run_id"]).dropna()))
+            if headroom["oracle"] is not None and headroom["base"] is not None:
+                span = headroom["oracle"] - headroom["base"]
+                entry["headroom_closed"] = estimate_list(t_interval((values - headroom["base"]) / span))
+            methods[method] = entry
+        if gold_base is not None and not math.isnan(gold_base):
+            headroom["gold_base"] = float(gold_base)
+        baselines = {m: v for m, v in seeds_of.items() if m != reference and v.size}
+        targets = {}
+        if baselines:
+            best = max(baselines, key=lambda m: baselines[m].mean())
+            targets["best_baseline"] = float(baselines[best].mean())
+        if headroom["oracle"] is not None and headroom["base"] is not None:
+            targets["half_headroom"] = headroom["base"] + HEADROOM_TARGET * (headroom["oracle"] - headroom["base"])
+        costs = {}
+        for method, group in at.groupby("method"):
+            per_target = {}
+            for target_name, target in targets.items():
+                per_spending = {}
+                for spending in SPENDING:
+                    trial_costs = [cost_to(evals[evals["run_id"] == rid], target, spending) for rid in group["run_id"]]
+                    per_spending[spending] = trial_costs
+                    reached = [c.spent for c in trial_costs if c.reached]
+                    methods[method].setdefault(f"{spending}_to_target", {})[target_name] = {
+                        "reached": f"{len(reached)}/{len(trial_costs)}",
+                        "mean_of_reached": float(np.mean(reached)) if reached else None,
+                    }
+                per_target[target_name] = per_spending
+            costs[method] = per_target
+        summary["ratios"][label] = ratios(costs, reference)
+        summary["resolutions"][label] = {"targets": targets, "methods": methods}
+        if reference in seeds_of and baselines:
+            best = max(baselines, key=lambda m: baselines[m].mean())
+            gap_rows.append((side, seeds_of[reference].to_numpy(), baselines[best].to_numpy(), best))
+            summary["resolutions"][label]["gap"] = {
+                "best_baseline": best,
+                "difference": float(seeds_of[reference].mean() - baselines[best].mean()),
+                "detectable": detectable_difference(seeds_of[reference], baselines[best]),
+            }
+    if len(gap_rows) >= 2:
+        x = [math.log2(side) for side, *_ in gap_rows]
+        estimate = gap_slope(x, [ours for _, ours, _, _ in gap_rows], [theirs for _, _, theirs, _ in gap_rows])
+        summary["gap_slope"] = estimate_list(estimate)
+    return summary
+
+
+def ratios(costs: dict, reference: str) -> dict:
+    """reference / other of the mean cost to each target, per spending, with bounds where targets were missed."""
+    out = {}
+    if reference not in costs:
+        return out
+    for other, per_target in costs.items():
+        if other == reference:
+            continue
+        for target_name, per_spending in per_target.items():
+            for spending, theirs in per_spending.items():
+                ours = costs[reference][target_name][spending]
+                key = f"{reference}/{other}"
+                cell = out.setdefault(key, {}).setdefault(target_name, {})
+                if not all(c.reached for c in ours):
+                    cell[spending] = {"ratio": None, "note": f"{reference} did not reach the target in every seed"}
+                    continue
+                estimate = ratio_of_means([c.spent for c in ours], [c.spent for c in theirs])
+                bound = not all(c.reached for c in theirs)
+                cell[spending] = {"ratio": estimate_list(estimate), "upper_bound": bound}
+    return out
