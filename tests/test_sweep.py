@@ -177,3 +177,35 @@ def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path):
     difference = torch.cat([(two[k] - one[k]).abs().flatten() for k in one])
     assert float((difference > 1e-5).float().mean()) < 0.01
     assert float(difference.max()) <= 2 * 1e-2 * 3
+
+
+TUNED = {
+    "name": "tuned",
+    "reward": "toy_aesthetic",
+    "video": {"frames": 2, "resolution": 8},
+    "sampler": {"num_steps": 3},
+    "methods": {"vader": {"batch_size": 2}},
+    "budget": {"steps": 2},
+    "eval": {"every": 2, "videos": 2, "sample_videos": 0},
+    "checkpoint": {"every": 2},
+    # rigged: an lr that cannot move the reward in 3 steps, and one that moves it a lot
+    "tune": {"trials": 2, "seeds": [100], "space": {"vader": {"lr": {"choice": [1e-9, 0.05]}}},
+             "budget": {"steps": 3}, "early_stopping": None},
+}
+
+
+def test_the_tuning_stage_runs_first_and_the_final_grid_uses_its_choice(ray_address, tmp_path):
+    config, output = tmp_path / "tuned.yaml", tmp_path / "out"
+    config.write_text(yaml.safe_dump(TUNED))
+    assert main(["run", str(config), "--output", str(output)]) == 0
+    client, (parent,), trials = trial_runs(output, "tuned")
+    stages = sorted((r.data.params["stage"], r.data.params["lr"], r.data.params["seed"]) for r in trials)
+    assert stages == [("final", "0.05", "0"), ("tune", "0.05", "100"), ("tune", "1e-09", "100")]
+    assert parent.data.params["tuned.vader.r8.lr"] == "0.05"
+    chosen = client.download_artifacts(parent.info.run_id, "tuning/chosen.json", str(tmp_path))
+    assert "0.05" in Path(chosen).read_text()
+    report = (output / "report" / "report.md").read_text()
+    assert "## Tuning stage" in report and "**chosen**" in report
+    # --resume after a finished run: nothing runs again, the same choice comes back
+    assert main(["run", str(config), "--output", str(output), "--resume", "--no-report"]) == 0
+    assert len(trial_runs(output, "tuned")[2]) == 3

@@ -202,8 +202,9 @@ def build_section(name: str, trials: pd.DataFrame, runs: Runs, folder: Path) -> 
             for suffix in (".png", ".svg"):  # a figure from an earlier report would contradict this one
                 (folder / f"{name}{suffix}").unlink(missing_ok=True)
             return Section(name, title, skipped=str(missing))
-        for suffix in (".png", ".svg"):
-            figure.savefig(folder / f"{name}{suffix}", dpi=200)
+        figure.savefig(folder / f"{name}.png", dpi=200)
+        figure.set_layout_engine("none")  # laid out once: the SVG keeps the PNG's layout
+        figure.savefig(folder / f"{name}.svg")
     section.name, section.title = name, title
     section.has_figure = True
     return section

@@ -10,10 +10,15 @@ from __future__ import annotations
 import math
 
 from vaderbench.report.markdown import estimate_text, interval_text, number
-from vaderbench.report.select import method_display
+from vaderbench.report.select import method_display, method_order
 
 TARGETS = {"best_baseline": "the best baseline's final reward", "half_headroom": "half of the base-to-oracle headroom"}
 SPENDING = {"queries": "reward queries", "device_s": "device-seconds"}
+
+
+def ordered(methods: dict) -> list:
+    """(method, entry) pairs in the report's method order."""
+    return [(m, methods[m]) for m in method_order(list(methods))]
 
 
 def triple(values) -> tuple[float, float, float]:
@@ -31,7 +36,7 @@ def headroom_line(label: str, summary: dict) -> str | None:
         return None
     methods = summary["resolutions"][label]["methods"]
     closed = [f"{method_display(m)} {estimate_text(*triple([100 * v if v is not None else None for v in e['headroom_closed']]))}%"
-              for m, e in methods.items() if "headroom_closed" in e]
+              for m, e in ordered(methods) if "headroom_closed" in e]
     chance = f"chance {number(room['chance'])}, " if room.get("chance") is not None else ""
     return (f"- {label} px ({chance}base {number(room['base'])}, oracle {number(room['oracle'])}): share of the "
             f"base-to-oracle headroom closed: " + ", ".join(closed) + ".")
@@ -47,8 +52,14 @@ def ratio_lines(label: str, summary: dict, reference: str) -> list[str]:
                 if cell["ratio"] is None:
                     parts.append(f"{SPENDING[spending]}: no ratio ({cell['note']})")
                     continue
-                text = interval_text(*triple(cell["ratio"]))
-                if cell["upper_bound"]:
+                mean, low, high = triple(cell["ratio"])
+                if math.isnan(mean):
+                    parts.append(f"{SPENDING[spending]}: both were there before any update")
+                    continue
+                text = interval_text(mean, low, high)
+                if math.isnan(low):
+                    parts.append(f"{SPENDING[spending]} x {text} (one seed: no interval)")
+                elif cell["upper_bound"]:
                     parts.append(f"{SPENDING[spending]} <= {text} ({method_display(other)} did not reach it in "
                                  "every seed: its budget stands in, an upper bound)")
                 else:
@@ -70,7 +81,7 @@ def findings(summary: dict, reward: str | None = None, budget: str | None = None
         lines.append("")
     for label, at in summary["resolutions"].items():
         finals = ", ".join(f"{method_display(m)} {estimate_text(*triple(e['final']))} (n={e['seeds']})"
-                           for m, e in at["methods"].items())
+                           for m, e in ordered(at["methods"]))
         lines.append(f"- {label} px, held-out reward after training: {finals}.")
         gap = at.get("gap")
         if gap is not None:
@@ -78,7 +89,7 @@ def findings(summary: dict, reward: str | None = None, budget: str | None = None
             detectable = gap["detectable"]
             verdict = (f"the smallest gap this study could detect here (80% power) is {number(detectable)}"
                        if not math.isnan(detectable) else "too few seeds for an interval")
-            lines.append(f"  - {name} - {best} (the best baseline) = {number(gap['difference'])}; {verdict}.")
+            lines.append(f"  - {name} − {best} (the best baseline) = {number(gap['difference'])}; {verdict}.")
         lines.extend(ratio_lines(label, summary, reference))
     room = [line for label in summary["resolutions"] if (line := headroom_line(label, summary))]
     if room:

@@ -114,6 +114,22 @@ def metric_history(client: MlflowClient, run) -> list[dict]:
     ]
 
 
+def metric_histories(client: MlflowClient, runs: list) -> list[dict]:
+    """Every logged point of every metric of `runs`: one query per metric on a database store (sqlite,
+    PostgreSQL, ...), else one per run and metric (an MLflow server's REST API has no bulk history)."""
+    store = client._tracking_client.store
+    if not hasattr(store, "get_metric_history_bulk"):
+        return [p for r in runs for p in metric_history(client, r)]
+    ids = [r.info.run_id for r in runs]
+    keys = sorted({key for r in runs for key in r.data.metrics})
+    return [
+        {"run_id": point.run_id, "metric": key, "step": point.step, "value": point.value}
+        for key in keys
+        for start in range(0, len(ids), 500)
+        for point in store.get_metric_history_bulk(ids[start : start + 500], key, max_results=None)
+    ]
+
+
 def load_runs(output_dir: Path | None = None, *, experiment: str | None = None, tracking_uri: str | None = None) -> Runs:
     uri = resolve_store(output_dir, tracking_uri)
     client = MlflowClient(tracking_uri=uri)
@@ -124,6 +140,6 @@ def load_runs(output_dir: Path | None = None, *, experiment: str | None = None, 
     referenced = {r.data.tags.get(PARENT_TAG) for r in trials}
     parents = [r.info.run_id for r in runs if r.info.run_id not in trial_ids and r.info.run_id in referenced]
     trial_frame = pd.DataFrame([trial_row(r) for r in trials], columns=None if trials else [*TRIAL_COLUMNS, "method"])
-    points = [p for r in trials for p in metric_history(client, r)]
+    points = metric_histories(client, trials)
     metric_frame = pd.DataFrame(points, columns=["run_id", "metric", "step", "value"])
     return Runs(found.name, uri, trial_frame, metric_frame, parents, client)

@@ -97,10 +97,19 @@ def method_display(method: str) -> str:
     return METHOD_NAMES.get(method, method)
 
 
+def method_rank(method: str) -> tuple[int, str]:
+    known = ["base", *METHOD_NAMES]
+    return (known.index(method), "") if method in known else (len(known), method)
+
+
+def method_order(methods: list[str]) -> list[str]:
+    """Methods in the report's order: the base model, VADER, DDPO, DPO, then others by name."""
+    return sorted(methods, key=method_rank)
+
+
 def method_first(table: pd.DataFrame, then: list[str]) -> pd.DataFrame:
     """Rows ordered by method (base model, VADER, DDPO, DPO, then others by name), then by `then`."""
-    known = ["base", *METHOD_NAMES]
-    rank = table["method"].map(lambda m: (known.index(m), "") if m in known else (len(known), m))
+    rank = table["method"].map(method_rank)
     return (table.assign(_rank=rank).sort_values(["_rank", *then], kind="stable")
             .drop(columns="_rank").reset_index(drop=True))
 

@@ -231,7 +231,7 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
     require_metric(metrics, FINAL_METRIC, trials)
     trials = with_resolution(trials)
     ids = trials["run_id"]
-    last = last_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "reward"})
+    last = last_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "validation"})
     spent = metric_points(metrics, "budget_spent", ids)[["run_id"]].assign(reached=True)
     rows = trials.merge(last, on="run_id").merge(spent, on="run_id", how="left")
     rows["reached"] = rows["reached"].fillna(False).astype(bool)
@@ -242,7 +242,7 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
         raise MissingRuns("the tuning trials of every method share one setting: nothing was tuned")
     group = ["method", "side", "resolution_label", *keys]
     table = rows.groupby(group, as_index=False, dropna=False).agg(
-        reward=("reward", "mean"), seeds=("reward", "size"), reached=("reached", "all"), step=("step", "max"))
+        reward=("validation", "mean"), seeds=("validation", "size"), reached=("reached", "all"), step=("step", "max"))
     table["chosen"] = False
     for _, candidates in table[table["reached"]].groupby(["method", "side"]):
         table.loc[candidates["reward"].idxmax(), "chosen"] = True
