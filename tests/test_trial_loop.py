@@ -198,3 +198,24 @@ def test_a_checkpoint_write_killed_part_way_leaves_the_previous_one_to_restore(t
     checkpoints.save(8, lambda folder: (folder / "state").write_text("step 8"))
     assert [p.name for p in checkpoints.checkpoints()] == ["checkpoint-000006", "checkpoint-000008"]
     assert sorted(os.listdir(checkpoints.root)) == ["checkpoint-000006", "checkpoint-000008"]
+
+
+def test_a_reward_that_breaks_stops_the_trial_with_the_method_step_and_value(tmp_path, monkeypatch):
+    from vaderbench.runner.trial import TRIAL_ERROR
+
+    trial = trial_of(tmp_path, "vader")
+    loop = TrialLoop(trial, store(tmp_path))
+    step = loop.aligner.step
+    calls = []
+
+    def breaks_at_the_third(prompts):
+        metrics = step(prompts)
+        calls.append(1)
+        return {**metrics, "reward_mean": float("nan")} if len(calls) == 3 else metrics
+
+    monkeypatch.setattr(loop.aligner, "step", breaks_at_the_third)
+    recorder = Recorder(tmp_path)
+    loop.run(recorder)  # returns: a deterministic failure is not retried
+    last = recorder.reports[-1]
+    assert last == {"step": 3, TRIAL_ERROR: "vader: step 3: reward_mean is nan"}
+    assert [r["step"] for r in recorder.reports] == [0, 1, 2, 3]

@@ -221,6 +221,7 @@ def trial_summary(trials: pd.DataFrame) -> list[str]:
             "run": left_out["run_name"], "run id": left_out["run_id"], "status": left_out["status"],
             "left out as": left_out["state"], "method": left_out["method"].map(method_display),
             **{key: left_out[c] for key in ("resolution", "K", "lr", "seed") if (c := param_column(left_out, key))},
+            "why": left_out["error"].fillna(""),
         })
         lines.append("Trials left out of every figure and table:\n\n" + markdown_table(shown))
     return lines

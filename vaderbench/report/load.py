@@ -16,9 +16,11 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
+from vaderbench.runner.tracking import ERROR_TAG
+
 PARENT_TAG = "mlflow.parentRunId"
 #: the columns every trial row has; the run's params follow under their own names
-TRIAL_COLUMNS = ["run_id", "run_name", "parent_run_id", "status", "start_time"]
+TRIAL_COLUMNS = ["run_id", "run_name", "parent_run_id", "status", "start_time", "error"]
 
 
 @dataclass
@@ -97,6 +99,7 @@ def trial_row(run) -> dict:
         "parent_run_id": run.data.tags.get(PARENT_TAG),
         "status": run.info.status,
         "start_time": run.info.start_time,
+        "error": run.data.tags.get(ERROR_TAG),
     }
     # params keep their logged strings; the report parses the few it interprets (select.py)
     row.update({k: v for k, v in run.data.params.items() if k not in row})

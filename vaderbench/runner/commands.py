@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     from concurrent.futures import ThreadPoolExecutor
 
+    from vaderbench.runner.placement import alive_nodes, misfit
     from vaderbench.runner.sweep import start_ray
     from vaderbench.runner.tracking import mlflow_ui_command
     from vaderbench.runner.usage import CoreUsage, startup_summary
@@ -110,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
         modules = tuple(dict.fromkeys(module for trial in [*tuning, *grid] for module in trial.modules))
         ray_at = start_ray(args.address or experiment.resources.address, modules)
         tracker, parent, finished = opening.result()
+    problem = misfit(alive_nodes(), experiment.resources.model_dump())
+    if problem:
+        if not args.resume:
+            tracker.client.delete_run(parent)  # nothing ran under it
+        raise UserError(f"{args.file}: resources: {problem}")
     storage = output / "ray" / parent
     print(f"Ray ({ray_at}); MLflow experiment {name!r}, parent run {parent}")
 

@@ -17,11 +17,15 @@ from ray.tune import Callback
 
 from vaderbench.experiment.grid import Trial
 from vaderbench.runner.tracking import Tracker
-from vaderbench.runner.trial import ARTIFACTS, CHECKPOINT_PATH, LOOP_TIME, REPLAY
+from vaderbench.runner.trial import ARTIFACTS, CHECKPOINT_PATH, LOOP_TIME, REPLAY, TRIAL_ERROR
 
 #: keys of a result that are bookkeeping (Tune's, and the trial's own), never logged as metrics
 NOT_METRICS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
-               "iterations_since_restore", "pid", "done", "step", CHECKPOINT_PATH, LOOP_TIME, REPLAY}
+               "iterations_since_restore", "pid", "done", "step", CHECKPOINT_PATH, LOOP_TIME, REPLAY, TRIAL_ERROR}
+
+
+#: seconds without a running trial, while trials wait, before the progress line says they wait for resources
+WAIT_NOTICE_S = 20.0
 
 
 class TrialLogger(Callback):
@@ -32,10 +36,13 @@ class TrialLogger(Callback):
         self.started: dict[str, float] = {}  # tune trial id -> when its run opened (this process's clock)
         self.loop_time: dict[str, float] = {}
         self.checkpoints: dict[str, str] = {}
+        self.errors: dict[str, str] = {}  # tune trial id -> the failure a trial reported before it stopped
         self.finished: list[str] = []
         self.failed: dict[str, str] = {}
         #: (trial id, seconds its run lasted, seconds of it that were start-up) of each finished trial
         self.durations: list[tuple[str, float, float]] = []
+        self.placed_at = time.perf_counter()  # when a trial last ran
+        self.postfix = ""
 
     def __getstate__(self):
         # Tune pickles its run configuration, callbacks included, into the experiment folder; the live
@@ -50,6 +57,22 @@ class TrialLogger(Callback):
             self.started[trial.trial_id] = time.perf_counter()
         return self.runs[trial.trial_id], spec
 
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        """The progress line says how many trials run and wait, and when none could be placed for a while."""
+        if self.progress is None:
+            return
+        running = sum(t.status == "RUNNING" for t in trials)
+        waiting = sum(t.status == "PENDING" for t in trials)
+        now = time.perf_counter()
+        if running or not waiting:
+            self.placed_at = now
+        text = f"{running} running, {waiting} waiting"
+        if now - self.placed_at > WAIT_NOTICE_S:
+            text = f"waiting for resources: no trial placed for {now - self.placed_at:.0f} s"
+        if text != self.postfix:
+            self.progress.set_postfix_str(text, refresh=False)
+            self.postfix = text
+
     def on_trial_start(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self._run(trial)
 
@@ -62,6 +85,8 @@ class TrialLogger(Callback):
             self.checkpoints[trial.trial_id] = result[CHECKPOINT_PATH]
         if LOOP_TIME in result:
             self.loop_time[trial.trial_id] = result[LOOP_TIME]
+        if TRIAL_ERROR in result:
+            self.errors[trial.trial_id] = result[TRIAL_ERROR]
 
     def _log(self, trial, report: dict) -> None:
         run_id, _ = self._run(trial)
@@ -75,6 +100,9 @@ class TrialLogger(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial, **info: Any) -> None:
         run_id, spec = self._run(trial)
+        if trial.trial_id in self.errors:
+            self.fail(trial, self.errors[trial.trial_id])
+            return
         checkpoint = self.checkpoints.get(trial.trial_id)
         if checkpoint:
             self.tracker.log_artifacts(run_id, Path(checkpoint) / ARTIFACTS)
@@ -87,15 +115,18 @@ class TrialLogger(Callback):
         self.forget(trial.trial_id)
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
+        self.fail(trial, first_error_line(trial))
+
+    def fail(self, trial, message: str) -> None:
         run_id, spec = self._run(trial)
+        self.tracker.set_error(run_id, message)
         self.tracker.finish(run_id, "FAILED")
-        message = first_error_line(trial)
         self.failed[spec.id] = message
         print(f"\ntrial {spec.id} failed: {message}", file=sys.stderr)
         self.forget(trial.trial_id)
 
     def forget(self, trial_id: str) -> None:
-        for table in (self.runs, self.started, self.loop_time, self.checkpoints):
+        for table in (self.runs, self.started, self.loop_time, self.checkpoints, self.errors):
             table.pop(trial_id, None)
 
     def close_open_runs(self, status: str) -> None:

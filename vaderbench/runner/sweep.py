@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,13 +26,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vaderbench.experiment.grid import Trial
+from vaderbench.runner.placement import alive_nodes, trials_at_once
 
 if TYPE_CHECKING:  # mlflow is the driver's alone: Ray's workers import this module and should not pay for it
     from vaderbench.runner.tracking import Tracker
 
-#: a custom resource the local Ray gets plenty of: each trial's driver function takes one, so that it
-#: holds no CPU that its workers need (as Ray's own tests do it on small machines)
-TRIAL_DRIVER = "vaderbench_trial_driver"
+#: what the Tune function of a trial with several workers holds while its workers train: a placement
+#: group needs a non-empty bundle, and one byte of memory holds no CPU or GPU that a worker needs (a CPU,
+#: Tune's default, left a 2-node cluster of 1 CPU each unable ever to place a trial of 2 workers)
+DRIVER_BUNDLE = {"memory": 1}
 
 
 def quiet_environment() -> None:
@@ -81,21 +82,10 @@ def start_ray(address: str | None, preload_modules: tuple[str, ...] = ()) -> str
     # is one more process per trial (each Ray process imports Ray Train: ~1.7 s of CPU here)
     os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
     os.environ.setdefault("RAY_TRAIN_METRICS_ENABLED", "0")
-    ray.init(include_dashboard=False, resources={TRIAL_DRIVER: 10_000}, **common)
+    ray.init(include_dashboard=False, **common)
     for name in ("ray", "ray.train", "ray.tune", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return "local"
-
-
-def concurrency(workers: int, cpus: float, gpus: float, cap: int | None) -> int:
-    """How many trials fit at once in the cluster (a Train run starts only when all its workers fit)."""
-    import ray
-
-    total = ray.cluster_resources()
-    fits = [math.floor(total.get("CPU", 0) / (workers * cpus))]
-    if gpus:
-        fits.append(math.floor(total.get("GPU", 0) / (workers * gpus)))
-    return max(1, min(fits + ([cap] if cap else [])))
 
 
 def trial_store(config: dict[str, Any]):
@@ -168,7 +158,7 @@ def trial_resources(config: dict[str, Any]):
     if config["trial"]["workers"] == 1:
         gpus = config["gpus_per_worker"]
         return PlacementGroupFactory([{"CPU": config["cpus_per_worker"], **({"GPU": gpus} if gpus else {})}])
-    return PlacementGroupFactory([config["driver_resources"]])
+    return PlacementGroupFactory([DRIVER_BUNDLE])
 
 
 def asha(early_stopping, trials: list[Trial]):
@@ -207,15 +197,16 @@ def run_sweep(
 
     storage.mkdir(parents=True, exist_ok=True)
     logger = TrialLogger(tracker, parent_id, progress)
-    at_once = concurrency(resources["workers"], resources["cpus_per_worker"], resources["gpus_per_worker"],
-                          resources["max_concurrent_trials"])
+    nodes = alive_nodes()
+    at_once = max(1, trials_at_once(nodes, resources["workers"], resources["cpus_per_worker"],
+                                    resources["gpus_per_worker"]))
+    at_once = min(at_once, resources["max_concurrent_trials"] or at_once)
     # the trials that will run at once start their processes at once (Tune's default asks for one at a time)
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(at_once)
     shared = {
         "storage_path": str(storage.resolve()),
         "cpus_per_worker": resources["cpus_per_worker"],
         "gpus_per_worker": resources["gpus_per_worker"],
-        "driver_resources": {TRIAL_DRIVER: 1} if TRIAL_DRIVER in ray.cluster_resources() else {"CPU": 1},
         "collective_timeout_s": collective_timeout_s,
     }
     tuner = tune.Tuner(

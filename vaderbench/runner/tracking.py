@@ -24,6 +24,8 @@ from vaderbench.experiment.grid import Trial
 
 ROLE_TAG = "vaderbench.role"
 TRIAL_TAG = "vaderbench.trial_id"
+#: the tag of a failed trial's run: what went wrong (the report reads it)
+ERROR_TAG = "vaderbench.error"
 #: mlflow's limit on the params, metrics and tags of one log_batch call
 BATCH_LIMIT = 1000
 #: seconds a run's metrics wait in the driver before they are written together
@@ -172,6 +174,10 @@ class Tracker:
     def log_artifacts(self, run_id: str, directory: Path) -> None:
         if directory.is_dir():
             self.client.log_artifacts(run_id, str(directory))
+
+    def set_error(self, run_id: str, message: str) -> None:
+        """Why a trial failed, on its run (the report lists it)."""
+        self.client.set_tag(run_id, ERROR_TAG, message[:5000])
 
     def finish(self, run_id: str, status: str) -> None:
         self.flush(run_id)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import random
 import resource
 import shutil
@@ -51,6 +52,9 @@ HISTORY = "history.json"
 REPLAY = "replay"
 #: the key of a report that names the checkpoint written at its step
 CHECKPOINT_PATH = "checkpoint_path"
+#: the key of a report that ends the trial as failed, naming what went wrong (a deterministic failure: a
+#: retry would fail the same way, so the trial stops instead of raising into Tune's retries)
+TRIAL_ERROR = "trial_error"
 #: seconds this process has spent in the loop so far (steps, evaluations, logging): what a trial's run
 #: lasted beyond it is its start-up
 LOOP_TIME = "loop_time_s"
@@ -111,6 +115,14 @@ def peak_memory_mb(device: torch.device) -> float:
         return torch.cuda.max_memory_allocated(device) / 2**20
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # bytes on macOS, KiB on Linux
+
+
+def not_finite(metrics: dict[str, float]) -> tuple[str, float] | None:
+    """The first metric that is NaN or infinite (a reward or loss that broke), if any."""
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return key, value
+    return None
 
 
 def budget_spent(trial: Trial, progress: Progress, reward_queries: float) -> bool:
@@ -208,6 +220,12 @@ class TrialLoop:
             prompts = train_batch(self.train_prompts, self.aligner.prompts_per_step, trial.seed, self.progress.step)
             step_started = time.perf_counter()
             metrics = self.aligner.step(prompts)
+            broken = not_finite(metrics)
+            if broken:
+                key, value = broken
+                report({"step": self.progress.step + 1,
+                        TRIAL_ERROR: f"{trial.method}: step {self.progress.step + 1}: {key} is {value}"})
+                return
             # device time: every worker's own time in the step, summed (device-hours on GPUs)
             self.progress.device_time_s += distributed.sum_over_workers(time.perf_counter() - step_started)
             self.progress.step += 1
