@@ -9,7 +9,8 @@ One row per (size, batch, pass, precision): "fwd" is a forward without gradient 
 "fwd+bwd" a forward and a backward to the LoRA adapters (in place as in training). The FLOPs are counted
 by `torch.utils.flop_counter` (matmuls, convolutions, attention; not the elementwise ops) and the peak
 is a large fp32 `torch.mm` timed in the same run at the same thread count. Times are medians over
-repeats, the variants run interleaved in one process so that their ratio holds on a shared machine.
+repeats, the variants run interleaved in one process so that their ratio holds on a shared machine;
+`--clock cpu` times the process's CPU time instead of the wall clock (steadier while others run).
 
 `--baseline REV` loads `vaderbench/models/toy.py` as it is at git revision REV into a temporary module
 (`git show`), builds the same model from it (same weights, same adapters) and times both; the last
@@ -59,30 +60,25 @@ def cpu_description() -> str:
     return f"{model}; " + ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in wanted)
 
 
-def median_s(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, clock: str) -> dict[str, float]:
     """Median seconds of each function, run in turn (after one warm-up each) so drifts hit all alike."""
     for fn in fns.values():
         fn()
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            times[name].append(median_s(fn, 1))
+            start = CLOCKS[clock]()
+            fn()
+            times[name].append(CLOCKS[clock]() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
+def matmul_peak_gflops(clock: str, size: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    return 2 * size**3 / median_s(lambda: torch.mm(a, b), repeats) / 1e9
+    return 2 * size**3 / interleaved_medians({"mm": lambda: torch.mm(a, b)}, repeats, clock)["mm"] / 1e9
 
 
 def counted_flops(fn: Callable[[], object]) -> int:
@@ -131,7 +127,7 @@ def relative_difference(value: list[torch.Tensor], reference: list[torch.Tensor]
 def bench_denoiser(args, variants: dict[str, Callable], peak: float) -> None:
     policies = {label: Policy(factory(), lora_rank=8) for label, factory in variants.items()}
     now = policies["now"]
-    for policy in policies.values():  # random adapters (not the zero-initialised B) so that LoRA gradients are all non-zero
+    for policy in policies.values():  # random adapters (not B = 0 as initialised): every LoRA gradient is non-zero
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             for p in policy.trainable_parameters():
@@ -169,12 +165,13 @@ def bench_denoiser(args, variants: dict[str, Callable], peak: float) -> None:
 
                 for name, run in (("fwd", forward), ("fwd+bwd", forward_backward)):
                     flops = counted_flops(lambda: run(now))
-                    seconds = interleaved_medians({k: (lambda p=p: run(p)) for k, p in policies.items()}, args.repeats)
+                    took = interleaved_medians({k: (lambda p=p: run(p)) for k, p in policies.items()},
+                                               args.repeats, args.clock)
                     row = f"{size:>4} {batch:>5} {name:>7} {precision:>4} {flops / 1e9:>7.2f} | "
-                    row += " ".join(f"{1000 * seconds[k]:>13.1f}" for k in labels)
-                    row += f" {seconds[base] / seconds['now']:>6.2f}x | " if base else " | "
-                    row += " ".join(f"{flops / seconds[k] / 1e9:>15.1f}" for k in labels) + " | "
-                    row += " ".join(f"{100 * flops / seconds[k] / 1e9 / peak:>13.1f}%" for k in labels)
+                    row += " ".join(f"{1000 * took[k]:>13.1f}" for k in labels)
+                    row += f" {took[base] / took['now']:>6.2f}x | " if base else " | "
+                    row += " ".join(f"{flops / took[k] / 1e9:>15.1f}" for k in labels) + " | "
+                    row += " ".join(f"{100 * flops / took[k] / 1e9 / peak:>13.1f}%" for k in labels)
                     if base:
                         row += f" | {relative_difference(run(now), run(policies[base])):>8.1e}"
                     print(row, flush=True)
@@ -194,22 +191,23 @@ def bench_aligners(args, variants: dict[str, Callable]) -> None:
     trials = [trial for trial in expand(load_experiment(args.study))
               if trial.height == args.aligner_size and trial.seed == 0 and trial.aligner in args.aligners]
     print(f"\none aligner step, {args.study} at {args.aligner_size} px (median of {args.aligner_repeats}, s)")
-    print(f"{'method':>8} " + " ".join(f"{label[:10]:>10}" for label in variants) + (" speedup" if len(variants) > 1 else ""))
+    header = f"{'method':>8} " + " ".join(f"{label[:10]:>10}" for label in variants)
+    print(header + (" speedup" if len(variants) > 1 else ""))
     for trial in trials:
         aligners = {label: build_trial_aligner(dataclasses.replace(trial, model=name), torch.device("cpu"))
                     for label, name in names.items()}
         prompts = train_batch(load_prompts(trial.prompts["train"]), aligners["now"].prompts_per_step, trial.seed, 0)
-        seconds = interleaved_medians({k: (lambda a=a: a.step(prompts)) for k, a in aligners.items()},
-                                      args.aligner_repeats)
-        row = f"{trial.aligner:>8} " + " ".join(f"{seconds[k]:>10.2f}" for k in variants)
+        took = interleaved_medians({k: (lambda a=a: a.step(prompts)) for k, a in aligners.items()},
+                                   args.aligner_repeats, args.clock)
+        row = f"{trial.aligner:>8} " + " ".join(f"{took[k]:>10.2f}" for k in variants)
         if len(variants) > 1:
-            row += f" {seconds[list(variants)[-1]] / seconds['now']:>6.2f}x"
+            row += f" {took[list(variants)[-1]] / took['now']:>6.2f}x"
         print(row, flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="toy", help="registered model name (toy-random if toy's weights are missing)")
+    parser.add_argument("--model", default="toy", help="a registered model (toy-random if toy's weights are missing)")
     parser.add_argument("--baseline", metavar="REV", help="also time toy.py as it is at this git revision")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the study runs each trial on 1)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
@@ -218,6 +216,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--precision", nargs="+", default=["no"], choices=["no", "bf16", "fp16"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="time by the wall clock or CPU time")
     parser.add_argument("--aligners", nargs="*", default=[], choices=["vader", "ddpo", "dpo"])
     parser.add_argument("--study", default=str(REPO / "experiments" / "efficiency.yaml"))
     parser.add_argument("--aligner-size", type=int, default=64)
@@ -226,13 +225,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"CPU: {cpu_description()}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-    peak = matmul_peak_gflops()
-    print(f"fp32 matmul peak (2048^3 torch.mm): {peak:.1f} GFLOP/s")
+    peak = matmul_peak_gflops(args.clock)
+    print(f"fp32 matmul peak (2048^3 torch.mm, {args.clock} clock): {peak:.1f} GFLOP/s")
     variants = build_variants(args)
     bench_denoiser(args, variants, peak)
     if args.aligners:
         bench_aligners(args, variants)
-    print(f"fp32 matmul peak again at the end: {matmul_peak_gflops():.1f} GFLOP/s")
+    print(f"fp32 matmul peak again at the end: {matmul_peak_gflops(args.clock):.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

@@ -169,6 +169,16 @@ class CrossAttention(nn.Module):
         return x + out.transpose(1, 2).reshape(b, c, f, h, w)
 
 
+def upsample_frames(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour upsampling by 2 of every frame of [B, C, F, H, W].
+
+    Taken as a 2D op over the frames: its backward keeps a channels-last gradient channels-last
+    (upsample_nearest3d's returns a contiguous one, which every op after it would copy back).
+    """
+    frames = F.interpolate(x.transpose(1, 2).flatten(0, 1), scale_factor=2, mode="nearest")
+    return frames.unflatten(0, (x.shape[0], x.shape[2])).transpose(1, 2)
+
+
 class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
     """Pixel-unshuffle by `patch`, add coordinate codes, a two-level (2+1)D UNet with cross-attention, pixel-shuffle back."""
 
@@ -238,10 +248,10 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         m = self._run(self.mid, h1, emb)
         m = self._run(self.attn_mid, m, text, text_mask)
         u1 = self._run(self.up1, torch.cat([m, h1], dim=1), emb)
-        u0 = F.interpolate(u1, scale_factor=(1, 2, 2), mode="nearest")
+        u0 = upsample_frames(u1)
         u0 = self._run(self.up0, torch.cat([self.upsample(u0), h0], dim=1), emb)
-        out = self.conv_out(F.silu(self.norm_out(u0))).unflatten(1, (c, p, p))  # [B, C, p, p, F, H/p, W/p]
-        return out.permute(0, 1, 4, 5, 2, 6, 3).reshape(b, c, f, h, w)  # pixel-shuffle, back to contiguous
+        out = self.conv_out(F.silu(self.norm_out(u0))).permute(0, 2, 3, 4, 1).unflatten(4, (c, p, p))
+        return out.permute(0, 4, 1, 2, 5, 3, 6).reshape(b, c, f, h, w)  # pixel-shuffle, back to contiguous
 
 
 def toy_scheduler() -> DDIMScheduler:
@@ -265,7 +275,8 @@ class ToyVideoModel(VideoModel):
 
     def __init__(self, denoiser: ToyVideoUNet, text_encoder: ToyTextEncoder, scheduler: DDIMScheduler):
         super().__init__()
-        self.denoiser = denoiser
+        # convolution weights in the activations' channels-last layout, or every call would copy them into it
+        self.denoiser = denoiser.to(memory_format=torch.channels_last_3d)
         self.text_encoder = text_encoder
         self.scheduler = scheduler
         self.tokenizer = WordTokenizer(text_encoder.config.vocab, text_encoder.config.max_length)
