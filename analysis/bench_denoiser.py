@@ -190,7 +190,8 @@ def bench_aligners(args, variants: dict[str, Callable]) -> None:
         MODELS.register(names[label])(factory)
     trials = [trial for trial in expand(load_experiment(args.study))
               if trial.height == args.aligner_size and trial.seed == 0 and trial.aligner in args.aligners]
-    print(f"\none aligner step, {args.study} at {args.aligner_size} px (median of {args.aligner_repeats}, s)")
+    print(f"\none aligner step, {args.study} at {args.aligner_size} px "
+          f"(median of {args.aligner_repeats}, s, {args.clock} clock)")
     header = f"{'method':>8} " + " ".join(f"{label[:10]:>10}" for label in variants)
     print(header + (" speedup" if len(variants) > 1 else ""))
     for trial in trials:
