@@ -97,6 +97,31 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
+class TemporalConv(nn.Conv3d):
+    """A (3, 1, 1) Conv3d over [B, C, F, H, W], computed as a conv2d over (F, H * W).
+
+    Same weights and result as the Conv3d; on CPU, PyTorch runs this kernel shape of conv3d through its
+    slow reference path, while the conv2d takes oneDNN's. On a channels-last input both views are free.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__(channels, channels, (3, 1, 1), padding=(1, 0, 0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.conv2d(x.flatten(3), self.weight.flatten(3), self.bias, padding=self.padding[:2])
+        return out.unflatten(3, x.shape[3:])
+
+
+class PointwiseConv(nn.Conv3d):
+    """A 1x1x1 Conv3d computed as a matmul over channels (oneDNN's conv3d is slow on channels-last here)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.movedim(1, -1), self.weight.flatten(1), self.bias).movedim(-1, 1)
+
+
 class ResBlock(nn.Module):
     """(2+1)D residual block: a spatial 3x3 conv per frame, then a temporal 3-tap conv, FiLM per frame."""
 
@@ -106,8 +131,8 @@ class ResBlock(nn.Module):
         self.spatial = nn.Conv3d(cin, cout, (1, 3, 3), padding=(0, 1, 1))
         self.time_proj = nn.Linear(emb_dim, 2 * cout)
         self.norm2 = nn.GroupNorm(groups, cout)
-        self.temporal = nn.Conv3d(cout, cout, (3, 1, 1), padding=(1, 0, 0))
-        self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.temporal = TemporalConv(cout)
+        self.skip = PointwiseConv(cin, cout) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """x [B, C, F, H, W]; emb [B, F, D], one conditioning vector per frame."""
@@ -142,6 +167,16 @@ class CrossAttention(nn.Module):
         out = F.scaled_dot_product_attention(split(q), split(k), split(v), attn_mask=attend[:, None, None, :])
         out = self.to_out(out.transpose(1, 2).reshape(b, -1, c))
         return x + out.transpose(1, 2).reshape(b, c, f, h, w)
+
+
+def upsample_frames(x: torch.Tensor) -> torch.Tensor:
+    """Nearest-neighbour upsampling by 2 of every frame of [B, C, F, H, W].
+
+    Taken as a 2D op over the frames: its backward keeps a channels-last gradient channels-last
+    (upsample_nearest3d's returns a contiguous one, which every op after it would copy back).
+    """
+    frames = F.interpolate(x.transpose(1, 2).flatten(0, 1), scale_factor=2, mode="nearest")
+    return frames.unflatten(0, (x.shape[0], x.shape[2])).transpose(1, 2)
 
 
 class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
@@ -196,10 +231,12 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         if text.shape[1] != self.config.text_length:
             raise ValueError(f"the toy denoiser takes {self.config.text_length} token states (the tokenizer pads to it), got {text.shape[1]}")
         p = self.config.patch
-        x = F.pixel_unshuffle(sample.transpose(1, 2).reshape(b * f, c, h, w), p)
-        x = x.reshape(b, f, -1, h // p, w // p).transpose(1, 2)
+        # Activations stay channels-last ([B, F, H, W, C] in memory) throughout: oneDNN's convolutions run
+        # fastest on it, and the frame-wise and temporal convolutions see it as plain 2D channels-last views.
+        # Pixel-unshuffle straight into that layout (pixel_unshuffle's channel order: c, then row, then column).
+        x = sample.unflatten(3, (h // p, p)).unflatten(5, (w // p, p)).permute(0, 2, 3, 5, 1, 4, 6).flatten(4)
         codes = coordinate_codes(f, h // p, w // p, self.config.coordinate_frequencies, x.device).to(x.dtype)
-        x = torch.cat([x, codes.expand(b, -1, -1, -1, -1)], dim=1)
+        x = torch.cat([x, codes.permute(0, 2, 3, 4, 1).expand(b, -1, -1, -1, -1)], dim=-1).permute(0, 4, 1, 2, 3)
         pooled = (text * text_mask[..., None]).flatten(1)  # [B, L * D], padding zeroed
         progress = fourier(clip_progress(f, sample.device), self.config.coordinate_frequencies).T  # [F, 2n]
         caption = self.text_pool(pooled)[:, None].expand(-1, f, -1)
@@ -211,11 +248,10 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         m = self._run(self.mid, h1, emb)
         m = self._run(self.attn_mid, m, text, text_mask)
         u1 = self._run(self.up1, torch.cat([m, h1], dim=1), emb)
-        u0 = F.interpolate(u1, scale_factor=(1, 2, 2), mode="nearest")
+        u0 = upsample_frames(u1)
         u0 = self._run(self.up0, torch.cat([self.upsample(u0), h0], dim=1), emb)
-        out = self.conv_out(F.silu(self.norm_out(u0)))
-        out = out.transpose(1, 2).reshape(b * f, -1, h // p, w // p)
-        return F.pixel_shuffle(out, p).reshape(b, f, c, h, w).transpose(1, 2)
+        out = self.conv_out(F.silu(self.norm_out(u0))).permute(0, 2, 3, 4, 1).unflatten(4, (c, p, p))
+        return out.permute(0, 4, 1, 2, 5, 3, 6).reshape(b, c, f, h, w)  # pixel-shuffle, back to contiguous
 
 
 def toy_scheduler() -> DDIMScheduler:
@@ -239,7 +275,8 @@ class ToyVideoModel(VideoModel):
 
     def __init__(self, denoiser: ToyVideoUNet, text_encoder: ToyTextEncoder, scheduler: DDIMScheduler):
         super().__init__()
-        self.denoiser = denoiser
+        # convolution weights in the activations' channels-last layout, or every call would copy them into it
+        self.denoiser = denoiser.to(memory_format=torch.channels_last_3d)
         self.text_encoder = text_encoder
         self.scheduler = scheduler
         self.tokenizer = WordTokenizer(text_encoder.config.vocab, text_encoder.config.max_length)
