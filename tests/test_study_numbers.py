@@ -20,7 +20,7 @@ TOLERANCE = 1e-4
 
 
 def smoke_eval_rewards() -> dict[str, dict[str, float]]:
-    """Every smoke trial, run in this process: trial id -> {step: eval_reward_mean}."""
+    """Every smoke trial, run in this process: "<method>_r<resolution>" -> {step: eval_reward_mean}."""
     import tempfile
 
     from vaderbench.experiment.grid import expand
@@ -33,7 +33,7 @@ def smoke_eval_rewards() -> dict[str, dict[str, float]]:
         reports = []
         with tempfile.TemporaryDirectory() as checkpoints:
             run_trial(trial, reports.append, CheckpointStore(Path(checkpoints)))
-        rewards[trial.id] = {str(r["step"]): r["eval_reward_mean"] for r in reports if "eval_reward_mean" in r}
+        rewards[f"{trial.method}_r{trial.resolution}"] = {str(r["step"]): r["eval_reward_mean"] for r in reports if "eval_reward_mean" in r}
     return rewards
 
 
