@@ -96,7 +96,7 @@ def steady_fraction(videos: torch.Tensor) -> torch.Tensor:
 
 def video_background(videos: torch.Tensor) -> torch.Tensor:
     """Palette index of each video's background: the median border pixel over all its frames."""
-    border = border_pixels(videos)  # [B, F, 3, L]
+    border = border_pixels(videos.float())  # [B, F, 3, L]
     return nearest_colour(border.transpose(1, 2).flatten(2).median(dim=-1).values)
 
 

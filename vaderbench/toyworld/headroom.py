@@ -3,8 +3,8 @@
 For one reward and one set of toy captions, the mean reward of three kinds of video (one per caption):
 - "chance": shuffled captions (each caption scored on another's render) for a reward that reads the prompt,
   frames of random scenes for one that does not (the reward's `prompt_free`);
-- "oracle": the reference video the reward declares best (its `oracle`: the caption's render, the best
-  scene the aesthetic rule knows, or the caption's background alone);
+- "oracle": the reference video the reward declares best (its `oracle`: the caption's render, the
+  aesthetic rule's best scene, or the caption's background alone);
 - "base": the base model's videos of the same captions, when given.
 Beside each, the reward's gold (`gold_chance`, ...), and `base_position` (`gold_base_position`): where the
 base model sits from chance (0) to the oracle (1). A study can only tell methods apart on a reward where
@@ -19,6 +19,7 @@ from typing import Sequence
 import torch
 
 from vaderbench.rewards.base import Reward, build_reward
+from vaderbench.toyworld.evaluate import REWARD_CHECKS, base_policy, heldout_prompts, sample_videos
 from vaderbench.toyworld.references import reference_videos
 from vaderbench.toyworld.weights import WEIGHTS_DIR
 
@@ -81,7 +82,6 @@ def evaluate_headroom(
     """{reward: {size: headroom}} for every toy reward on `count` held-out captions; one set of base videos
     per size (sampled as `evaluate.base_accuracy` samples, at the study's clip length) serves every reward."""
     from vaderbench.models.toy import load_toy_model
-    from vaderbench.toyworld.evaluate import REWARD_CHECKS, base_policy, heldout_prompts, sample_videos
 
     prompts = heldout_prompts(count, seed)
     policy = base_policy(load_toy_model(str(weights / "base")))

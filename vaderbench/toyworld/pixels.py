@@ -38,7 +38,7 @@ class FrameReading:
     colour: torch.Tensor  # [N] palette index of the object (any colour but the background's where absent)
     present: torch.Tensor  # [N] bool: some pixel is at least half object
     coverage: torch.Tensor  # [N, H, W] the object's coverage t of each pixel, in [0, 1]
-    centroid: torch.Tensor  # [N, 2] (x, y) in frame units, coverage-weighted over the mask and its edge
+    centroid: torch.Tensor  # [N, 2] (x, y) in frame units, coverage-weighted over the mask and its rim
     clean: torch.Tensor  # [N] in [0, 1], 1 for a clean render
 
 
@@ -91,7 +91,8 @@ def rim(mask: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def read_frames(images: torch.Tensor) -> FrameReading:
-    """Read frames [N, 3, H, W] in [0, 1]."""
+    """Read frames [N, 3, H, W] in [0, 1] (computed in float32 whatever their dtype)."""
+    images = images.float()
     n, _, h, w = images.shape
     colours = palette(images)  # [C, 3]
     background = nearest_colour(border_pixels(images).median(dim=-1).values)
