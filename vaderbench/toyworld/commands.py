@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 from vaderbench.toyworld.stages import STAGES
 from vaderbench.toyworld.weights import WEIGHTS_DIR
+
+EVAL_LAYOUT = """The JSON object (--json) holds:
+  rewards:  {reward: {metric, value}}       each toy reward model's held-out accuracy
+  base:     {size: {colour, shape, direction, background}}
+            the base model's caption fidelity on held-out captions (8 frames; 16, 32, 64 px)
+  chance:   {colour, shape, direction, background}   the same by chance
+  headroom: {reward: {size: {chance, base, oracle, base_position,
+                             gold_chance, gold_base, gold_oracle, gold_base_position}}}
+            each reward's mean on chance videos (shuffled captions; random frames for a prompt-free
+            reward), on the base model's videos and on the best procedural videos (the caption's render;
+            the best scene for a prompt-free reward; the bare background for toy_object_removal), on the
+            same held-out captions at the default study's clip (4 frames at 16, 32, 64 px). gold_* is the
+            reward's gold measure of the same videos; base_position is where the base model sits from
+            chance (0) to the oracle (1), null when they are equal."""
 
 
 def add_parser(subparsers) -> None:
@@ -23,11 +38,17 @@ def add_parser(subparsers) -> None:
     )
     build.set_defaults(func=run_build)
 
-    evaluate = commands.add_parser("eval", help="held-out accuracy of the toy reward models and of the base model's videos")
+    evaluate = commands.add_parser(
+        "eval", help="held-out accuracy of the toy reward models and of the base model's videos; rewards' headroom",
+        description=EVAL_LAYOUT, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     evaluate.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="weights folder (default: the package's)")
     evaluate.add_argument("--json", action="store_true", help="print exactly one JSON object on stdout")
     evaluate.add_argument("--videos", type=int, default=384, help="fresh videos per reward measurement (default 384)")
-    evaluate.add_argument("--base-videos", type=int, default=60, help="held-out captions sampled per resolution (default 60)")
+    evaluate.add_argument(
+        "--base-videos", type=int, default=60,
+        help="held-out captions sampled per resolution, for base accuracy and headroom (default 60, at least 2)",
+    )  # fmt: skip
     evaluate.set_defaults(func=run_eval)
 
 
@@ -43,13 +64,15 @@ def run_build(args) -> int:
 
 def run_eval(args) -> int:
     from vaderbench.toyworld.evaluate import chance, evaluate_base, evaluate_rewards
+    from vaderbench.toyworld.headroom import evaluate_headroom
 
-    if args.videos < 1 or args.base_videos < 1:
-        raise ValueError(f"--videos and --base-videos must be >= 1, got {args.videos} and {args.base_videos}")
+    if args.videos < 1 or args.base_videos < 2:
+        raise ValueError(f"--videos must be >= 1 and --base-videos >= 2, got {args.videos} and {args.base_videos}")
     results = {
         "rewards": evaluate_rewards(args.weights, args.videos),
         "base": evaluate_base(args.weights, args.base_videos),
         "chance": chance(),
+        "headroom": evaluate_headroom(args.weights, args.base_videos),
     }
     if args.json:
         print(json.dumps(results))
@@ -58,9 +81,27 @@ def run_eval(args) -> int:
     for name, row in results["rewards"].items():
         print(f"{name:20s} {row['value']:6.3f}  {row['metric']}")
     print(f"\nbase model on held-out captions ({'/'.join(results['base'])} px)")
-    print(f"{'size':>6s} {'colour':>7s} {'shape':>7s} {'direction':>9s}")
-    for size, row in results["base"].items():
-        print(f"{size:>6s} {row['colour']:7.3f} {row['shape']:7.3f} {row['direction']:9.3f}")
-    c = results["chance"]
-    print(f"{'chance':>6s} {c['colour']:7.3f} {c['shape']:7.3f} {c['direction']:9.3f}")
+    keys = list(results["chance"])
+    print(f"{'size':>6s} " + " ".join(f"{key:>10s}" for key in keys))
+    for size, row in list(results["base"].items()) + [("chance", results["chance"])]:
+        print(f"{size:>6s} " + " ".join(f"{row[key]:10.3f}" for key in keys))
+    print_headroom(results["headroom"])
     return 0
+
+
+def print_headroom(headroom: dict) -> None:
+    columns = ("chance", "base", "oracle", "base_position")
+    print("\nheadroom: mean reward on chance / base model / best procedural videos (4 frames, held-out captions);")
+    print("position: where the base model sits from chance (0) to the best (1); gold: the same of the reward's gold")
+    header = " ".join(f"{name.replace('base_', ''):>8s}" for name in columns)
+    print(f"{'':25s} {'reward':^35s} | {'gold':^35s}")
+    print(f"{'reward':20s} {'size':>4s} {header} | {header}")
+    for name, sizes in headroom.items():
+        for size, row in sizes.items():
+            proxy = " ".join(cell(row[key]) for key in columns)
+            gold = " ".join(cell(row["gold_" + key]) for key in columns)
+            print(f"{name:20s} {size:>4s} {proxy} | {gold}")
+
+
+def cell(value: float | None) -> str:
+    return f"{'-':>8s}" if value is None else f"{value:8.3f}"

@@ -4,7 +4,7 @@ Procedural videos (fresh seed, the eval's 8 frames) are noised to timestep t and
 estimates the clean video in one call, as a DDIM step does (x0 = (x_t - sqrt(1 - a) eps) / sqrt(a),
 clipped to the pixel range). `diagnose` reports, per t, the RMS error of that estimate next to the RMS
 of the noise it was given (a denoiser that removes nothing scores the same as the noise), and the toy
-judges' shape and direction accuracy on it (`evaluate.judge`; about 1 on clean renders). Where direction
+judges' shape and direction accuracy on it (`gold.judge`; about 1 on clean renders). Where direction
 falls, the model no longer reconstructs the motion. `caption_sensitivity` asks whether the model reads each
 word at all: the RMS change of its clean estimate, from the same noisy input, when the caption's colour,
 shape or direction word alone is changed. `analysis/toy_denoiser_diagnostics.py` prints both.
@@ -20,7 +20,8 @@ import torch
 from vaderbench.models.toy import ToyVideoModel
 from vaderbench.rewards.toy_action import ToyActionReward
 from vaderbench.rewards.toy_object_removal import ToyObjectRemovalReward
-from vaderbench.toyworld.evaluate import FRAMES, judge
+from vaderbench.toyworld.evaluate import FRAMES
+from vaderbench.toyworld.gold import judge
 from vaderbench.toyworld.render import Scenes, random_scenes, render
 from vaderbench.toyworld.vocab import COLOURS, DIRECTIONS, SHAPES
 

@@ -9,7 +9,9 @@ Everything is measured on fresh procedural data (its own seed, never a training 
 - toy_consistency: pairwise ranking: a clean video above the same video with one frame swapped for
   another video's frame.
 The base model samples held-out captions with the study's sampler (`TOY_SAMPLER`) at 16, 32 and 64 px,
-and the detector and direction classifier judge the colour, shape and direction of its videos.
+and the detector and direction classifier judge the colour, shape and direction of its videos, the pixels
+its background (`gold.caption_fidelity`). `headroom.evaluate_headroom` brackets each reward's value on the
+base model's videos between chance and the best procedural videos.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from vaderbench.rewards.toy_aesthetic import ToyAestheticReward
 from vaderbench.rewards.toy_clip import ToyClipReward
 from vaderbench.rewards.toy_consistency import ToyConsistencyReward
 from vaderbench.rewards.toy_object_removal import ToyObjectRemovalReward
+from vaderbench.toyworld.gold import caption_fidelity
 from vaderbench.toyworld.labels import aesthetic_score, presence
 from vaderbench.toyworld.prompts import combos
 from vaderbench.toyworld.render import random_scenes, render
-from vaderbench.toyworld.vocab import COLOURS, DIRECTIONS, SHAPES, caption, parse_caption
+from vaderbench.toyworld.vocab import COLOURS, DIRECTIONS, SHAPES, caption
 from vaderbench.toyworld.weights import WEIGHTS_DIR
 
 #: sampling for the toy base model as the default study does it: few DDIM steps, guided
@@ -126,41 +129,37 @@ def evaluate_rewards(weights: Path = WEIGHTS_DIR, count: int = 384, seed: int = 
     return results
 
 
-def judge(videos: torch.Tensor, detector, classifier) -> dict[str, list[str]]:
-    """Colour, shape and direction of each video [B, F, 3, H, W] as the toy classifiers see them."""
-    b, f = videos.shape[:2]
-    logits = detector(videos.flatten(0, 1)).view(b, f, -1).mean(dim=1)
-    return {
-        "shape": [SHAPES[i] for i in logits[:, : len(SHAPES)].argmax(dim=1).tolist()],
-        "colour": [COLOURS[i] for i in logits[:, len(SHAPES) :].argmax(dim=1).tolist()],
-        "direction": [DIRECTIONS[i] for i in classifier(videos).argmax(dim=1).tolist()],
-    }
-
-
 def heldout_prompts(count: int, seed: int) -> list[str]:
     pool = combos(held_out=True)
     index = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:count]
     return [caption(*pool[i]) for i in index.tolist()]
 
 
-@torch.no_grad()
-def base_accuracy(model, weights: Path, size: int, prompts: list[str], seed: int, batch: int = 20) -> dict[str, float]:
-    detector = ToyObjectRemovalReward(str(weights)).freeze().detector
-    classifier = ToyActionReward(str(weights)).freeze().classifier
+def base_policy(model) -> Policy:
     # zero-initialised adapters: the base model itself. fp32: on some CPUs this torch build runs bf16 Conv3d
     # through `slow_conv3d_forward` at batch 8 and above (about 100x slower than fp32 at 64 px)
-    policy = Policy(model, lora_rank=1)
-    correct = {"colour": 0, "shape": 0, "direction": 0}
+    return Policy(model, lora_rank=1)
+
+
+@torch.no_grad()
+def sample_videos(policy: Policy, prompts: list[str], frames: int, size: int, seed: int, batch: int = 20):
+    """The policy's videos [N, F, 3, H, W] of `prompts` with the study's sampler, prompt i from seed + i."""
+    videos = []
     for start in range(0, len(prompts), batch):
         chunk = prompts[start : start + batch]
         seeds = [seed + start + i for i in range(len(chunk))]
-        trajectory = policy.sample(chunk, seeds, TOY_SAMPLER, frames=FRAMES, height=size, width=size)
-        seen = judge(policy.decode(trajectory.final), detector, classifier)
-        for i, prompt in enumerate(chunk):
-            truth = parse_caption(prompt)
-            for key in correct:
-                correct[key] += int(seen[key][i] == truth[key])
-    return {key: round(value / len(prompts), 4) for key, value in correct.items()}
+        trajectory = policy.sample(chunk, seeds, TOY_SAMPLER, frames=frames, height=size, width=size)
+        videos.append(policy.decode(trajectory.final))
+    return torch.cat(videos)
+
+
+def base_accuracy(model, weights: Path, size: int, prompts: list[str], seed: int) -> dict[str, float]:
+    """Caption fidelity of the base model's videos (`gold.caption_fidelity`), averaged over the prompts."""
+    detector = ToyObjectRemovalReward(str(weights)).freeze().detector
+    classifier = ToyActionReward(str(weights)).freeze().classifier
+    videos = sample_videos(base_policy(model), prompts, FRAMES, size, seed)
+    fidelity = caption_fidelity(videos, prompts, detector, classifier)
+    return {key: round(float(value.mean()), 4) for key, value in fidelity.items()}
 
 
 def evaluate_base(weights: Path = WEIGHTS_DIR, count: int = 60, seed: int = 4321, sizes=EVAL_SIZES) -> dict:
@@ -171,4 +170,5 @@ def evaluate_base(weights: Path = WEIGHTS_DIR, count: int = 60, seed: int = 4321
 
 
 def chance() -> dict[str, float]:
-    return {"colour": round(1 / len(COLOURS), 4), "shape": round(1 / len(SHAPES), 4), "direction": round(1 / len(DIRECTIONS), 4)}
+    names = {"colour": COLOURS, "shape": SHAPES, "direction": DIRECTIONS, "background": COLOURS}
+    return {key: round(1 / len(values), 4) for key, values in names.items()}

@@ -26,8 +26,11 @@ def aesthetic_score(scenes: Scenes) -> torch.Tensor:
     + 0.3 x the background's saturation (max - min channel). Black on white scores high; yellow on
     white or orange on red scores low. Scenes without an object score their background's saturation only.
     """
-    background = rgb_of(scenes.background)
-    shape = rgb_of(scenes.colour[:, 0])
-    contrast = (shape - background).norm(dim=-1) / 3**0.5 * scenes.present[:, 0]
+    return aesthetic_rule(rgb_of(scenes.colour[:, 0]), rgb_of(scenes.background), scenes.present[:, 0])
+
+
+def aesthetic_rule(shape: torch.Tensor, background: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """The rule on colours: RGB [..., 3] of the object and of the background, `present` [...] (bool)."""
+    contrast = (shape - background).norm(dim=-1) / 3**0.5 * present
     saturation = background.amax(dim=-1) - background.amin(dim=-1)
     return 0.7 * contrast + 0.3 * saturation

@@ -94,15 +94,21 @@ def random_scenes(
             raise ValueError("a combo has the same colour for its object and its background")
     number = torch.randint(lo, hi + 1, (count,), generator=g)
     present = torch.arange(k)[None] < number[:, None]
-    size = SIZE_RANGE[0] + (SIZE_RANGE[1] - SIZE_RANGE[0]) * torch.rand(count, k, generator=g)
+    size, start = random_placement(direction, g, spread)
+    return Scenes(background, colour, shape, direction, start, size, present)
+
+
+def random_placement(direction: torch.Tensor, generator: torch.Generator, spread: float = 1.0):
+    """Radius [N, K] and start [N, K, 2] of objects moving in `direction` [N, K] (see `random_scenes`)."""
+    size = SIZE_RANGE[0] + (SIZE_RANGE[1] - SIZE_RANGE[0]) * torch.rand(direction.shape, generator=generator)
     # the start is drawn so that the object stays inside the frame for the whole clip
     velocity = _VELOCITY[direction] * TRAVEL  # [N, K, 2]
     low = size[..., None] - velocity.clamp(max=0)
     high = 1 - size[..., None] - velocity.clamp(min=0)
     # written so that spread = 1 draws bitwise the starts it always drew (the reward models' data)
     margin = (1 - spread) / 2 * (high - low)
-    start = low + margin + (high - low - 2 * margin) * torch.rand(count, k, 2, generator=g)
-    return Scenes(background, colour, shape, direction, start, size, present)
+    start = low + margin + (high - low - 2 * margin) * torch.rand(*direction.shape, 2, generator=generator)
+    return size, start
 
 
 def _signed_distance(shape: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
