@@ -85,6 +85,15 @@ def build_trial_aligner(trial: Trial, device: torch.device) -> Aligner:
     )
 
 
+def toy_judge(reward, prompts: list[str]):
+    """The toy world's judge of a trial's evaluation videos, when its reward is a toy reward."""
+    if not hasattr(reward, "gold"):
+        return None
+    from vaderbench.toyworld.judge import ToyJudge
+
+    return ToyJudge.of(reward, prompts)
+
+
 def eval_set(trial: Trial) -> tuple[list[str], list[int]]:
     """The held-out prompts and noise seeds: from the eval seed alone, so every trial sees the same.
 
@@ -142,6 +151,7 @@ class TrialLoop:
         self.clock = self.aligner.clock
         self.train_prompts = load_prompts(trial.prompts["train"])
         self.eval_prompts, self.eval_seeds = eval_set(trial)
+        self.judge = toy_judge(self.aligner.reward, self.eval_prompts)
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="vaderbench-trial-"))
         self.progress = Progress()
         #: every report so far; checkpoints carry it, so that a resumed trial can replay the reports of
@@ -153,12 +163,53 @@ class TrialLoop:
         return distributed.rank() == 0
 
     def evaluate(self, gif_name: str | None = None) -> dict[str, float]:
+        """The held-out reward of the evaluation videos (and, in the toy world, their gold and caption
+        fidelity); with `gif_name`, the first `eval.sample_videos` of them as a GIF with their values."""
         with self.clock.phase("evaluate"):
             rewards, videos = self.aligner.evaluate_videos(self.eval_prompts, self.eval_seeds)
-            count = min(self.trial.eval["sample_videos"], len(videos))
-            if gif_name and self.writer and count:
-                save_gif(videos[:count], self.scratch / ARTIFACTS / "samples" / f"{gif_name}.gif")
-        return {"eval_reward_mean": float(rewards.mean()), "eval_reward_std": float(rewards.std(unbiased=False))}
+            per_video = {"reward": rewards}
+            if self.judge is not None:
+                measured = self.judge.measure(videos, distributed.shard(self.eval_prompts))
+                per_video |= {key: distributed.gather(value) for key, value in measured.items()}
+            if gif_name:
+                self.save_samples(gif_name, videos, per_video)
+        metrics = {"eval_reward_mean": float(rewards.mean()), "eval_reward_std": float(rewards.std(unbiased=False))}
+        if self.judge is not None:
+            metrics["eval_gold_mean"] = float(per_video["gold"].mean())
+            fidelity = {k.removeprefix("fidelity_"): float(v.mean()) for k, v in per_video.items() if k.startswith("fidelity_")}
+            metrics |= {f"eval_fidelity_{k}": v for k, v in fidelity.items()}
+            metrics["eval_fidelity"] = sum(fidelity.values()) / len(fidelity)
+        return metrics
+
+    def save_samples(self, name: str, videos: torch.Tensor, per_video: dict[str, torch.Tensor]) -> None:
+        """`samples/<name>.gif` and `samples/<name>.json` (each video's prompt and values), on rank 0."""
+        count = min(self.trial.eval["sample_videos"], len(videos))
+        if not (self.writer and count):
+            return
+        folder = self.scratch / ARTIFACTS / "samples"
+        save_gif(videos[:count], folder / f"{name}.gif")
+        values = [{"prompt": prompt, **{k: float(v[i]) for k, v in per_video.items()}}
+                  for i, prompt in enumerate(self.eval_prompts[:count])]
+        (folder / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
+
+    def headroom(self) -> dict[str, float]:
+        """The reward and gold of chance and oracle videos of the evaluation prompts (toy world, square frames),
+        and the oracle's sample GIF."""
+        trial = self.trial
+        if self.judge is None or trial.height != trial.width:
+            return {}
+        with self.clock.phase("evaluate"):
+            seed = trial.eval["seed"]
+            room = self.judge.headroom(self.eval_prompts, trial.frames, trial.height, seed)
+            if room:
+                oracle = self.judge.oracle_videos(self.eval_prompts, trial.frames, trial.height, seed)
+                with torch.no_grad():
+                    reward = self.aligner.reward(oracle.to(self.device), self.eval_prompts)
+                    gold = self.aligner.reward.gold(oracle.to(self.device), self.eval_prompts)
+                self.save_samples("oracle", oracle, {"reward": reward, "gold": gold})
+        return {f"eval_{kind}_{measure}": room[key]
+                for kind in ("chance", "oracle") for measure, key in (("reward", kind), ("gold", f"gold_{kind}"))
+                if key in room}
 
     def checkpoint(self, final: bool) -> Path | None:
         """A new checkpoint in the store, written by rank 0 (None elsewhere); the artifacts so far travel inside it."""
@@ -209,7 +260,7 @@ class TrialLoop:
 
         if self.progress.step == 0:
             # the base model, before any update: step 0 of every curve, with nothing spent
-            metrics = self.evaluate("start")
+            metrics = {**self.evaluate("start"), **self.headroom()}
             self.progress.wall_time_s = wall_time()
             metrics |= {**self.ledger_metrics(), "step": 0}
             self.history.append(metrics)
