@@ -6,6 +6,7 @@ Expected means and intervals are computed in the tests with scipy's own routines
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from pathlib import Path
@@ -25,7 +26,7 @@ from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
 from vaderbench.report.markdown import cell, estimate_text
 from vaderbench.report.samples import start_and_end
-from vaderbench.report.select import classify
+from vaderbench.report.select import classify, with_resolution
 from vaderbench.report.stats import t_interval
 from vaderbench.report import tables
 from vaderbench.timing import PHASES, metric_name
@@ -43,6 +44,9 @@ BASE_EVAL = {16: [0.30, 0.32, 0.29], 32: [0.20, 0.25, 0.21]}
 #: reward_mean at step 1 (sampled before the first update) per method and seed
 BASE_TRAIN = {"vader": [0.31, 0.33, 0.30], "ddpo": [0.29, 0.35, 0.28], "dpo": [0.30, 0.31, 0.33]}
 FAILED_MARKER = 99.0  # a value that would show in any mean it leaked into
+#: the reward and gold of chance and oracle videos of the evaluation prompts, per resolution
+REFERENCES = {r: {("chance", "reward"): 0.1, ("oracle", "reward"): 0.9, ("chance", "gold"): 0.5,
+                  ("oracle", "gold"): 0.8} for r in RESOLUTIONS}
 
 
 def new_store(root: Path, name: str = "synthetic") -> tuple[MlflowClient, str, str]:
@@ -79,6 +83,10 @@ def efficiency_curves(method: str, resolution: int, seed: int, final: float) -> 
            for phase in PHASES},
         "wall_time_s": {s: s * (len(PHASES) + seed + 0.5) for s in range(5)},
         "startup_s": {4: 2.0 + seed},
+        # the truth falls as the learned reward rises (over-optimisation), fidelity holds
+        "eval_gold_mean": {0: 0.4, 2: 0.35, 4: 0.3 - final / 10},
+        "eval_fidelity": {0: 0.6, 2: 0.6, 4: 0.55},
+        **{f"eval_{kind}_{measure}": {0: value} for (kind, measure), value in REFERENCES[resolution].items()},
     }
 
 
@@ -100,10 +108,13 @@ def write_efficiency_study(root: Path, gifs: Path | None = None) -> tuple[Mlflow
 
 
 def write_gifs(folder: Path) -> Path:
+    """start, end and oracle GIFs of two 8x8 videos side by side, each with its JSON of prompts and values."""
     folder.mkdir()
     rng = np.random.default_rng(0)
-    for name in ("start", "end"):
-        iio.imwrite(folder / f"{name}.gif", (rng.random((5, 8, 8, 3)) * 255).astype(np.uint8))
+    for name, reward in (("start", 0.5), ("end", 0.7), ("oracle", 0.9)):
+        iio.imwrite(folder / f"{name}.gif", (rng.random((5, 8, 16, 3)) * 255).astype(np.uint8))
+        values = [{"prompt": f"caption {i}", "reward": reward + i / 100, "gold": reward / 2} for i in range(2)]
+        (folder / f"{name}.json").write_text(json.dumps(values))
     return folder
 
 
@@ -339,3 +350,51 @@ def test_time_breakdown_is_each_phases_seconds_per_trial_with_other_and_start_up
     assert vader.loc["start-up", "mean"] == pytest.approx(statistics.mean(2.0 + s for s in SEEDS))
     assert vader.loc["sample", "n"] == len(SEEDS)  # the failed and unfinished trials are not averaged in
     assert list(table.loc[("DDPO", "32")].index) == [*PHASES, "other", "start-up"]
+
+
+def test_the_samples_show_base_each_method_and_the_oracle_of_the_same_captions_with_their_values(tmp_path):
+    from vaderbench.report.samples import comparison_rows
+    from vaderbench.report.tables import with_series
+
+    client, _, _ = write_efficiency_study(tmp_path / "out", gifs=write_gifs(tmp_path / "gifs"))
+    runs, finished = finished_trials(tmp_path / "out")
+    blocks, captions, notes = comparison_rows(client, with_series(with_resolution(finished), exclude=("resolution", "seed")))
+    assert captions == ["caption 0", "caption 1"] and not notes
+    for i, block in enumerate(blocks):
+        assert [row.label for row in block] == ["base model", "VADER", "DDPO", "DPO", "oracle render"]
+        assert [row.values["reward"] for row in block] == pytest.approx([0.5 + i / 100] + [0.7 + i / 100] * 3 + [0.9 + i / 100])
+        assert all(row.frames.shape == (4, 8, 8, 3) for row in block)  # one of the two videos, 4 of its 5 frames
+
+
+def test_the_summary_holds_headroom_targets_ratios_and_the_gap_slope(efficiency_study):
+    from vaderbench.report.efficiency import analyse
+
+    runs, finished = finished_trials(efficiency_study)
+    summary = analyse(finished, runs.metrics)
+    at16 = summary["resolutions"]["16"]
+    assert summary["headroom"]["16"] == pytest.approx({"chance": 0.1, "base": np.mean(BASE_EVAL[16]), "oracle": 0.9,
+                                                      "gold_base": 0.4})
+    vader = at16["methods"]["vader"]
+    assert vader["final"][0] == pytest.approx(np.mean(FINAL_EVAL[("vader", 16)])) and vader["seeds"] == 3
+    base = np.mean(BASE_EVAL[16])
+    assert vader["headroom_closed"][0] == pytest.approx(np.mean([(f - base) / (0.9 - base) for f in FINAL_EVAL[("vader", 16)]]))
+    # the target: DPO's mean final reward at 16 px (the best baseline); VADER's queries to it, by hand:
+    target = np.mean(FINAL_EVAL[("dpo", 16)])
+    assert at16["targets"]["best_baseline"] == pytest.approx(target)
+    def queries_to(method, per_step):  # by hand: linear between the evaluations around the crossing
+        costs = []
+        for base, final in zip(BASE_EVAL[16], FINAL_EVAL[(method, 16)]):
+            steps = [(base, 0.0), ((base + final) / 2, 2 * per_step), (final, 4 * per_step)]
+            crossing = [q0 + (target - r0) / (r1 - r0) * (q1 - q0) for (r0, q0), (r1, q1) in zip(steps, steps[1:])
+                        if r0 < target <= r1]
+            costs.append(crossing[0] if crossing else 4 * per_step)  # not reached: what it spent, a bound
+        return costs
+
+    assert at16["methods"]["ddpo"]["queries_to_target"]["best_baseline"]["reached"] == "1/3"
+    ratio = summary["ratios"]["16"]["vader/ddpo"]["best_baseline"]["queries"]
+    # DDPO missed the target in two seeds: its budget stands in for them, and the ratio is an upper bound
+    assert ratio["upper_bound"]
+    assert ratio["ratio"][0] == pytest.approx(np.mean(queries_to("vader", 8.0)) / np.mean(queries_to("ddpo", 16.0)))
+    gaps = [np.mean(FINAL_EVAL[("vader", r)]) - np.mean(FINAL_EVAL[("dpo", r)]) for r in RESOLUTIONS]
+    assert summary["gap_slope"][0] == pytest.approx(np.polyfit(np.log2(RESOLUTIONS), gaps, 1)[0])
+    assert summary["gap_slope"][1] < summary["gap_slope"][0] < summary["gap_slope"][2]

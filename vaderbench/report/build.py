@@ -19,7 +19,7 @@ from vaderbench.report import efficiency, figures, tables
 from vaderbench.report.findings import findings
 from vaderbench.report.load import Runs, load_runs
 from vaderbench.report.markdown import Section, cells, markdown_table, number, pivot, report_markdown, section_markdown
-from vaderbench.report.samples import sample_strips
+from vaderbench.report.samples import comparison_rows
 from vaderbench.report.select import MissingRuns, classify, method_display, param_column, short_name, with_resolution
 from vaderbench.report.tables import with_series
 
@@ -33,6 +33,7 @@ DEVICE_HOURS = "device-hours (CPU or GPU, as logged)"
 def resolution_gap(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     table = tables.resolution_gap(trials, runs.metrics)
     gaps = tables.resolution_gap_differences(trials, runs.metrics)
+    room = tables.headroom(trials, runs.metrics)
     section = Section(caption=(
         f"`{tables.FINAL_METRIC}` (held-out prompts, the same evaluation noise for every method) at each trial's "
         "last step, mean ± 95% t-interval over seeds. Gaps: Welch's 95% interval of the difference of means "
@@ -46,7 +47,35 @@ def resolution_gap(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
                                                      ["resolution"], ["comparison"])))
     else:
         section.notes.append("no VADER and baseline trials at a common resolution: no gap computed")
-    return section, figures.resolution_gap(table, gaps)
+    if not room.empty:
+        section.tables.append(("Headroom: the reward of chance videos, of the base model and of the oracle render "
+                               "of each evaluation prompt (logged by every trial before its first update)",
+                               room.drop(columns="side").rename(columns={"resolution_label": "resolution"})
+                               .map(lambda v: number(v) if isinstance(v, float) else v)))
+    return section, figures.resolution_gap(table, gaps, room)
+
+
+def proxy_and_gold(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    table = tables.proxy_and_gold(trials, runs.metrics)
+    room = tables.headroom(trials, runs.metrics)
+    section = Section(caption=(
+        "Reward over-optimisation (Gao et al. 2022), measured against the toy world's truth: the learned reward "
+        f"of the evaluation videos (`{tables.FINAL_METRIC}`) against their gold (`{tables.GOLD_METRIC}`: the "
+        "rule the reward model was trained on, read from the pixels), one line per method from its first "
+        "evaluation to its last (arrow), mean over seeds; chance, base and oracle videos marked. A method "
+        "that moves right but not up wins the learned reward without the truth. Below: caption fidelity "
+        f"(`{tables.FIDELITY_METRIC}`: colour, shape, direction and background seen as the caption names them)."
+    ))
+    last = table.sort_values("step").groupby(["series", "side"], as_index=False).last()
+    first = table.sort_values("step").groupby(["series", "side"], as_index=False).first()
+    shown = pd.DataFrame({
+        "resolution": last["resolution_label"], "series": last["series"],
+        "reward: first → last": first["proxy"].map(number) + " → " + last["proxy"].map(number),
+        "gold: first → last": first["gold"].map(number) + " → " + last["gold"].map(number),
+        "fidelity: first → last": first["fidelity"].map(number) + " → " + last["fidelity"].map(number),
+    })
+    section.tables.append(("Mean over seeds, first and last evaluation", shown))
+    return section, figures.proxy_and_gold(table, room)
 
 
 def final_points_table(curve: pd.DataFrame, x_name: str) -> pd.DataFrame:
@@ -165,19 +194,22 @@ def samples(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
         chosen = with_series(with_resolution(trials), exclude=("resolution", "seed"))
     except MissingRuns:  # no resolution param: every trial counts as one size
         chosen = with_series(trials.assign(side=0.0), exclude=("seed",))
-    strips, notes = sample_strips(runs.client, chosen)
-    if not strips:
+    blocks, captions, notes = comparison_rows(runs.client, chosen)
+    if not blocks:
         raise MissingRuns("no trial has start and end GIF artifacts")
     section = Section(caption=(
-        "One trial per series (the highest resolution, the lowest seed): its start and end sample GIFs, "
-        "evenly spaced frames from the first to the last."
+        "The first evaluation prompts at the highest resolution, the same noise in every row: the base model "
+        "(before any update), each method at the end of its lowest seed's trial, and the oracle render of the "
+        "caption; frames evenly spaced from the first to the last, with the values logged for each video "
+        "(`reward`: the learned reward optimised; `gold`: its truth; `fidelity_*`: the caption seen right)."
     ), notes=notes)
-    return section, figures.samples(strips)
+    return section, figures.samples(blocks, captions)
 
 
 #: file stem -> (title, builder); the order of the report
 SECTIONS: dict[str, tuple[str, Callable]] = {
     "resolution_gap": ("Resolution gap (paper Figure 3)", resolution_gap),
+    "proxy_and_gold": ("Learned reward against the truth: over-optimisation and prompt drift", proxy_and_gold),
     "sample_efficiency": ("Sample efficiency (paper Figure 5, top)", spending_section(
         "reward_queries", 1.0, "reward queries (videos scored)", "reward queries", "sample efficiency")),
     "compute_efficiency": ("Compute efficiency (paper Figure 5, bottom)", spending_section(

@@ -97,9 +97,20 @@ def resolution_axis(ax, table: pd.DataFrame) -> None:
     ax.set_xlabel("resolution (pixels per side)")
 
 
-def resolution_gap(table: pd.DataFrame, gaps: pd.DataFrame) -> Figure:
-    """Figure 3: final reward against resolution per method; the gap to VADER against resolution."""
+def headroom_lines(ax, room: pd.DataFrame) -> None:
+    """Chance and oracle of the reward at each resolution, as grey dashed and dotted lines."""
+    if room.empty:
+        return
+    room = room.sort_values("side")
+    ax.plot(room["side"], room["oracle"], color=BASE_COLOUR, linestyle=":", marker="_", label="oracle render")
+    ax.plot(room["side"], room["chance"], color=BASE_COLOUR, linestyle="--", marker="_", label="chance")
+
+
+def resolution_gap(table: pd.DataFrame, gaps: pd.DataFrame, room: pd.DataFrame | None = None) -> Figure:
+    """Figure 3: final reward against resolution per method (chance and oracle as reference lines); the gap
+    to VADER against resolution."""
     figure, axes = panels(2 if not gaps.empty else 1)
+    headroom_lines(axes[0], room if room is not None else pd.DataFrame())
     styles = series_styles(table)
     for series, rows in table.groupby("series", sort=False):
         rows = rows.sort_values("side")
@@ -199,24 +210,29 @@ def memory(table: pd.DataFrame, switches: list[str]) -> Figure:
     return figure
 
 
-def samples(strips: list[tuple[str, str, str, np.ndarray]]) -> Figure:
-    """Sample videos: one row per (series, moment), frames left to right. `strips`: (method, series, moment, [F,H,W,C])."""
-    columns = max(frames.shape[0] for *_, frames in strips)
-    figure = new_figure(0.9 * columns + 1.2, 0.9 * len(strips) + 0.3)
-    axes = figure.subplots(len(strips), columns, squeeze=False)
-    for row, (method, series, moment, frames) in enumerate(strips):
-        for col, ax in enumerate(axes[row]):
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.grid(False)
-            if col < frames.shape[0]:
-                ax.imshow(frames[col])
-            else:
-                ax.set_visible(False)
-        axes[row][0].set_ylabel(f"{series}\n{moment}", rotation=0, ha="right", va="center",
-                                color=method_colour(method), fontsize=7)
-    for col in range(columns):
-        axes[0][col].set_title("first frame" if col == 0 else "last frame" if col == columns - 1 else "", fontsize=7)
+def samples(blocks: list, captions: list[str]) -> Figure:
+    """One block per caption: a row per video (base model, each series' end, oracle), its frames left to
+    right, its name on the left and its logged values on the right."""
+    rows = sum(len(block) for block in blocks)
+    row_inches, title_inches = 0.62, 0.3
+    height = rows * row_inches + len(blocks) * title_inches + 0.1
+    figure = Figure(figsize=(7.0, height))
+    top = height - 0.05
+    for block, caption in zip(blocks, captions):
+        figure.text(0.5, top / height, f"“{caption}”", ha="center", va="top", fontsize=8, style="italic")
+        top -= title_inches
+        for row in block:
+            gap = np.full((row.frames.shape[1], 2, 3), 255, dtype=np.uint8)
+            image = np.concatenate([piece for frame in row.frames for piece in (frame, gap)][:-1], axis=1)
+            ax = figure.add_axes((0.25, (top - row_inches + 0.04) / height, 0.5, (row_inches - 0.08) / height))
+            ax.imshow(image, aspect="equal", interpolation="nearest")
+            ax.set_axis_off()
+            colour = method_colour(row.method)
+            figure.text(0.24, (top - row_inches / 2) / height, row.label, ha="right", va="center", fontsize=7,
+                        color=colour)
+            values = "  ".join(f"{k} {v:.3g}" for k, v in row.values.items() if k != "prompt")
+            figure.text(0.76, (top - row_inches / 2) / height, values, ha="left", va="center", fontsize=7)
+            top -= row_inches
     return figure
 
 
@@ -265,4 +281,37 @@ def tuning(table: pd.DataFrame, key: str) -> Figure:
         ax.set_ylabel("validation reward at the budget")
         ax.set_title(f"{method_display(method)}: tuning")
         ax.legend(frameon=False)
+    return figure
+
+
+def proxy_and_gold(table: pd.DataFrame, room: pd.DataFrame) -> Figure:
+    """Over-optimisation: each series' trajectory in (reward, gold) over its evaluations, one panel per
+    resolution, with chance and oracle marked; below, caption fidelity against the step."""
+    sides = sorted(table["side"].unique())
+    figure = new_figure(PANEL_INCHES[0] * len(sides), PANEL_INCHES[1] * 2)
+    axes = figure.subplots(2, len(sides), squeeze=False)
+    styles = series_styles(table)
+    for column, side in enumerate(sides):
+        at = table[table["side"] == side]
+        top, bottom = axes[0][column], axes[1][column]
+        for series, rows in at.groupby("series", sort=False):
+            rows = rows.sort_values("step")
+            style = styles[series]
+            top.plot(rows["proxy"], rows["gold"], color=style["color"], linestyle=style["linestyle"], label=series)
+            top.scatter(rows["proxy"].iloc[-1:], rows["gold"].iloc[-1:], color=style["color"], marker=">", s=20)
+            bottom.plot(rows["step"], rows["fidelity"], **style, label=series)
+        refs = room[room["side"] == side] if not room.empty else room
+        for name, marker in (("chance", "x"), ("oracle", "*"), ("base", "o")):
+            if not refs.empty and name in refs and f"{name} gold" in refs:
+                top.scatter(refs[name], refs[f"{name} gold"], color=BASE_COLOUR, marker=marker, s=30, label=name,
+                            zorder=4)
+        label = at["resolution_label"].iloc[0]
+        top.set_xlabel("held-out reward (the learned reward optimised)")
+        top.set_ylabel("gold reward (the rule it was trained on)")
+        top.set_title(f"reward vs gold over training, {label} px")
+        bottom.set_xlabel("optimiser step")
+        bottom.set_ylabel("caption fidelity")
+        bottom.set_ylim(-0.02, 1.02)
+        bottom.set_title(f"caption fidelity, {label} px")
+    shared_legend(figure, list(axes[0]))
     return figure

@@ -1,17 +1,22 @@
 """Sample videos before and after alignment, read from the trials' GIF artifacts.
 
-Per series, one finished trial (the highest resolution, then the lowest seed) and two of its GIFs: the
-one named like the start (`start`, `before`, `base`, `initial`) and the one named like the end (`end`,
+Per series, one finished trial (the highest resolution, its lowest seed) and two of its GIFs: the one
+named like the start (`start`, `before`, `base`, `initial`) and the one named like the end (`end`,
 `after`, `final`); failing names, the GIFs with the lowest and highest number in their path (a step).
-Each becomes a row of evenly spaced frames, the first and the last included.
+A GIF shows the first evaluation videos side by side, and the JSON beside it (`runner.trial`) their
+prompts and values (reward, gold). For each of the first captions the figure shows, one row each and
+evenly spaced frames from the first to the last: the base model (a trial's start: every trial evaluates
+the same base model on the same prompts and noise), each series' end, and the oracle render.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -77,23 +82,70 @@ def quiet_downloads():
 
 
 def representative_trials(trials: pd.DataFrame) -> pd.DataFrame:
-    """One finished trial per series: the highest resolution, then the lowest seed."""
-    order = trials.assign(seed_order=pd.to_numeric(trials["seed"], errors="coerce"))
-    order = order.sort_values(["side", "seed_order"], ascending=[False, True])
+    """One finished trial per series at the highest resolution: its lowest seed."""
+    top = trials[trials["side"] == trials["side"].max()]
+    order = top.assign(seed_order=pd.to_numeric(top["seed"], errors="coerce")).sort_values("seed_order")
     return method_first(order.groupby("series").head(1), ["series"])
 
 
-def sample_strips(client: MlflowClient, trials: pd.DataFrame, frames: int = 4):
-    """(strips, notes): strips as (method, series, moment, frames) for `figures.samples`; notes on what is missing."""
-    strips, notes = [], []
+def split_videos(strip: np.ndarray, count: int) -> list[np.ndarray]:
+    """The `count` videos a sample GIF shows side by side ([F, H, N*W, 3] -> N x [F, H, W, 3])."""
+    width = strip.shape[2] // count
+    return [strip[:, :, i * width : (i + 1) * width] for i in range(count)]
+
+
+@dataclass
+class Row:
+    """One row of the samples figure: a video of one caption, and the values logged with it."""
+
+    label: str
+    method: str
+    frames: np.ndarray  # [F, H, W, 3]
+    values: dict[str, float]
+
+
+def read_samples(client: MlflowClient, run_id: str, artifact: str, scratch: str, frames: int):
+    """(videos, their logged values) of a sample GIF and its JSON beside it (values empty without one)."""
+    strip = frame_row(Path(client.download_artifacts(run_id, artifact, scratch)), frames)
+    try:
+        values = json.loads(Path(client.download_artifacts(run_id, str(Path(artifact).with_suffix(".json")),
+                                                           scratch)).read_text())
+    except Exception:  # a run from before the values were logged
+        values = []
+    count = len(values) or 1
+    return split_videos(strip, count), values
+
+
+def comparison_rows(client: MlflowClient, trials: pd.DataFrame, frames: int = 4, captions: int = 2):
+    """(rows per caption, captions, notes): for the first `captions` sample prompts of the highest resolution,
+    the base model (a trial's start), each series' end and the oracle render, with their logged values."""
+    notes, start, oracle, ends = [], None, None, []
     with tempfile.TemporaryDirectory() as scratch, quiet_downloads():
         for _, trial in representative_trials(trials).iterrows():
-            pair = start_and_end(gif_paths(client, trial["run_id"]))
+            paths = gif_paths(client, trial["run_id"])
+            pair = start_and_end([p for p in paths if "oracle" not in p])
             if pair is None:
                 notes.append(f"{trial['series']}: run {trial['run_id']} has no start and end GIF artifacts")
                 continue
-            for moment, artifact in zip(("before", "after"), pair):
-                local = client.download_artifacts(trial["run_id"], artifact, scratch)
-                strips.append((trial["method"], trial["series"], f"{moment}\n({Path(artifact).name})",
-                               frame_row(Path(local), frames)))
-    return strips, notes
+            if start is None:
+                start = read_samples(client, trial["run_id"], pair[0], scratch, frames)
+                oracle_paths = [p for p in paths if Path(p).stem == "oracle"]
+                if oracle_paths:
+                    oracle = read_samples(client, trial["run_id"], oracle_paths[0], scratch, frames)
+            ends.append((trial["method"], trial["series"], read_samples(client, trial["run_id"], pair[1], scratch,
+                                                                          frames)))
+    if start is None:
+        return [], [], notes
+    shown = min(captions, len(start[0]))
+    blocks, texts = [], []
+    for i in range(shown):
+        def row(label, method, videos, values):
+            return Row(label, method, videos[i], values[i] if i < len(values) else {})
+
+        rows = [row("base model", "base", *start)]
+        rows += [row(series, method, *videos) for method, series, videos in ends]
+        if oracle is not None:
+            rows.append(row("oracle render", "base", *oracle))
+        blocks.append(rows)
+        texts.append(rows[0].values.get("prompt", f"sample {i + 1}"))
+    return blocks, texts, notes

@@ -247,3 +247,42 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
     for _, candidates in table[table["reached"]].groupby(["method", "side"]):
         table.loc[candidates["reward"].idxmax(), "chosen"] = True
     return method_first(table, ["side", *keys]), keys
+
+
+# -- headroom, gold and caption fidelity ---------------------------------------------------------------
+HEADROOM_METRICS = {"chance": "eval_chance_reward", "oracle": "eval_oracle_reward",
+                    "chance gold": "eval_chance_gold", "oracle gold": "eval_oracle_gold"}
+GOLD_METRIC = "eval_gold_mean"
+FIDELITY_METRIC = "eval_fidelity"
+
+
+def headroom(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per resolution: the reward (and gold) of chance and oracle videos of the evaluation prompts, and of the
+    base model (`eval_reward_mean` at step 0); logged by every trial at step 0, averaged. Empty if not logged."""
+    trials = with_resolution(trials)
+    rows = []
+    for (side, label), at in trials.groupby(["side", "resolution_label"]):
+        row = {"side": side, "resolution_label": label}
+        for name, metric in {**HEADROOM_METRICS, "base": FINAL_METRIC, "base gold": GOLD_METRIC}.items():
+            points = metric_points(metrics, metric, at["run_id"])
+            points = points[points["step"] == 0]
+            if not points.empty:
+                row[name] = float(points["value"].mean())
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table if {"chance", "oracle"} <= set(table.columns) else pd.DataFrame()
+
+
+def proxy_and_gold(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per series, resolution and evaluation step: mean over seeds of the reward, its gold and caption fidelity."""
+    require_metric(metrics, GOLD_METRIC, trials)
+    trials = with_series(with_resolution(trials), exclude=("resolution",))
+    ids = trials["run_id"]
+    points = metric_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "proxy"})
+    for name, metric in (("gold", GOLD_METRIC), ("fidelity", FIDELITY_METRIC)):
+        points = points.merge(metric_points(metrics, metric, ids).rename(columns={"value": name}),
+                              on=["run_id", "step"], how="left")
+    points = points.merge(trials[["run_id", "method", "series", "side", "resolution_label"]])
+    table = points.groupby(["method", "series", "side", "resolution_label", "step"], as_index=False)[
+        ["proxy", "gold", "fidelity"]].mean()
+    return method_first(table, ["series", "side", "step"])
