@@ -210,13 +210,22 @@ def memory(table: pd.DataFrame, switches: list[str]) -> Figure:
     return figure
 
 
+def sample_values(values: dict[str, float]) -> str:
+    """A video's logged values, one per line: reward, gold, and its caption fidelity as a share of attributes."""
+    lines = [f"{key} {values[key]:.3g}" for key in ("reward", "gold") if key in values]
+    fidelity = [v for k, v in values.items() if k.startswith("fidelity_")]
+    if fidelity:
+        lines.append(f"fidelity {sum(fidelity):.0f}/{len(fidelity)}")
+    return "\n".join(lines)
+
+
 def samples(blocks: list, captions: list[str]) -> Figure:
     """One block per caption: a row per video (base model, each series' end, oracle), its frames left to
     right, its name on the left and its logged values on the right."""
     rows = sum(len(block) for block in blocks)
-    row_inches, title_inches = 0.62, 0.3
+    row_inches, title_inches = 0.55, 0.25
     height = rows * row_inches + len(blocks) * title_inches + 0.1
-    figure = Figure(figsize=(7.0, height))
+    figure = Figure(figsize=(6.0, height))
     top = height - 0.05
     for block, caption in zip(blocks, captions):
         figure.text(0.5, top / height, f"“{caption}”", ha="center", va="top", fontsize=8, style="italic")
@@ -224,14 +233,14 @@ def samples(blocks: list, captions: list[str]) -> Figure:
         for row in block:
             gap = np.full((row.frames.shape[1], 2, 3), 255, dtype=np.uint8)
             image = np.concatenate([piece for frame in row.frames for piece in (frame, gap)][:-1], axis=1)
-            ax = figure.add_axes((0.25, (top - row_inches + 0.04) / height, 0.5, (row_inches - 0.08) / height))
+            ax = figure.add_axes((0.2, (top - row_inches + 0.03) / height, 0.5, (row_inches - 0.06) / height))
             ax.imshow(image, aspect="equal", interpolation="nearest")
             ax.set_axis_off()
             colour = method_colour(row.method)
-            figure.text(0.24, (top - row_inches / 2) / height, row.label, ha="right", va="center", fontsize=7,
-                        color=colour)
-            values = "  ".join(f"{k} {v:.3g}" for k, v in row.values.items() if k != "prompt")
-            figure.text(0.76, (top - row_inches / 2) / height, values, ha="left", va="center", fontsize=7)
+            middle = (top - row_inches / 2) / height
+            figure.text(0.19, middle, row.label, ha="right", va="center", fontsize=7, color=colour)
+            figure.text(0.71, middle, sample_values(row.values), ha="left", va="center", fontsize=6.5,
+                        linespacing=1.3)
             top -= row_inches
     return figure
 

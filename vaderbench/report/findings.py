@@ -42,6 +42,26 @@ def headroom_line(label: str, summary: dict) -> str | None:
             f"base-to-oracle headroom closed: " + ", ".join(closed) + ".")
 
 
+def gold_line(label: str, summary: dict, reference: str) -> str | None:
+    """The gold of every method after training against the base model's, and what it says of over-optimisation."""
+    at, room = summary["resolutions"][label], summary["headroom"].get(label, {})
+    methods = {m: e for m, e in ordered(at["methods"]) if "gold" in e}
+    if not methods or room.get("gold_base") is None:
+        return None
+    base = room["gold_base"]
+    values = ", ".join(f"{method_display(m)} {estimate_text(*triple(e['gold']))}" for m, e in methods.items())
+    below = [method_display(m) for m, e in methods.items() if triple(e["gold"])[2] < base]
+    above = [method_display(m) for m, e in methods.items() if triple(e["gold"])[1] > base]
+    verdicts = []
+    if below:
+        verdicts.append(f"below the base model for {', '.join(below)}: the learned reward was over-optimised")
+    if above:
+        verdicts.append(f"above it for {', '.join(above)}")
+    if not verdicts:
+        verdicts.append("no method's gold differs from the base model's at this power")
+    return f"- {label} px: base {number(base)}; after training {values}; " + "; ".join(verdicts) + "."
+
+
 def ratio_lines(label: str, summary: dict, reference: str) -> list[str]:
     lines = []
     for pair, per_target in summary["ratios"].get(label, {}).items():
@@ -54,7 +74,7 @@ def ratio_lines(label: str, summary: dict, reference: str) -> list[str]:
                     continue
                 mean, low, high = triple(cell["ratio"])
                 if math.isnan(mean):
-                    parts.append(f"{SPENDING[spending]}: both were there before any update")
+                    parts.append(f"{SPENDING[spending]}: no ratio (the target is no higher than the base model)")
                     continue
                 text = interval_text(mean, low, high)
                 if math.isnan(low):
@@ -91,6 +111,10 @@ def findings(summary: dict, reward: str | None = None, budget: str | None = None
                        if not math.isnan(detectable) else "too few seeds for an interval")
             lines.append(f"  - {name} − {best} (the best baseline) = {number(gap['difference'])}; {verdict}.")
         lines.extend(ratio_lines(label, summary, reference))
+    truth = [line for label in summary["resolutions"] if (line := gold_line(label, summary, reference))]
+    if truth:
+        lines += ["", "Gold (the truth the learned reward stands for, read from the pixels; base = the untrained "
+                  "model):", *truth]
     room = [line for label in summary["resolutions"] if (line := headroom_line(label, summary))]
     if room:
         lines += ["", "Headroom (the reward of chance videos, of the base model and of the oracle render of each "
