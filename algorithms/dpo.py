@@ -35,6 +35,10 @@ from vaderbench.seeding import derive_seed
 
 @dataclass
 class DpoConfig(AlignerConfig):
+    """Diffusion-DPO's settings. Its sampler is `AlignerConfig`'s when the aligner is built directly; from
+    an experiment file every method samples with the file's `sampler:` (one sampler per study), unless
+    its method entry sets a sampler key for itself."""
+
     lr: float = 2e-4  # the paper trains its baselines with VADER's LoRA setup (A.3)
     beta: float = 5000.0  # DiffusionDPO / the VADER paper
     group_size: int = 2  # samples per prompt per round: pairs need two

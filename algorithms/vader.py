@@ -22,6 +22,11 @@ from vaderbench.registry import ALIGNERS
 
 @dataclass
 class VaderConfig(AlignerConfig):
+    """VADER's settings. The sampler (num_steps 25, eta 1.0, guidance 7.5: `AlignerConfig`'s, from VADER's
+    ModelScope config) applies when the aligner is built directly; from an experiment file every method
+    samples with the file's `sampler:` (one sampler per study), unless its method entry sets a sampler
+    key for itself."""
+
     lr: float = 2e-4  # VADER: AdamW lr 2e-4
     #: which denoising steps keep gradient: {"mode": last|rand|specific, "k": K, "step": index}
     truncation: Truncation = field(default_factory=Truncation)

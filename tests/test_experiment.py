@@ -63,6 +63,8 @@ def test_efficiency_study_has_the_issue_shape():
         ({"methods": {"vader": {"lr": -1}}}, "methods.vader", "lr must be positive"),
         ({"methods": {"vader": {"batch_size": 3}}, "resources": {"workers": 2}}, "methods.vader.batch_size",
          "must split into whole prompt groups"),
+        ({"sampler": {"num_steps": 4, "eta": 7.0}}, "sampler.eta", "less than or equal to 1"),
+        ({"methods": {"ddpo": {"batch_size": 2, "eta": 7.0}}}, "methods.ddpo", "eta must be between 0"),
     ],
 )
 def test_a_mistake_names_the_file_the_key_and_what_was_expected(tmp_path, capsys, change, key, expected):
@@ -128,3 +130,19 @@ def test_editing_a_setting_changes_the_ids_of_the_trials_it_changes(tmp_path):
     after = {t.method: t.id for t in expand(load_experiment(write(tmp_path, edited)))}
     assert after["vader"] == before["vader"] and after["dpo"] == before["dpo"]
     assert after["ddpo"] != before["ddpo"]
+
+
+def test_the_files_sampler_reaches_every_method_and_a_methods_own_key_wins_for_it_alone(tmp_path):
+    data = {
+        **BASE,
+        "sampler": {"num_steps": 4, "eta": 0.5, "guidance_scale": 2.0},
+        "methods": {"vader": {"batch_size": 2}, "ddpo": {"batch_size": 2, "num_steps": 6}, "dpo": {"batch_size": 2}},
+    }
+    trials = {t.method: t for t in expand(load_experiment(write(tmp_path, data)))}
+    # the file's sampler, not the aligners' documented defaults (DDPO: 50 steps, guidance 5)
+    for method in ("vader", "dpo"):
+        assert (trials[method].settings["num_steps"], trials[method].settings["eta"]) == (4, 0.5)
+        assert trials[method].settings["guidance_scale"] == 2.0
+    assert trials["ddpo"].settings["num_steps"] == 6
+    assert (trials["ddpo"].settings["eta"], trials["ddpo"].settings["guidance_scale"]) == (0.5, 2.0)
+    assert trials["ddpo"].params()["num_steps"] == "6" and trials["vader"].params()["num_steps"] == "4"

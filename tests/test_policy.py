@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from tiny_world import PROMPTS, tiny_model
-from vaderbench.policy import Policy, SamplerSettings, Truncation
+from diffusers import DDIMScheduler
+
+from vaderbench.policy import Policy, SamplerSettings, Truncation, sample_noise
 
 SAMPLER = SamplerSettings(num_steps=5, eta=1.0, guidance_scale=2.0)
 GEOMETRY = dict(frames=3, height=16, width=16)
@@ -71,6 +73,27 @@ def test_random_and_specific_truncation_choose_cutoffs_in_range():
 def test_truncation_outside_the_schedule_is_rejected(truncation, message):
     with pytest.raises(ValueError, match=message):
         truncation.first_grad_step(5, random.Random(0))
+
+
+@pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])
+def test_sampling_equals_a_diffusers_ddim_loop_with_the_same_noise(policy, eta):
+    sampler = SamplerSettings(num_steps=5, eta=eta, guidance_scale=2.0)
+    prompts, seeds = PROMPTS[:2], [7, 8]
+    with torch.no_grad():
+        trajectory = policy.sample(prompts, seeds, sampler, **GEOMETRY)
+        # the plain loop of a pipeline: its own scheduler, its own timesteps, the policy's noise
+        scheduler = DDIMScheduler.from_config(policy.model.scheduler.config)
+        scheduler.set_timesteps(sampler.num_steps)
+        x, step_noise = sample_noise(seeds, policy.model.latent_shape(**GEOMETRY), sampler.num_steps)
+        condition, null = policy.encode(prompts)
+        assert torch.equal(trajectory.latents[0], x)
+        for i, t in enumerate(scheduler.timesteps):
+            eps = policy.guided_noise(x, t.repeat(len(seeds)), condition, null, sampler.guidance_scale)
+            # the toy model clips x0 to the pixel range and re-derives eps from it (see vaderbench.ddim)
+            step = scheduler.step(eps, t, x, eta=eta, variance_noise=step_noise[i], use_clipped_model_output=True)
+            x = step.prev_sample
+            torch.testing.assert_close(trajectory.latents[i + 1], x, rtol=1e-4, atol=1e-5)
+    assert torch.equal(trajectory.timesteps, scheduler.timesteps.long())
 
 
 def test_rescoring_a_stored_trajectory_gives_the_stored_log_probs(policy):

@@ -37,8 +37,8 @@ class SamplerSettings:
     def __post_init__(self):
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
-        if self.eta < 0:
-            raise ValueError(f"eta must be >= 0, got {self.eta}")
+        if not 0 <= self.eta <= 1:
+            raise ValueError(f"eta must be between 0 (deterministic DDIM) and 1, got {self.eta}")
         if self.guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
 

@@ -46,10 +46,15 @@ class Video(Section):
 
 
 class Sampler(Section):
-    """DDIM sampling shared by training and evaluation of every method (a method may override it)."""
+    """DDIM sampling of training and evaluation, one for every method of the study (a fair comparison).
+
+    It replaces the aligners' own sampler defaults (DDPO's 50 steps and guidance 5, ...); a method entry
+    that sets `num_steps`, `eta` or `guidance_scale` itself overrides the file's for that method only.
+    """
 
     num_steps: int = Field(10, ge=1)
-    eta: float = Field(1.0, ge=0)
+    #: DDIM's eta: 0 is deterministic, 1 the DDPM posterior's variance
+    eta: float = Field(1.0, ge=0, le=1)
     guidance_scale: float = Field(3.0, ge=0)
 
 
