@@ -1,5 +1,5 @@
 """The method-specific pieces: DPO loss, replay buffer pairing and eviction, DDPO's per-prompt statistics and PPO
-loss."""
+loss, VADER's truncation."""
 
 import math
 import random
@@ -12,6 +12,7 @@ from vaderbench.algorithms.ddpo import ppo_clipped_loss
 from vaderbench.algorithms.dpo import dpo_loss
 from vaderbench.algorithms.replay_buffer import ReplayBuffer
 from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
+from vaderbench.algorithms.vader import Truncation
 
 
 def test_dpo_loss_is_log_two_when_policy_equals_reference():
@@ -86,6 +87,23 @@ def test_stat_tracker_uses_batch_statistics_until_min_count_then_the_prompts_own
     # the buffer keeps only the last `buffer_size` rewards
     tracker.advantages(["a"] * 3, torch.tensor([7.0, 8.0, 9.0]))
     assert list(tracker.history["a"]) == [4.0, 7.0, 8.0, 9.0]
+
+
+def test_random_and_specific_truncation_choose_cutoffs_in_range():
+    rng = random.Random(0)
+    cutoffs = {Truncation("rand").first_grad_step(10, rng) for _ in range(200)}
+    assert cutoffs == set(range(10))
+    assert Truncation("specific", step=7).first_grad_step(10, rng) == 7
+    assert Truncation("last", 3).first_grad_step(10, rng) == 7  # the last 3 of 10 steps: indices 7, 8, 9
+
+
+@pytest.mark.parametrize(
+    "truncation, message",
+    [(Truncation("last", 6), "k must be between 0 and num_steps=5"), (Truncation("specific", step=5), "step")],
+)
+def test_truncation_outside_the_schedule_is_rejected(truncation, message):
+    with pytest.raises(ValueError, match=message):
+        truncation.first_grad_step(5, random.Random(0))
 
 
 def test_ppo_clipped_loss_is_the_clipped_surrogate_on_both_sides_of_the_clip():

@@ -1,14 +1,12 @@
 """The shared sampler: truncated backprop (Algorithm 1), stored log-probs, the reference model."""
 
-import random
-
 import pytest
 import torch
 
 from tiny_world import PROMPTS, tiny_model
 from diffusers import DDIMScheduler
 
-from vaderbench.policy import Policy, SamplerSettings, Truncation, sample_noise
+from vaderbench.policy import Policy, SamplerSettings, sample_noise
 
 SAMPLER = SamplerSettings(num_steps=5, eta=1.0, guidance_scale=2.0)
 GEOMETRY = dict(frames=3, height=16, width=16)
@@ -31,8 +29,7 @@ def steps_receiving_gradient(policy: Policy, k: int) -> list[bool]:
 
     handle = policy.model.denoiser.register_forward_hook(hook)
     try:
-        grad_from = Truncation("last", k).first_grad_step(SAMPLER.num_steps, random.Random(0))
-        trajectory = policy.sample(PROMPTS[:2], [0, 1], SAMPLER, grad_from=grad_from, **GEOMETRY)
+        trajectory = policy.sample(PROMPTS[:2], [0, 1], SAMPLER, grad_from=SAMPLER.num_steps - k, **GEOMETRY)
         loss = policy.decode(trajectory.final).std(dim=1).mean()
         if loss.requires_grad:
             loss.backward()
@@ -57,22 +54,6 @@ def test_only_the_last_k_steps_receive_gradient(policy, k, expected):
 def test_k_zero_builds_no_graph_and_lora_gets_no_gradient(policy):
     steps_receiving_gradient(policy, 0)
     assert all(p.grad is None for p in policy.trainable_parameters())
-
-
-def test_random_and_specific_truncation_choose_cutoffs_in_range():
-    rng = random.Random(0)
-    cutoffs = {Truncation("rand").first_grad_step(10, rng) for _ in range(200)}
-    assert cutoffs == set(range(10))
-    assert Truncation("specific", step=7).first_grad_step(10, rng) == 7
-
-
-@pytest.mark.parametrize(
-    "truncation, message",
-    [(Truncation("last", 6), "k must be between 0 and num_steps=5"), (Truncation("specific", step=5), "step")],
-)
-def test_truncation_outside_the_schedule_is_rejected(truncation, message):
-    with pytest.raises(ValueError, match=message):
-        truncation.first_grad_step(5, random.Random(0))
 
 
 @pytest.mark.parametrize("eta", [0.0, 0.5, 1.0])

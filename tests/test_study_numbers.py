@@ -21,12 +21,11 @@ TOLERANCE = 1e-4
 
 def smoke_eval_rewards() -> dict[str, dict[str, float]]:
     """Every smoke trial, run in this process: trial id -> {step: eval_reward_mean}."""
-    from vaderbench.experiment.schema import load_experiment
-    from vaderbench.experiment.grid import expand
+    from vaderbench.experiment.load import load_experiment
     from vaderbench.runner.trial import run_trial
 
     rewards = {}
-    for trial in expand(load_experiment(SMOKE)):
+    for trial in load_experiment(SMOKE)[1]:
         reports = []
         run_trial(trial, lambda metrics, checkpoint: reports.append(metrics))
         rewards[trial.id] = {str(r["step"]): r["eval_reward_mean"] for r in reports if "eval_reward_mean" in r}

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import random
 from dataclasses import dataclass
 from typing import Iterator, Literal, Sequence
 
@@ -43,38 +42,6 @@ class SamplerSettings:
             raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
 
 
-@dataclass(frozen=True)
-class Truncation:
-    """Which denoising steps keep their gradient (truncated backprop, the paper's K).
-
-    Steps are indexed 0..T-1 in sampling order; gradient flows through every step from a cutoff index to
-    the end, so K = T - cutoff steps are in the graph (as in VADER/AlignProp's `backprop_mode`):
-    - `last`: the last `k` steps (k = 1 is the paper's default; k = 0 no gradient; k = T full backprop);
-    - `rand`: the cutoff is drawn uniformly from 0..T-1 at every sample;
-    - `specific`: the cutoff is the step index `step`.
-    """
-
-    mode: Literal["last", "rand", "specific"] = "last"
-    k: int = 1
-    step: int | None = None
-
-    def validate(self, num_steps: int) -> None:
-        if self.mode == "last" and not 0 <= self.k <= num_steps:
-            raise ValueError(f"truncation k must be between 0 and num_steps={num_steps}, got k={self.k}")
-        if self.mode == "specific" and (self.step is None or not 0 <= self.step < num_steps):
-            raise ValueError(f"truncation step must be in 0..{num_steps - 1} for mode 'specific', got {self.step}")
-        if self.mode not in ("last", "rand", "specific"):
-            raise ValueError(f"truncation mode must be last, rand or specific, got {self.mode!r}")
-
-    def first_grad_step(self, num_steps: int, rng: random.Random) -> int:
-        self.validate(num_steps)
-        if self.mode == "last":
-            return num_steps - self.k
-        if self.mode == "rand":
-            return rng.randrange(num_steps)
-        return int(self.step)
-
-
 @dataclass
 class Trajectory:
     """A batch of sampled videos with everything the aligners need afterwards."""
@@ -86,7 +53,6 @@ class Trajectory:
     final: torch.Tensor  # x_0 [B, ...], attached to the graph of the kept steps
     condition: Condition
     null_condition: Condition
-    prompts: list[str]
 
     @property
     def batch_size(self) -> int:
@@ -276,7 +242,6 @@ class Policy(nn.Module):
             final=x,
             condition=condition,
             null_condition=null,
-            prompts=list(prompts),
         )
 
     def step_stds(self, sampler: SamplerSettings) -> torch.Tensor:

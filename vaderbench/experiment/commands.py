@@ -20,19 +20,6 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def load_or_fail(path: Path):
-    """The experiment and its trials, or a UserError (exit code 2, no traceback) naming the mistake."""
-    from vaderbench.cli import UserError
-    from vaderbench.experiment.checks import check_experiment
-    from vaderbench.experiment.schema import ExperimentError, parse_experiment, read_yaml
-
-    try:
-        experiment = parse_experiment(read_yaml(path), path)
-        return experiment, check_experiment(experiment, path)
-    except ExperimentError as error:
-        raise UserError(str(error)) from None
-
-
 def grid_table(trials: list[Trial]) -> str:
     """One row per trial: its id, method and the swept values."""
     keys = list(dict.fromkeys(k for t in trials for k in t.point if k != "method"))
@@ -44,7 +31,9 @@ def grid_table(trials: list[Trial]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    experiment, trials = load_or_fail(args.file)
+    from vaderbench.experiment.load import load_experiment
+
+    experiment, trials = load_experiment(args.file)
     print(grid_table(trials))
     print(f"\n{args.file}: valid; experiment {experiment.name!r}, {len(trials)} trial(s)")
     return 0

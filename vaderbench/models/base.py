@@ -50,8 +50,6 @@ class VideoModel(nn.Module, ABC):
     denoiser: nn.Module
     #: module names LoRA targets by default (peft `target_modules`)
     lora_target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
-    #: frames the model generates when the experiment does not say
-    default_frames: int = 8
 
     @abstractmethod
     def encode_prompts(self, prompts: Sequence[str]) -> Condition:

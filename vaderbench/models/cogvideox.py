@@ -38,8 +38,6 @@ MIN_ALPHA_CUMPROD = 2.0**-24
 
 
 class CogVideoXVideoModel(VideoModel):
-    default_frames = 49
-
     def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler: CogVideoXDDIMScheduler, dtype):
         super().__init__()
         if scheduler.config.prediction_type != "v_prediction":

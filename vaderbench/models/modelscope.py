@@ -34,8 +34,6 @@ from vaderbench.registry import MODELS
 
 
 class ModelScopeVideoModel(VideoModel):
-    default_frames = 16
-
     def __init__(self, unet: UNet3DConditionModel, vae: AutoencoderKL, text_encoder, tokenizer, scheduler, dtype):
         super().__init__()
         self.denoiser = unet

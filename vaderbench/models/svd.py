@@ -79,7 +79,6 @@ def load_image(path: str | Path, size: tuple[int, int]) -> torch.Tensor:
 
 
 class StableVideoDiffusionModel(VideoModel):
-    default_frames = 14
     lora_target_modules = ("to_q", "to_k", "to_v", "to_out.0")
 
     def __init__(

@@ -67,10 +67,11 @@ def open_tracking(args: argparse.Namespace, trials, uri: str, name: str, artifac
 
 
 def run(args: argparse.Namespace) -> int:
-    from vaderbench.experiment.commands import grid_table, load_or_fail
+    from vaderbench.experiment.commands import grid_table
+    from vaderbench.experiment.load import load_experiment
 
     started = time.perf_counter()
-    experiment, trials = load_or_fail(args.file)
+    experiment, trials = load_experiment(args.file)
     if args.dry_run:
         print(grid_table(trials))
         print(f"\n{len(trials)} trial(s); nothing started (--dry-run)")
