@@ -26,6 +26,8 @@ import torch
 
 from vaderbench import distributed
 from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
+from vaderbench.models.base import Footprint
+from vaderbench.policy import denoiser_passes
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
 from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
@@ -144,6 +146,16 @@ class Ddpo(Aligner):
             "ratio_mean": ratio_mean,
             "advantage_abs_mean": float(advantages.abs().mean()),
         }
+
+    @staticmethod
+    def memory_terms(config: DdpoConfig, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:
+        """(activation bytes kept at the peak, bytes kept besides) on one worker: a micro-batch of a minibatch
+        holds one guided denoiser call's graph; the round keeps every sample's trajectory."""
+        chunk = config.batch_size // workers // config.minibatches
+        micro = min(config.micro_batch_size or chunk, chunk)
+        kept = micro * denoiser_passes(config.guidance_scale) * footprint.denoiser_bytes
+        trajectories = (config.num_steps + 1) * (config.batch_size // workers) * footprint.latent_elements * 4
+        return kept, trajectories
 
     def _method_state(self):
         return {"tracker": self.tracker.state_dict()}

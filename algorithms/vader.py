@@ -18,6 +18,8 @@ from typing import Literal
 import torch
 
 from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
+from vaderbench.models.base import Footprint
+from vaderbench.policy import denoiser_passes
 from vaderbench.registry import ALIGNERS
 
 
@@ -43,6 +45,12 @@ class Truncation:
             raise ValueError(f"truncation step must be in 0..{num_steps - 1} for mode 'specific', got {self.step}")
         if self.mode not in ("last", "rand", "specific"):
             raise ValueError(f"truncation mode must be last, rand or specific, got {self.mode!r}")
+
+    def most_kept_steps(self, num_steps: int) -> int:
+        """The most steps one sample keeps in the graph (`rand` may keep them all)."""
+        if self.mode == "last":
+            return self.k
+        return num_steps if self.mode == "rand" else num_steps - int(self.step)
 
     def first_grad_step(self, num_steps: int, rng: random.Random) -> int:
         self.validate(num_steps)
@@ -94,3 +102,14 @@ class Vader(Aligner):
         grad_norm = self.apply_gradients()
         return reward_stats(torch.cat(rewards)) | {"loss": loss_total, "grad_norm": grad_norm}
 
+    @staticmethod
+    def memory_terms(config: VaderConfig, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:
+        """(activation bytes kept at the peak, bytes kept besides) on one worker: a micro-batch holds the graph
+        of its K guided denoiser calls and of decoding its frames (all of them: an upper bound), and its
+        trajectory's latents."""
+        local = config.batch_size // workers
+        micro = min(config.micro_batch_size or local, local)
+        steps = config.truncation.most_kept_steps(config.num_steps)
+        calls = denoiser_passes(config.guidance_scale) * steps
+        trajectory = (config.num_steps + 1) * micro * footprint.latent_elements * 4
+        return micro * (calls * footprint.denoiser_bytes + footprint.decoder_bytes), trajectory

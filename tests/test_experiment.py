@@ -68,6 +68,8 @@ def test_efficiency_study_has_the_issue_shape():
         ({"video": {"frames": 4, "resolution": 2.5}}, "video.resolution", "valid integer"),
         # a variant named like one of pydantic's union labels is still part of the key
         ({"methods": {"str": 3}}, "methods.str", "valid dictionary"),
+        ({"video": {"frames": 4, "resolution": 1000000}}, "video.resolution", "estimated peak memory"),
+        ({"sweep": {"resolution": [16, 1000000]}}, "sweep.resolution", "estimated peak memory"),
     ],
 )
 def test_a_mistake_names_the_file_the_key_and_what_was_expected(tmp_path, capsys, change, key, expected):
@@ -164,6 +166,16 @@ def test_a_file_that_is_not_utf8_is_refused_by_its_name(tmp_path, capsys):
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"{path}: not UTF-8 text: byte 0xe9 on line 1" in err and "Traceback" not in err, err
+
+
+def test_run_force_goes_past_the_memory_check_only(tmp_path, capsys):
+    path = write(tmp_path, {**BASE, "video": {"frames": 4, "resolution": 1000000}})
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "vaderbench run --force" in capsys.readouterr().err
+    assert main(["run", str(path), "--dry-run", "--force"]) == 0
+    assert "nothing started" in capsys.readouterr().out
+    broken = write(tmp_path, {**BASE, "video": {"frames": 4, "resolution": 1000000}, "budgett": 1}, "broken.yaml")
+    assert main(["run", str(broken), "--dry-run", "--force"]) == 2
 
 
 def test_the_files_sampler_reaches_every_method_and_a_methods_own_key_wins_for_it_alone(tmp_path):

@@ -59,6 +59,11 @@ class Trajectory:
         return self.final.shape[0]
 
 
+def denoiser_passes(guidance_scale: float) -> int:
+    """Samples per guided denoiser call: classifier-free guidance batches the unconditional half in."""
+    return 1 if guidance_scale == 1.0 else 2
+
+
 def sample_noise(seeds: Sequence[int], shape: tuple[int, ...], num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """x_T and the per-step noise for each sample, drawn from the sample's own seed.
 
@@ -160,7 +165,7 @@ class Policy(nn.Module):
         self, latents: torch.Tensor, timesteps: torch.Tensor, condition: Condition, null: Condition, guidance: float
     ) -> torch.Tensor:
         """Classifier-free guidance: eps_u + w (eps_c - eps_u), both halves in one batched call."""
-        if guidance == 1.0:
+        if denoiser_passes(guidance) == 1:
             return self.model.predict_noise(latents, timesteps, condition)
         both = self.model.predict_noise(
             torch.cat([latents, latents]), torch.cat([timesteps, timesteps]), cat_conditions([null, condition])

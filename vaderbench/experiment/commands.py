@@ -13,8 +13,9 @@ def add_parser(subparsers) -> None:
         "validate",
         help="check an experiment file (keys, types, names, every trial of the grid) and start nothing",
         description="Reads FILE, checks every key, name and value and every trial of the expanded grid (K against "
-        "the sampling steps, resolutions against the model), and prints the grid. Exit code 0 when the file is "
-        "good, 2 with the file, the key and what was expected when it is not.",
+        "the sampling steps, resolutions against the model, each trial's estimated peak memory against this "
+        "machine's), and prints the grid. Exit code 0 when the file is good, 2 with the file, the key and what was "
+        "expected when it is not.",
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="experiment YAML, e.g. experiments/smoke.yaml")
     parser.set_defaults(func=run)

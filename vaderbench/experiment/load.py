@@ -1,10 +1,11 @@
 """Reading an experiment file: the one loader behind `vaderbench validate` and `vaderbench run`.
 
 The file is read as UTF-8 YAML (duplicate keys, which YAML would silently resolve to the last one, are
-refused), parsed by the schema and checked against the registries over every trial of the grid. Any mistake is an `ExperimentError`
+refused), parsed by the schema, checked against the registries over every trial of the grid, and each
+trial's peak memory is estimated against this machine's memory. Any mistake is an `ExperimentError`
 naming the file and the key (the CLI prints it and exits with code 2).
 
-Modules of this package depend in one direction: schema <- grid <- checks <- load.
+Modules of this package depend in one direction: schema <- grid <- checks, memory <- load.
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ import yaml
 
 from vaderbench.experiment.checks import check_experiment
 from vaderbench.experiment.grid import Trial
+from vaderbench.experiment.memory import check_memory, machine_memory_bytes
 from vaderbench.experiment.schema import Experiment, ExperimentError, parse_experiment
 
 
-def load_experiment(path: str | Path) -> tuple[Experiment, list[Trial]]:
-    """The checked experiment and its expanded trials."""
+def load_experiment(path: str | Path, *, force: bool = False) -> tuple[Experiment, list[Trial]]:
+    """The checked experiment and its expanded trials; `force` skips the memory check only."""
     path = Path(path)
     experiment = parse_experiment(read_yaml(path), path)
-    return experiment, check_experiment(experiment, path)
+    trials = check_experiment(experiment, path)
+    if not force:
+        check_memory(trials, machine_memory_bytes(), path)
+    return experiment, trials
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -32,6 +32,8 @@ examples:
                         help="continue the latest invocation: finished trials are kept, the others resume from their checkpoints")
     parser.add_argument("--dry-run", action="store_true", help="check the file and print the expanded trial grid")
     parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--force", action="store_true",
+                        help="run even when a trial's estimated peak memory exceeds this machine's memory")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.set_defaults(func=run)
 
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from vaderbench.experiment.load import load_experiment
 
     started = time.perf_counter()
-    experiment, trials = load_experiment(args.file)
+    experiment, trials = load_experiment(args.file, force=args.force)
     if args.dry_run:
         print(grid_table(trials))
         print(f"\n{len(trials)} trial(s); nothing started (--dry-run)")
