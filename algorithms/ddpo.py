@@ -3,14 +3,19 @@
     for each round:
         sample trajectories x_T .. x_0 with DDIM (eta > 0), keeping log p_old of every step
         r = R(decode(x_0), c);  A = per-prompt normalised r, clipped to +-adv_clip_max
-        repeat inner_epochs times, over `minibatches` chunks of the batch:
-            for a shuffled fraction of each sample's timesteps:
+        repeat inner_epochs times:
+            shuffle the samples, split them into `minibatches` minibatches
+            for each minibatch, for a shuffled fraction of each sample's timesteps:
                 ratio = exp(log p_theta(x_{t-1} | x_t) - log p_old)
                 loss += mean(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)))
-            one optimiser step (gradients accumulated over the timesteps)
+            one optimiser step per minibatch (gradients accumulated over the timesteps)
 
 No KL penalty and no value function, as in the reference. The update-to-data ratio (optimiser updates
 per sampled batch) is inner_epochs x minibatches; 1 is the on-policy baseline of the paper's Figure 12.
+
+The shuffles are drawn from the aligner's seed, the round and the inner epoch (a resumed run repeats
+them). With several workers each shuffles its own shard, as the reference does, so a minibatch holds
+samples of that worker only: N workers equal one process exactly only with minibatches = 1.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import torch
 
 from vaderbench import distributed
 from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
+from vaderbench.models.base import Footprint
+from vaderbench.policy import denoiser_passes
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
 from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
@@ -28,10 +35,17 @@ from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
 
 @dataclass
 class DdpoConfig(AlignerConfig):
+    """Defaults of ddpo-pytorch `config/base.py`.
+
+    The sampler defaults (num_steps, eta, guidance_scale) are the reference's and apply when the aligner
+    is built directly; from an experiment file every method samples with the file's `sampler:` (one
+    sampler per study, a fair comparison), unless its method entry sets a sampler key for itself.
+    """
+
     lr: float = 3e-4  # ddpo-pytorch config/base.py: train.learning_rate
-    num_steps: int = 50  # sample.num_steps
-    eta: float = 1.0  # sample.eta
-    guidance_scale: float = 5.0  # sample.guidance_scale
+    num_steps: int = 50  # sample.num_steps (an experiment file's `sampler:` replaces it)
+    eta: float = 1.0  # sample.eta (idem)
+    guidance_scale: float = 5.0  # sample.guidance_scale (idem)
     clip_range: float = 1e-4  # train.clip_range (small because log-probs are averaged over dimensions)
     adv_clip_max: float = 5.0  # train.adv_clip_max
     timestep_fraction: float = 1.0  # train.timestep_fraction
@@ -51,6 +65,13 @@ class DdpoConfig(AlignerConfig):
             raise ValueError(f"timestep_fraction must be in (0, 1], got {self.timestep_fraction}")
         if self.inner_epochs < 1 or self.minibatches < 1:
             raise ValueError(f"inner_epochs and minibatches must be >= 1, got {self.inner_epochs}, {self.minibatches}")
+
+
+def ppo_clipped_loss(advantages: torch.Tensor, ratio: torch.Tensor, clip_range: float) -> torch.Tensor:
+    """PPO's clipped surrogate, as a loss to minimise: mean(max(-A * r, -A * clip(r, 1 - eps, 1 + eps)))."""
+    unclipped = -advantages * ratio
+    clipped = -advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
+    return torch.maximum(unclipped, clipped).mean()
 
 
 @ALIGNERS.register("ddpo", "policy gradients with PPO over the denoising steps (DDPO)")
@@ -86,7 +107,8 @@ class Ddpo(Aligner):
             rewards = self.score(trajectory.final, local_prompts, self.frame_index())
         advantages = self.local(self.advantages(prompts, distributed.gather(rewards))).to(rewards.device)
         trained_steps = max(1, int(num_steps * config.timestep_fraction))
-        losses, kls, clipfracs, ratios = [], [], [], []
+        # per (micro-batch, timestep): the logged values and the rows they cover, for means weighted by rows
+        logged: list[tuple[int, torch.Tensor]] = []
         size = len(local_prompts)
         chunk = size // config.minibatches
         for epoch in range(config.inner_epochs):
@@ -94,33 +116,47 @@ class Ddpo(Aligner):
             order = torch.stack(
                 [torch.randperm(num_steps, generator=torch.Generator().manual_seed(derive_seed(s, epoch))) for s in seeds]
             )
+            # and the samples are shuffled before they are split into minibatches (this worker's shard only)
+            shuffle = derive_seed(self.seed, "ddpo-minibatches", self.rounds, epoch, distributed.rank())
+            permutation = torch.randperm(size, generator=torch.Generator().manual_seed(shuffle))
             for start in range(0, size, chunk):
+                minibatch = permutation[start : start + chunk]
                 for part in self.micro_batches(chunk):
-                    rows = torch.arange(start, start + chunk)[part]
+                    rows = minibatch[part]
                     for j in range(trained_steps):
                         step_index = order[rows, j]
                         with self.clock.phase("loss"):
                             log_prob = self.policy.step_log_prob(trajectory, step_index, self.sampler, index=rows)
                             old = trajectory.log_probs[step_index, rows]
                             ratio = torch.exp(log_prob - old)
-                            unclipped = -advantages[rows] * ratio
-                            clipped = -advantages[rows] * ratio.clamp(1 - config.clip_range, 1 + config.clip_range)
-                            loss = torch.maximum(unclipped, clipped).mean()
+                            loss = ppo_clipped_loss(advantages[rows], ratio, config.clip_range)
                         # mean over the minibatch and its trained timesteps, accumulated micro-batch by micro-batch
                         self.backward(loss * len(rows) / chunk / trained_steps)
-                        losses.append(float(loss.detach()))
-                        kls.append(float(0.5 * ((log_prob.detach() - old) ** 2).mean()))
-                        clipfracs.append(float(((ratio.detach() - 1).abs() > config.clip_range).float().mean()))
-                        ratios.append(float(ratio.detach().mean()))
+                        with torch.no_grad():
+                            kl = 0.5 * ((log_prob - old) ** 2).mean()
+                            clipfrac = ((ratio - 1).abs() > config.clip_range).float().mean()
+                            values = torch.stack([loss, kl, clipfrac, ratio.mean()])
+                        logged.append((len(rows), values.double().cpu()))
                 self.apply_gradients()
-        mean = lambda values: sum(values) / len(values)  # noqa: E731
+        rows_covered = sum(n for n, _ in logged)
+        loss, approx_kl, clipfrac, ratio_mean = (sum(n * values for n, values in logged) / rows_covered).tolist()
         return reward_stats(rewards) | {
-            "loss": mean(losses),
-            "approx_kl": mean(kls),
-            "clipfrac": mean(clipfracs),
-            "ratio_mean": mean(ratios),
+            "loss": loss,
+            "approx_kl": approx_kl,
+            "clipfrac": clipfrac,
+            "ratio_mean": ratio_mean,
             "advantage_abs_mean": float(advantages.abs().mean()),
         }
+
+    @staticmethod
+    def memory_terms(config: DdpoConfig, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:
+        """(activation bytes kept at the peak, bytes kept besides) on one worker: a micro-batch of a minibatch
+        holds one guided denoiser call's graph; the round keeps every sample's trajectory."""
+        chunk = config.batch_size // workers // config.minibatches
+        micro = min(config.micro_batch_size or chunk, chunk)
+        kept = micro * denoiser_passes(config.guidance_scale) * footprint.denoiser_bytes
+        trajectories = (config.num_steps + 1) * (config.batch_size // workers) * footprint.latent_elements * 4
+        return kept, trajectories
 
     def _method_state(self):
         return {"tracker": self.tracker.state_dict()}

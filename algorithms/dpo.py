@@ -28,13 +28,17 @@ import torch.nn.functional as F
 from vaderbench import distributed
 from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
 from vaderbench.algorithms.replay_buffer import ReplayBuffer
-from vaderbench.models.base import cat_conditions
+from vaderbench.models.base import Footprint, cat_conditions
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
 
 
 @dataclass
 class DpoConfig(AlignerConfig):
+    """Diffusion-DPO's settings. Its sampler is `AlignerConfig`'s when the aligner is built directly; from
+    an experiment file every method samples with the file's `sampler:` (one sampler per study), unless
+    its method entry sets a sampler key for itself."""
+
     lr: float = 2e-4  # the paper trains its baselines with VADER's LoRA setup (A.3)
     beta: float = 5000.0  # DiffusionDPO / the VADER paper
     group_size: int = 2  # samples per prompt per round: pairs need two
@@ -130,6 +134,17 @@ class Dpo(Aligner):
         with torch.no_grad(), self.policy.reference():
             ref_w, ref_l = self.policy.denoising_loss(both, timesteps, noise, both_condition).chunk(2)
         return dpo_loss(model_w, model_l, ref_w, ref_l, self.config.beta)
+
+    @staticmethod
+    def memory_terms(config: DpoConfig, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:
+        """(activation bytes kept at the peak, bytes kept besides) on one worker: a micro-batch of pairs holds
+        one denoiser call on winners and losers (unguided); every worker keeps the whole replay buffer, and
+        the round's trajectories."""
+        pairs = config.pairs_per_update // workers
+        micro = min(config.micro_batch_size or pairs, pairs)
+        capacity = config.batch_size if config.on_policy else config.buffer_capacity
+        latents = capacity + (config.num_steps + 1) * (config.batch_size // workers)
+        return 2 * micro * footprint.denoiser_bytes, latents * footprint.latent_elements * 4
 
     def _method_state(self):
         return {"buffer": self.buffer.state_dict()}

@@ -11,17 +11,63 @@ gradient clip 1.0, DDIM eta 1.0, truncated backprop through the last step (`back
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
 from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
-from vaderbench.policy import Truncation
+from vaderbench.models.base import Footprint
+from vaderbench.policy import denoiser_passes
 from vaderbench.registry import ALIGNERS
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Which denoising steps keep their gradient (truncated backprop, the paper's K).
+
+    Steps are indexed 0..T-1 in sampling order; gradient flows through every step from a cutoff index to
+    the end, so K = T - cutoff steps are in the graph (as in VADER/AlignProp's `backprop_mode`):
+    - `last`: the last `k` steps (k = 1 is the paper's default; k = 0 no gradient; k = T full backprop);
+    - `rand`: the cutoff is drawn uniformly from 0..T-1 at every sample;
+    - `specific`: the cutoff is the step index `step`.
+    """
+
+    mode: Literal["last", "rand", "specific"] = "last"
+    k: int = 1
+    step: int | None = None
+
+    def validate(self, num_steps: int) -> None:
+        if self.mode == "last" and not 0 <= self.k <= num_steps:
+            raise ValueError(f"truncation k must be between 0 and num_steps={num_steps}, got k={self.k}")
+        if self.mode == "specific" and (self.step is None or not 0 <= self.step < num_steps):
+            raise ValueError(f"truncation step must be in 0..{num_steps - 1} for mode 'specific', got {self.step}")
+        if self.mode not in ("last", "rand", "specific"):
+            raise ValueError(f"truncation mode must be last, rand or specific, got {self.mode!r}")
+
+    def most_kept_steps(self, num_steps: int) -> int:
+        """The most steps one sample keeps in the graph (`rand` may keep them all)."""
+        if self.mode == "last":
+            return self.k
+        return num_steps if self.mode == "rand" else num_steps - int(self.step)
+
+    def first_grad_step(self, num_steps: int, rng: random.Random) -> int:
+        self.validate(num_steps)
+        if self.mode == "last":
+            return num_steps - self.k
+        if self.mode == "rand":
+            return rng.randrange(num_steps)
+        return int(self.step)
 
 
 @dataclass
 class VaderConfig(AlignerConfig):
+    """VADER's settings. The sampler (num_steps 25, eta 1.0, guidance 7.5: `AlignerConfig`'s, from VADER's
+    ModelScope config) applies when the aligner is built directly; from an experiment file every method
+    samples with the file's `sampler:` (one sampler per study), unless its method entry sets a sampler
+    key for itself."""
+
     lr: float = 2e-4  # VADER: AdamW lr 2e-4
     #: which denoising steps keep gradient: {"mode": last|rand|specific, "k": K, "step": index}
     truncation: Truncation = field(default_factory=Truncation)
@@ -55,3 +101,15 @@ class Vader(Aligner):
             loss_total += float(loss.detach())
         grad_norm = self.apply_gradients()
         return reward_stats(torch.cat(rewards)) | {"loss": loss_total, "grad_norm": grad_norm}
+
+    @staticmethod
+    def memory_terms(config: VaderConfig, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:
+        """(activation bytes kept at the peak, bytes kept besides) on one worker: a micro-batch holds the graph
+        of its K guided denoiser calls and of decoding its frames (all of them: an upper bound), and its
+        trajectory's latents."""
+        local = config.batch_size // workers
+        micro = min(config.micro_batch_size or local, local)
+        steps = config.truncation.most_kept_steps(config.num_steps)
+        calls = denoiser_passes(config.guidance_scale) * steps
+        trajectory = (config.num_steps + 1) * micro * footprint.latent_elements * 4
+        return micro * (calls * footprint.denoiser_bytes + footprint.decoder_bytes), trajectory

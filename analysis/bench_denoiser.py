@@ -179,8 +179,7 @@ def bench_denoiser(args, variants: dict[str, Callable], peak: float) -> None:
 
 def bench_aligners(args, variants: dict[str, Callable]) -> None:
     """One whole `step` of each method, with the study's settings, per variant (the model swapped in by name)."""
-    from vaderbench.experiment.grid import expand
-    from vaderbench.experiment.schema import load_experiment
+    from vaderbench.experiment.load import load_experiment
     from vaderbench.prompts import load_prompts
     from vaderbench.runner.trial import build_trial_aligner, train_batch
 
@@ -188,7 +187,7 @@ def bench_aligners(args, variants: dict[str, Callable]) -> None:
     for label, factory in variants.items():
         names[label] = f"bench-{label}"
         MODELS.register(names[label])(factory)
-    trials = [trial for trial in expand(load_experiment(args.study))
+    trials = [trial for trial in load_experiment(args.study, force=True).trials
               if trial.height == args.aligner_size and trial.seed == 0 and trial.aligner in args.aligners]
     print(f"\none aligner step, {args.study} at {args.aligner_size} px "
           f"(median of {args.aligner_repeats}, s, {args.clock} clock)")

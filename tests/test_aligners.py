@@ -168,3 +168,92 @@ def test_lora_weights_stay_float32_over_half_precision_base_weights():
     model = tiny_model().to(torch.bfloat16)
     policy = Policy(model, lora_rank=4)
     assert {p.dtype for p in policy.trainable_parameters()} == {torch.float32}
+
+
+def ddpo_minibatch_rows(settings, rounds=2, seed=0):
+    """The local rows of every minibatch DDPO trains on (one list per optimiser step)."""
+    aligner = make("ddpo", settings, seed=seed)
+    steps, current = [], set()
+    score = aligner.policy.step_log_prob
+
+    def recording(trajectory, step_index, sampler, index=slice(None)):
+        current.update(torch.arange(trajectory.batch_size)[index].tolist())
+        return score(trajectory, step_index, sampler, index=index)
+
+    def closing_minibatch():
+        steps.append(sorted(current))
+        current.clear()
+        return apply_gradients()
+
+    aligner.policy.step_log_prob = recording
+    apply_gradients, aligner.apply_gradients = aligner.apply_gradients, closing_minibatch
+    for _ in range(rounds):
+        aligner.step(prompts_for(aligner))
+    return steps
+
+
+def test_ddpo_shuffles_samples_into_minibatches_every_inner_epoch_deterministically():
+    # two prompts, two copies each: contiguous chunks would always train a prompt's group alone
+    settings = {"batch_size": 4, "group_size": 2, "minibatches": 2, "inner_epochs": 2, "num_steps": 2,
+                "timestep_fraction": 0.5}
+    steps = ddpo_minibatch_rows(settings)
+    assert len(steps) == 2 * 2 * 2
+    for epoch in range(0, len(steps), 2):  # each inner epoch covers every sample once
+        assert sorted(steps[epoch] + steps[epoch + 1]) == [0, 1, 2, 3]
+    assert any(rows not in ([0, 1], [2, 3]) for rows in steps)
+    assert len({tuple(rows) for rows in steps}) > 2  # the split changes from epoch to epoch
+    assert steps == ddpo_minibatch_rows(settings)  # and is the same in every run with this seed
+    assert steps[:4] != ddpo_minibatch_rows(settings, rounds=1, seed=1)
+
+
+def test_ddpo_logged_metrics_are_weighted_by_the_rows_of_uneven_micro_batches():
+    # 3 samples in micro-batches of 2 and 1: the logged means must equal those of one micro-batch of 3
+    metrics = []
+    for micro in (None, 2):
+        aligner = make("ddpo", {"batch_size": 3, "inner_epochs": 2, "lr": 3e-2, "clip_range": 1e-3,
+                                "per_prompt_stat_tracking": False, "micro_batch_size": micro})
+        metrics.append(aligner.step(prompts_for(aligner)))
+    whole, split = metrics
+    assert whole["approx_kl"] > 0 and 0 < whole["clipfrac"] < 1  # the second epoch moved the ratio
+    for key in ("loss", "approx_kl", "clipfrac", "ratio_mean"):
+        assert split[key] == pytest.approx(whole[key], rel=1e-3, abs=1e-9), key
+
+
+def test_dpo_pair_loss_puts_the_winner_first_and_averages_each_error_over_its_elements():
+    aligner = make("dpo", {"batch_size": 4})
+    for p in aligner.policy.trainable_parameters():
+        torch.nn.init.normal_(p, std=0.3)  # the policy differs from the reference
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.rand(3, 3, 4, 16, 16, generator=generator) * 2 - 1
+    aligner.buffer.add(latents, [PROMPTS[0]] * 3, torch.tensor([0.1, 0.9, 0.5]), aligner.rng)
+    calls = []
+    denoising_loss = aligner.policy.denoising_loss
+
+    def recording(clean, timesteps, noise, condition):
+        calls.append((clean, timesteps, noise))
+        return denoising_loss(clean, timesteps, noise, condition)
+
+    aligner.policy.denoising_loss = recording
+    pairs = [(1, 0), (2, 0)]  # (winner, loser)
+    with torch.no_grad():
+        loss, inside = aligner.pair_loss(pairs, update=0)
+    clean, timesteps, noise = calls[0]
+    n = len(pairs)
+    # winner and loser share their timestep and noise
+    assert torch.equal(timesteps[:n], timesteps[n:]) and torch.equal(noise[:n], noise[n:])
+
+    def mse(x, reference):
+        a = aligner.policy.model.scheduler.alphas_cumprod[timesteps[:n]].view(-1, 1, 1, 1, 1)
+        noisy = a.sqrt() * x + (1 - a).sqrt() * noise[:n]
+        condition = aligner.policy.model.encode_prompts([PROMPTS[0]] * n)
+        with torch.no_grad(), (aligner.policy.reference() if reference else torch.enable_grad()):
+            eps = aligner.policy.model.predict_noise(noisy, timesteps[:n], condition)
+        return torch.stack([((eps[i] - noise[i]) ** 2).sum() / eps[i].numel() for i in range(n)])
+
+    winners, losers = latents[[w for w, _ in pairs]], latents[[l for _, l in pairs]]
+    d_model = mse(winners, False) - mse(losers, False)
+    d_ref = mse(winners, True) - mse(losers, True)
+    expected_inside = -0.5 * aligner.config.beta * (d_model - d_ref)
+    assert expected_inside.abs().min() > 1e-2  # the pairs are not ties: swapping them would show
+    torch.testing.assert_close(inside, expected_inside, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(loss, -torch.nn.functional.logsigmoid(expected_inside), rtol=1e-3, atol=1e-4)

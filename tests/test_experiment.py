@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from vaderbench.cli import main
-from vaderbench.experiment.grid import expand
-from vaderbench.experiment.schema import ExperimentError, load_experiment
+from vaderbench.experiment.load import load_experiment
+from vaderbench.experiment.schema import ExperimentError
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 BASE = {
@@ -32,7 +32,7 @@ def test_every_shipped_experiment_file_validates(path, capsys):
 
 
 def test_efficiency_study_has_the_issue_shape():
-    trials = expand(load_experiment(EXPERIMENTS / "efficiency.yaml"))
+    trials = load_experiment(EXPERIMENTS / "efficiency.yaml")[1]
     assert {t.aligner for t in trials} == {"vader", "ddpo", "dpo"}
     sides = sorted({t.height for t in trials})
     assert len(sides) >= 3 and sides[-1] >= 4 * sides[0]
@@ -63,6 +63,13 @@ def test_efficiency_study_has_the_issue_shape():
         ({"methods": {"vader": {"lr": -1}}}, "methods.vader", "lr must be positive"),
         ({"methods": {"vader": {"batch_size": 3}}, "resources": {"workers": 2}}, "methods.vader.batch_size",
          "must split into whole prompt groups"),
+        ({"sampler": {"num_steps": 4, "eta": 7.0}}, "sampler.eta", "less than or equal to 1"),
+        ({"methods": {"ddpo": {"batch_size": 2, "eta": 7.0}}}, "methods.ddpo", "eta must be between 0"),
+        ({"video": {"frames": 4, "resolution": 2.5}}, "video.resolution", "valid integer"),
+        # a variant named like one of pydantic's union labels is still part of the key
+        ({"methods": {"str": 3}}, "methods.str", "valid dictionary"),
+        ({"video": {"frames": 4, "resolution": 1000000}}, "video.resolution", "estimated peak memory"),
+        ({"sweep": {"resolution": [16, 1000000]}}, "sweep.resolution", "estimated peak memory"),
     ],
 )
 def test_a_mistake_names_the_file_the_key_and_what_was_expected(tmp_path, capsys, change, key, expected):
@@ -99,7 +106,7 @@ def test_sweep_keys_split_only_the_methods_they_apply_to(tmp_path):
         "methods": {**BASE["methods"], "ddpo-on-policy": {"aligner": "ddpo", "batch_size": 2, "inner_epochs": 1}},
         "sweep": {"K": [1, 3], "lr": [1e-3, 1e-4], "methods.ddpo.inner_epochs": [1, 2], "seed": [0, 1]},
     }
-    trials = expand(load_experiment(write(tmp_path, data)))
+    trials = load_experiment(write(tmp_path, data))[1]
     by_method = {m: [t for t in trials if t.method == m] for m in data["methods"]}
     assert len(by_method["vader"]) == 2 * 2 * 2  # K x lr x seed
     assert len(by_method["ddpo"]) == 2 * 2 * 2  # inner_epochs x lr x seed
@@ -113,7 +120,7 @@ def test_sweep_keys_split_only_the_methods_they_apply_to(tmp_path):
     assert variant.params()["method"] == "ddpo"
     # the shared sampler is folded into every method's settings; a trial's id is stable
     assert all(t.settings["num_steps"] == 4 for t in trials)
-    assert [t.id for t in trials] == [t.id for t in expand(load_experiment(write(tmp_path, data)))]
+    assert [t.id for t in trials] == [t.id for t in load_experiment(write(tmp_path, data))[1]]
     assert len({t.id for t in trials}) == len(trials)
 
 
@@ -123,8 +130,86 @@ def test_load_experiment_raises_experiment_error(tmp_path):
 
 
 def test_editing_a_setting_changes_the_ids_of_the_trials_it_changes(tmp_path):
-    before = {t.method: t.id for t in expand(load_experiment(write(tmp_path, BASE)))}
+    before = {t.method: t.id for t in load_experiment(write(tmp_path, BASE))[1]}
     edited = {**BASE, "methods": {**BASE["methods"], "ddpo": {"batch_size": 2, "lr": 1e-5}}}
-    after = {t.method: t.id for t in expand(load_experiment(write(tmp_path, edited)))}
+    after = {t.method: t.id for t in load_experiment(write(tmp_path, edited))[1]}
     assert after["vader"] == before["vader"] and after["dpo"] == before["dpo"]
     assert after["ddpo"] != before["ddpo"]
+
+
+@pytest.mark.parametrize(
+    "text, key, expected",
+    [
+        ("name: a\nseed: 1\nname: b\n", "name", "duplicate key on lines 1 and 3"),
+        ("methods:\n  vader:\n    lr: 0.1\n    batch_size: 2\n    lr: 0.2\n", "methods.vader.lr",
+         "duplicate key on lines 3 and 5"),
+        ("sweep:\n  seed: [0]\nsweep:\n  seed: [1]\n", "sweep", "duplicate key on lines 1 and 3"),
+    ],
+)
+def test_a_duplicate_key_is_refused_with_both_lines(tmp_path, capsys, text, key, expected):
+    path = write(tmp_path, text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {key}: {expected}" in err and "Traceback" not in err, err
+
+
+def test_an_empty_file_is_refused_not_run_with_every_default(tmp_path, capsys):
+    for text in ("", "# a comment, no settings\n"):
+        path = write(tmp_path, text)
+        assert main(["run", str(path), "--dry-run"]) == 2
+        assert f"{path}: the file is empty" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_utf8_is_refused_by_its_name(tmp_path, capsys):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: not UTF-8 text: byte 0xe9 on line 1" in err and "Traceback" not in err, err
+
+
+def test_run_force_goes_past_the_memory_check_only(tmp_path, capsys):
+    path = write(tmp_path, {**BASE, "video": {"frames": 4, "resolution": 1000000}})
+    assert main(["run", str(path), "--dry-run"]) == 2
+    assert "vaderbench run --force" in capsys.readouterr().err
+    assert main(["run", str(path), "--dry-run", "--force"]) == 0
+    assert "nothing started" in capsys.readouterr().out
+    broken = write(tmp_path, {**BASE, "video": {"frames": 4, "resolution": 1000000}, "budgett": 1}, "broken.yaml")
+    assert main(["run", str(broken), "--dry-run", "--force"]) == 2
+
+
+def test_the_files_sampler_reaches_every_method_and_a_methods_own_key_wins_for_it_alone(tmp_path):
+    data = {
+        **BASE,
+        "sampler": {"num_steps": 4, "eta": 0.5, "guidance_scale": 2.0},
+        "methods": {"vader": {"batch_size": 2}, "ddpo": {"batch_size": 2, "num_steps": 6}, "dpo": {"batch_size": 2}},
+    }
+    trials = {t.method: t for t in load_experiment(write(tmp_path, data))[1]}
+    # the file's sampler, not the aligners' documented defaults (DDPO: 50 steps, guidance 5)
+    for method in ("vader", "dpo"):
+        assert (trials[method].settings["num_steps"], trials[method].settings["eta"]) == (4, 0.5)
+        assert trials[method].settings["guidance_scale"] == 2.0
+    assert trials["ddpo"].settings["num_steps"] == 6
+    assert (trials["ddpo"].settings["eta"], trials["ddpo"].settings["guidance_scale"]) == (0.5, 2.0)
+    assert trials["ddpo"].params()["num_steps"] == "6" and trials["vader"].params()["num_steps"] == "4"
+
+
+def test_the_experiment_modules_depend_in_one_direction():
+    import ast
+
+    import vaderbench.experiment as package
+
+    # every import between the package's modules, function-level ones included, must leave no cycle
+    folder = Path(package.__file__).parent
+    imports = {}
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        imports[path.stem] = {m.rsplit(".", 1)[-1] for m in modules if m.startswith("vaderbench.experiment.")}
+
+    def reaches(start, target, seen=()):
+        return any(m == target or (m not in seen and reaches(m, target, (*seen, m))) for m in imports.get(start, ()))
+
+    assert imports["schema"] == set()
+    for module in imports:
+        assert not reaches(module, module), f"{module} imports itself through {sorted(imports[module])}"

@@ -1,4 +1,5 @@
-"""The method-specific pieces: DPO loss, replay buffer pairing and eviction, DDPO's per-prompt statistics."""
+"""The method-specific pieces: DPO loss, replay buffer pairing and eviction, DDPO's per-prompt statistics and PPO
+loss, VADER's truncation."""
 
 import math
 import random
@@ -7,9 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from vaderbench.algorithms.ddpo import ppo_clipped_loss
 from vaderbench.algorithms.dpo import dpo_loss
 from vaderbench.algorithms.replay_buffer import ReplayBuffer
 from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
+from vaderbench.algorithms.vader import Truncation
 
 
 def test_dpo_loss_is_log_two_when_policy_equals_reference():
@@ -84,3 +87,48 @@ def test_stat_tracker_uses_batch_statistics_until_min_count_then_the_prompts_own
     # the buffer keeps only the last `buffer_size` rewards
     tracker.advantages(["a"] * 3, torch.tensor([7.0, 8.0, 9.0]))
     assert list(tracker.history["a"]) == [4.0, 7.0, 8.0, 9.0]
+
+
+def test_random_and_specific_truncation_choose_cutoffs_in_range():
+    rng = random.Random(0)
+    cutoffs = {Truncation("rand").first_grad_step(10, rng) for _ in range(200)}
+    assert cutoffs == set(range(10))
+    assert Truncation("specific", step=7).first_grad_step(10, rng) == 7
+    assert Truncation("last", 3).first_grad_step(10, rng) == 7  # the last 3 of 10 steps: indices 7, 8, 9
+
+
+@pytest.mark.parametrize(
+    "truncation, message",
+    [(Truncation("last", 6), "k must be between 0 and num_steps=5"), (Truncation("specific", step=5), "step")],
+)
+def test_truncation_outside_the_schedule_is_rejected(truncation, message):
+    with pytest.raises(ValueError, match=message):
+        truncation.first_grad_step(5, random.Random(0))
+
+
+def test_ppo_clipped_loss_is_the_clipped_surrogate_on_both_sides_of_the_clip():
+    # eps = 0.2: the clip range is [0.8, 1.2]; each row is one case of the surrogate's four regions
+    eps = 0.2
+    advantages = torch.tensor([2.0, 2.0, 2.0, -3.0, -3.0, -3.0])
+    ratio = torch.tensor([1.1, 1.5, 0.5, 1.1, 1.5, 0.5])
+    expected_per_sample = torch.tensor([
+        -2.0 * 1.1,  # inside the range: -A r
+        -2.0 * 1.2,  # A > 0, r above the range: the clipped -A (1 + eps) is larger, no incentive beyond it
+        -2.0 * 0.5,  # A > 0, r below the range: max(-A r, -A (1 - eps)) = -A r, unclipped (pessimistic)
+        3.0 * 1.1,  # inside the range, negative advantage
+        3.0 * 1.5,  # A < 0, r above the range: -A r is larger, unclipped (pessimistic)
+        3.0 * 0.8,  # A < 0, r below the range: the clipped -A (1 - eps)
+    ])
+    torch.testing.assert_close(ppo_clipped_loss(advantages, ratio, eps), expected_per_sample.mean())
+    for i in range(len(ratio)):
+        one = slice(i, i + 1)
+        torch.testing.assert_close(ppo_clipped_loss(advantages[one], ratio[one], eps), expected_per_sample[i])
+
+
+def test_ppo_clipped_loss_gradient_vanishes_only_where_clipping_binds():
+    eps = 0.2
+    advantages = torch.tensor([2.0, 2.0, -3.0, -3.0])
+    ratio = torch.tensor([1.5, 0.5, 0.5, 1.5], requires_grad=True)
+    ppo_clipped_loss(advantages, ratio, eps).backward()
+    # d/dr of mean(-A r) is -A / n where the unclipped term is the max, 0 where the clipped constant is
+    torch.testing.assert_close(ratio.grad, torch.tensor([0.0, -2.0, 0.0, 3.0]) / 4)

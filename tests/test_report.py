@@ -20,7 +20,7 @@ from mlflow.entities import Metric, Param
 from scipy import stats
 
 from vaderbench.cli import main
-from vaderbench.report import generate_report
+from vaderbench.report import write_report
 from vaderbench.report.build import SECTIONS, finished_only, render_section
 from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
@@ -188,7 +188,7 @@ def test_curves_average_each_step_over_seeds_and_start_from_nothing_spent(effici
 
 
 def test_report_lists_failed_and_unfinished_trials_and_never_averages_them(efficiency_study):
-    path = generate_report(efficiency_study)
+    path, _ = write_report(efficiency_study)
     text = path.read_text()
     assert "Trials: 18 finished, 1 failed, 1 unfinished, 0 superseded" in text
     assert "| ddpo-32-1-0.001-3-toy |" in text and "| FAILED | failed |" in text
@@ -217,7 +217,7 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
                   **({"budget_spent": {4: 1.0}} if steps == 4 else {})}
         add_trial(client, experiment, parent, {"method": "vader", "resolution": 32, "K": 1, "lr": lr, "seed": 1000,
                                                "model": "toy", "stage": "tune"}, curves)
-    path = generate_report(tmp_path / "out")
+    path, _ = write_report(tmp_path / "out")
     folder = path.parent
     assert folder == tmp_path / "out" / "report"
     for name in SECTIONS:
@@ -287,7 +287,7 @@ def test_params_flattened_under_a_prefix_are_found(tmp_path):
 
     # no reward_mean and no evaluation at step 0: the generalisation table says what is missing
     runs.client.log_metric(finished["run_id"].iloc[0], "reward_mean", 0.3, step=1)
-    text = generate_report(tmp_path).read_text()
+    text = write_report(tmp_path)[0].read_text()
     assert "| 32 | Base model | 0.1 (no spread) (n=2) | 0.3 (n=1) |" in text
 
 

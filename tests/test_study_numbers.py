@@ -23,13 +23,12 @@ def smoke_eval_rewards() -> dict[str, dict[str, float]]:
     """Every smoke trial, run in this process: "<method>_r<resolution>" -> {step: eval_reward_mean}."""
     import tempfile
 
-    from vaderbench.experiment.grid import expand
-    from vaderbench.experiment.schema import load_experiment
+    from vaderbench.experiment.load import load_experiment
     from vaderbench.runner.checkpoint import CheckpointStore
     from vaderbench.runner.trial import run_trial
 
     rewards = {}
-    for trial in expand(load_experiment(SMOKE)):
+    for trial in load_experiment(SMOKE)[1]:
         reports = []
         with tempfile.TemporaryDirectory() as checkpoints:
             run_trial(trial, reports.append, CheckpointStore(Path(checkpoints)))

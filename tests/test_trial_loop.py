@@ -10,8 +10,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from vaderbench.experiment.grid import expand
-from vaderbench.experiment.schema import load_experiment
+from vaderbench.experiment.load import load_experiment
 from vaderbench.registry import MODELS
 from vaderbench.runner.artifacts import LORA_WEIGHTS
 from vaderbench.runner.checkpoint import CheckpointStore
@@ -33,7 +32,7 @@ TINY = {
 def trial_of(tmp_path, method="vader", **changes):
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump({**TINY, **changes}))
-    return next(t for t in expand(load_experiment(path)) if t.method == method)
+    return next(t for t in load_experiment(path)[1] if t.method == method)
 
 
 class Recorder:

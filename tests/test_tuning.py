@@ -8,7 +8,8 @@ import random
 import pytest
 import yaml
 
-from vaderbench.experiment.schema import Domain, ExperimentError, load_experiment
+from vaderbench.experiment.load import load_experiment
+from vaderbench.experiment.schema import Domain, ExperimentError
 from vaderbench.experiment.tuning import (
     BUDGET_SPENT, TUNE, VALIDATION, choose, draw, final_trials, setting_of, tuning_trials,
 )
@@ -30,7 +31,7 @@ STUDY = {
 def study(tmp_path, **changes):
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump({**STUDY, **changes}))
-    return load_experiment(path), path
+    return load_experiment(path).experiment, path
 
 
 def test_a_loguniform_draw_has_one_value_in_each_equal_part_of_the_log_range():

@@ -15,7 +15,6 @@ _EXPORTS = {
     "build_aligner": "vaderbench.aligner",
     "Policy": "vaderbench.policy",
     "SamplerSettings": "vaderbench.policy",
-    "Truncation": "vaderbench.policy",
     "VideoModel": "vaderbench.models.base",
     "Reward": "vaderbench.rewards.base",
     "build_reward": "vaderbench.rewards.base",

@@ -53,14 +53,6 @@ def gather(tensor: torch.Tensor) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def gather_list(items: list) -> list:
-    if not _active():
-        return list(items)
-    parts: list = [None] * world_size()
-    dist.all_gather_object(parts, list(items))
-    return [x for part in parts for x in part]
-
-
 def sum_over_workers(value: float) -> float:
     if not _active():
         return value

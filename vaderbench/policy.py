@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import random
 from dataclasses import dataclass
 from typing import Iterator, Literal, Sequence
 
@@ -37,42 +36,10 @@ class SamplerSettings:
     def __post_init__(self):
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
-        if self.eta < 0:
-            raise ValueError(f"eta must be >= 0, got {self.eta}")
+        if not 0 <= self.eta <= 1:
+            raise ValueError(f"eta must be between 0 (deterministic DDIM) and 1, got {self.eta}")
         if self.guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
-
-
-@dataclass(frozen=True)
-class Truncation:
-    """Which denoising steps keep their gradient (truncated backprop, the paper's K).
-
-    Steps are indexed 0..T-1 in sampling order; gradient flows through every step from a cutoff index to
-    the end, so K = T - cutoff steps are in the graph (as in VADER/AlignProp's `backprop_mode`):
-    - `last`: the last `k` steps (k = 1 is the paper's default; k = 0 no gradient; k = T full backprop);
-    - `rand`: the cutoff is drawn uniformly from 0..T-1 at every sample;
-    - `specific`: the cutoff is the step index `step`.
-    """
-
-    mode: Literal["last", "rand", "specific"] = "last"
-    k: int = 1
-    step: int | None = None
-
-    def validate(self, num_steps: int) -> None:
-        if self.mode == "last" and not 0 <= self.k <= num_steps:
-            raise ValueError(f"truncation k must be between 0 and num_steps={num_steps}, got k={self.k}")
-        if self.mode == "specific" and (self.step is None or not 0 <= self.step < num_steps):
-            raise ValueError(f"truncation step must be in 0..{num_steps - 1} for mode 'specific', got {self.step}")
-        if self.mode not in ("last", "rand", "specific"):
-            raise ValueError(f"truncation mode must be last, rand or specific, got {self.mode!r}")
-
-    def first_grad_step(self, num_steps: int, rng: random.Random) -> int:
-        self.validate(num_steps)
-        if self.mode == "last":
-            return num_steps - self.k
-        if self.mode == "rand":
-            return rng.randrange(num_steps)
-        return int(self.step)
 
 
 @dataclass
@@ -86,11 +53,15 @@ class Trajectory:
     final: torch.Tensor  # x_0 [B, ...], attached to the graph of the kept steps
     condition: Condition
     null_condition: Condition
-    prompts: list[str]
 
     @property
     def batch_size(self) -> int:
         return self.final.shape[0]
+
+
+def denoiser_passes(guidance_scale: float) -> int:
+    """Samples per guided denoiser call: classifier-free guidance batches the unconditional half in."""
+    return 1 if guidance_scale == 1.0 else 2
 
 
 def sample_noise(seeds: Sequence[int], shape: tuple[int, ...], num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,7 +165,7 @@ class Policy(nn.Module):
         self, latents: torch.Tensor, timesteps: torch.Tensor, condition: Condition, null: Condition, guidance: float
     ) -> torch.Tensor:
         """Classifier-free guidance: eps_u + w (eps_c - eps_u), both halves in one batched call."""
-        if guidance == 1.0:
+        if denoiser_passes(guidance) == 1:
             return self.model.predict_noise(latents, timesteps, condition)
         both = self.model.predict_noise(
             torch.cat([latents, latents]), torch.cat([timesteps, timesteps]), cat_conditions([null, condition])
@@ -276,7 +247,6 @@ class Policy(nn.Module):
             final=x,
             condition=condition,
             null_condition=null,
-            prompts=list(prompts),
         )
 
     def step_stds(self, sampler: SamplerSettings) -> torch.Tensor:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from pydantic import ValidationError
 
 from vaderbench.experiment.grid import Trial, aligner_of, expand
-from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentError, PolicySwitches
+from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentError, PolicySwitches, key_path
 from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
 
 
@@ -89,7 +89,7 @@ def check_methods(experiment: Experiment, path) -> None:
                 PolicySwitches.model_validate(settings["policy"])
             except ValidationError as error:
                 first = error.errors()[0]
-                key = f"methods.{entry}.policy." + ".".join(str(p) for p in first["loc"])
+                key = f"methods.{entry}.policy." + key_path(first["loc"], settings["policy"])
                 raise ExperimentError(path, key, first["msg"]) from None
         if aligner not in ALIGNERS:
             hint = "" if "aligner" in settings else " (a variant names its aligner with `aligner:`)"

@@ -13,24 +13,12 @@ def add_parser(subparsers) -> None:
         "validate",
         help="check an experiment file (keys, types, names, every trial of the grid) and start nothing",
         description="Reads FILE, checks every key, name and value and every trial of the expanded grid (K against "
-        "the sampling steps, resolutions against the model), and prints the grid. Exit code 0 when the file is "
-        "good, 2 with the file, the key and what was expected when it is not.",
+        "the sampling steps, resolutions against the model, each trial's estimated peak memory against this "
+        "machine's), and prints the grid. Exit code 0 when the file is good, 2 with the file, the key and what was "
+        "expected when it is not.",
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="experiment YAML, e.g. experiments/smoke.yaml")
     parser.set_defaults(func=run)
-
-
-def load_or_fail(path: Path):
-    """The experiment and its trials, or a UserError (exit code 2, no traceback) naming the mistake."""
-    from vaderbench.cli import UserError
-    from vaderbench.experiment.checks import check_experiment
-    from vaderbench.experiment.schema import ExperimentError, parse_experiment, read_yaml
-
-    try:
-        experiment = parse_experiment(read_yaml(path), path)
-        return experiment, check_experiment(experiment, path)
-    except ExperimentError as error:
-        raise UserError(str(error)) from None
 
 
 def grid_table(trials: list[Trial]) -> str:
@@ -44,7 +32,13 @@ def grid_table(trials: list[Trial]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    experiment, trials = load_or_fail(args.file)
+    from vaderbench.experiment.load import load_experiment
+
+    experiment, trials, tuning = load_experiment(args.file)
+    if tuning:
+        print(f"tuning stage ({len(tuning)} trial(s)):\n{grid_table(tuning)}\n")
+        print("final grid (each tuned method at the setting the tuning stage chooses):")
     print(grid_table(trials))
-    print(f"\n{args.file}: valid; experiment {experiment.name!r}, {len(trials)} trial(s)")
+    total = f"{len(tuning)} tuning and {len(trials)} final trial(s)" if tuning else f"{len(trials)} trial(s)"
+    print(f"\n{args.file}: valid; experiment {experiment.name!r}, {total}")
     return 0

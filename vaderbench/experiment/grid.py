@@ -5,7 +5,8 @@ Sweep keys are `method`, `seed`, `resolution`, `frames`, `lr`, `K` or any dotted
 a method does not multiply its trials: `K` (VADER's `truncation.k`) only splits methods that truncate,
 `methods.ddpo.*` only DDPO's trials. A method entry whose name is not an aligner's (`ddpo-on-policy:
 {aligner: ddpo, ...}`) is a *variant*, logged as the `variant` param; an entry's `policy:` overrides the
-file's policy switches for its trials.
+file's policy switches for its trials, and its sampler keys (`num_steps`, `eta`, `guidance_scale`) the
+file's `sampler:` for its trials.
 """
 
 from __future__ import annotations
@@ -149,6 +150,8 @@ def applies(key: str, entry: str, aligner: str) -> bool:
 
 
 def resolved_settings(experiment: dict[str, Any], entry: str) -> dict[str, Any]:
+    """A method entry's aligner settings: the file's `sampler:` (every method's), then the entry's own keys,
+    which win for this method only (`methods.ddpo.num_steps: 50` samples DDPO alone with 50 steps)."""
     settings = {**experiment["sampler"], **copy.deepcopy(experiment["methods"][entry])}
     settings.pop("aligner", None)
     settings.pop("policy", None)

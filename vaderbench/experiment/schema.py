@@ -1,10 +1,9 @@
-"""The experiment file: a pydantic schema, read from YAML, checked before anything starts.
+"""The experiment file's schema (pydantic): keys, types and ranges, and the error every check raises.
 
-A mistake in the file (an unknown key, a wrong type, an unknown method/reward/model/prompt-set name, K
-larger than the number of sampling steps, a resolution the model cannot take) becomes an
-`ExperimentError` that names the file, the key path and what was expected. The checks that depend on a
-trial's point in the sweep (K, resolution, a method's settings with the swept values) run on every trial
-of the expanded grid (`vaderbench.experiment.grid`), still before anything starts.
+A mistake in the file (an unknown key, a wrong type, a value out of range) becomes an `ExperimentError`
+that names the file, the key path and what was expected. Names (methods, rewards, models, prompt sets)
+and the settings that depend on a trial's point in the sweep are checked in `checks` over the expanded
+grid (`grid`); the file is read in `load`. This module imports none of them.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Resolution = int | tuple[int, int]
@@ -46,10 +44,15 @@ class Video(Section):
 
 
 class Sampler(Section):
-    """DDIM sampling shared by training and evaluation of every method (a method may override it)."""
+    """DDIM sampling of training and evaluation, one for every method of the study (a fair comparison).
+
+    It replaces the aligners' own sampler defaults (DDPO's 50 steps and guidance 5, ...); a method entry
+    that sets `num_steps`, `eta` or `guidance_scale` itself overrides the file's for that method only.
+    """
 
     num_steps: int = Field(10, ge=1)
-    eta: float = Field(1.0, ge=0)
+    #: DDIM's eta: 0 is deterministic, 1 the DDPM posterior's variance
+    eta: float = Field(1.0, ge=0, le=1)
     guidance_scale: float = Field(3.0, ge=0)
 
 
@@ -251,32 +254,22 @@ def resolution_label(resolution: Resolution) -> str:
     return str(h) if h == w else f"{h}x{w}"
 
 
-def format_location(loc: tuple) -> str:
-    parts = []
+def key_path(loc: tuple, data: Any) -> str:
+    """The file's key path of a pydantic error location (`video.resolution`, `policy.lora_targets[0]`).
+
+    Followed through the file's own data: pydantic also puts in the location the names of the union
+    members it tried (`int`, `tuple[int, int]`, ...), which are no keys of the file and are left out.
+    """
+    parts: list[str] = []
+    node = data
     for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("int", "tuple[int, int]", "str", "dict[str,any]", "function-after[_one_limit(), Budget]"):
-            continue  # pydantic names the member of a union it tried: not part of the user's key
-        else:
+        if isinstance(node, dict) and item in node:
             parts.append(("." if parts else "") + str(item))
+            node = node[item]
+        elif isinstance(node, (list, tuple)) and isinstance(item, int) and 0 <= item < len(node):
+            parts.append(f"[{item}]")
+            node = node[item]
     return "".join(parts)
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ExperimentError(path, "", "no such file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ExperimentError(path, "", f"not valid YAML: {where}{getattr(error, 'problem', None) or error}") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ExperimentError(path, "", f"expected a mapping of settings at the top, got {type(data).__name__}")
-    return data
 
 
 def parse_experiment(data: dict[str, Any], path: str | Path = "<experiment>") -> Experiment:
@@ -284,7 +277,7 @@ def parse_experiment(data: dict[str, Any], path: str | Path = "<experiment>") ->
         experiment = Experiment.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        key = format_location(first["loc"])
+        key = key_path(first["loc"], data)
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
@@ -310,12 +303,3 @@ def _known_keys(section: str | None) -> list[str]:
         model = annotation.annotation
     return list(model.model_fields)
 
-
-def load_experiment(path: str | Path) -> Experiment:
-    """Read and check an experiment file (the whole grid included); ExperimentError on any mistake."""
-    from vaderbench.experiment.checks import check_experiment
-
-    path = Path(path)
-    experiment = parse_experiment(read_yaml(path), path)
-    check_experiment(experiment, path)
-    return experiment

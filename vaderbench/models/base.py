@@ -5,9 +5,13 @@ LoRA adapts, plus a DDIM-compatible scheduler. The policy (`vaderbench.policy`) 
 truncated backprop, log-probabilities and the denoising loss on top of these few methods, so adding a
 model means writing one adapter, never another training loop.
 
-A model's factory (registered in `MODELS`) may carry `check_size(frames, height, width, **options)`: the
-size rule of `latent_shape`, checked from configs alone so that an experiment file is validated without
-loading weights.
+A model's factory (registered in `MODELS`) may carry, read from configs alone so that an experiment file
+is validated without loading weights:
+- `check_size(frames, height, width, **options)`: the size rule of `latent_shape`;
+- `footprint(frames, height, width, **options) -> Footprint | None`: its weights' size and the activations
+  autograd keeps for one sample, counted by running its modules on the meta device (no memory, no
+  compute); None when its configs are not on this machine. `vaderbench.experiment.memory` turns it
+  into a trial's peak memory.
 
 Conditions are dicts of batch-first tensors (text embeddings, image latents, time ids, ...): the
 policy concatenates them for classifier-free guidance and indexes them to take sub-batches.
@@ -16,12 +20,85 @@ policy concatenates them for classifier-free guidance and indexes them to take s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 Condition = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one sample of a model costs in memory at one size (frames, height, width)."""
+
+    #: every weight the model loads (denoiser, encoders, VAE) in the dtype it stores them in
+    weight_bytes: int
+    #: elements of one sample's latent
+    latent_elements: int
+    #: activations one denoiser call on one sample keeps for backward, LoRA on the model's targets
+    denoiser_bytes: int
+    #: activations decoding all frames of one sample keeps for backward (towards the latents)
+    decoder_bytes: int
+
+
+def meta_module(build: Callable[[], nn.Module], lora_targets: Sequence[str] = (), dtype=torch.float32) -> nn.Module:
+    """A module built on the meta device (shapes only), frozen but for the weights LoRA would adapt."""
+    with torch.device("meta"):
+        module = build()
+    module = module.to("meta")  # a few constructors make CPU tensors whatever the default device
+    if dtype != torch.float32:
+        module = module.to(dtype)
+    module.requires_grad_(False)
+    for name, child in module.named_modules():
+        if any(name == t or name.endswith("." + t) for t in lora_targets):
+            child.weight.requires_grad_(True)  # as LoRA's branch does, the layer then keeps its input
+    return module
+
+
+def parameter_bytes(*modules: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for m in modules for p in m.parameters())
+
+
+def kept_activation_bytes(module: nn.Module, call: Callable[[], Any]) -> int:
+    """Bytes of the tensors autograd keeps for backward while `call()` runs `module` (each storage once,
+    the module's own weights left out)."""
+    weights = {p.untyped_storage()._cdata for p in module.parameters()}
+    kept: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage._cdata not in weights:
+            kept[storage._cdata] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), FusedAttentionOnMeta():
+        call()
+    return sum(kept.values())
+
+
+class FusedAttentionOnMeta(TorchFunctionMode):
+    """On the meta device `scaled_dot_product_attention` always takes its unfused path, which keeps the
+    attention matrix for backward; on a CPU or a GPU a fused kernel runs and keeps only its output and
+    log-sum-exp. Meta attention goes through the fused CPU kernel here, so that a trace keeps what a run does."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func is not F.scaled_dot_product_attention or not args[0].is_meta:
+            return func(*args, **kwargs)
+        names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+        given = dict(zip(names, args)) | kwargs
+        query, mask = given["query"], given.get("attn_mask")
+        if mask is not None and mask.dtype == torch.bool:  # the fused kernel takes an additive mask
+            mask = torch.zeros(mask.shape, dtype=query.dtype, device=mask.device)
+        out, _ = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            query, given["key"], given["value"], given.get("dropout_p", 0.0), given.get("is_causal", False),
+            attn_mask=mask, scale=given.get("scale"),
+        )
+        return out
 
 
 def cat_conditions(conditions: Sequence[Condition]) -> Condition:
@@ -50,8 +127,6 @@ class VideoModel(nn.Module, ABC):
     denoiser: nn.Module
     #: module names LoRA targets by default (peft `target_modules`)
     lora_target_modules: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
-    #: frames the model generates when the experiment does not say
-    default_frames: int = 8
 
     @abstractmethod
     def encode_prompts(self, prompts: Sequence[str]) -> Condition:

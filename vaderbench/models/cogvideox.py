@@ -20,12 +20,20 @@ import torch
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, CogVideoXPipeline, CogVideoXTransformer3DModel
 from transformers import AutoTokenizer, T5EncoderModel
 
-from vaderbench.models.base import Condition, VideoModel
+from vaderbench.models.base import (
+    Condition,
+    Footprint,
+    VideoModel,
+    kept_activation_bytes,
+    meta_module,
+    parameter_bytes,
+)
 from vaderbench.models.diffusers_common import (
     cast_frozen,
     encode_text,
     frame_positions,
     local_config,
+    local_transformers_config,
     parse_weight_dtype,
     to_unit_range,
     v_to_epsilon,
@@ -38,8 +46,6 @@ MIN_ALPHA_CUMPROD = 2.0**-24
 
 
 class CogVideoXVideoModel(VideoModel):
-    default_frames = 49
-
     def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler: CogVideoXDDIMScheduler, dtype):
         super().__init__()
         if scheduler.config.prediction_type != "v_prediction":
@@ -156,4 +162,34 @@ def check_cogvideox_geometry(multiple: int, temporal: int, frames: int, height: 
         raise ValueError(f"CogVideoX generates 1 + {temporal}k frames (e.g. 9, 49), got frames={frames}")
 
 
+def _cogvideox_footprint(
+    frames: int, height: int, width: int, path: str = "THUDM/CogVideoX-2b", weight_dtype: str = "fp32", **_
+) -> Footprint | None:
+    """CogVideoX's memory at one size, from its configs: the transformer's call (without rotary embeddings,
+    which add little) and the causal VAE's decoding traced on the meta device."""
+    transformer_config = local_config(CogVideoXTransformer3DModel, path, "transformer")
+    vae_config = local_config(AutoencoderKLCogVideoX, path, "vae")
+    text_config = local_transformers_config(path, "text_encoder")
+    if transformer_config is None or vae_config is None or text_config is None:
+        return None
+    dtype = parse_weight_dtype(weight_dtype)
+    targets = CogVideoXVideoModel.lora_target_modules
+    transformer = meta_module(lambda: CogVideoXTransformer3DModel.from_config(transformer_config), targets, dtype)
+    vae = meta_module(lambda: AutoencoderKLCogVideoX.from_config(vae_config), dtype=dtype)
+    text_encoder = meta_module(lambda: T5EncoderModel(text_config), dtype=dtype)
+    m, r = 2 ** (len(vae_config["block_out_channels"]) - 1), int(vae_config["temporal_compression_ratio"])
+    config = transformer.config
+    shape = (1, (frames - 1) // r + 1, config.in_channels, height // m, width // m)
+    latent = torch.zeros(shape, device="meta", dtype=dtype)
+    text = torch.zeros(1, config.max_text_seq_length, config.text_embed_dim, device="meta", dtype=dtype)
+    t = torch.zeros(1, dtype=torch.long, device="meta")
+    denoiser = kept_activation_bytes(
+        transformer, lambda: transformer(hidden_states=latent, encoder_hidden_states=text, timestep=t)
+    )
+    z = latent.transpose(1, 2).clone().requires_grad_(True)
+    decoder = kept_activation_bytes(vae, lambda: vae.decode(z))
+    return Footprint(parameter_bytes(transformer, vae, text_encoder), latent.numel(), denoiser, decoder)
+
+
 load_cogvideox.check_size = _check_cogvideox_size
+load_cogvideox.footprint = _cogvideox_footprint

@@ -101,3 +101,15 @@ def local_config(cls, path: str, subfolder: str) -> dict | None:
             return dict(cls.load_config(path, subfolder=subfolder, local_files_only=True))
     except Exception:  # not cached, offline, or not a diffusers folder: the trial's load will say
         return None
+
+
+def local_transformers_config(path: str, subfolder: str):
+    """A transformers component's config (`PretrainedConfig`) if it is on this machine, else None."""
+    from transformers import AutoConfig
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return AutoConfig.from_pretrained(path, subfolder=subfolder, local_files_only=True)
+    except Exception:  # as in `local_config`
+        return None

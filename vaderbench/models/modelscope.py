@@ -20,13 +20,22 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from transformers import AutoTokenizer, CLIPTextModel
 
-from vaderbench.models.base import Condition, VideoModel, check_multiple
+from vaderbench.models.base import (
+    Condition,
+    Footprint,
+    VideoModel,
+    check_multiple,
+    kept_activation_bytes,
+    meta_module,
+    parameter_bytes,
+)
 from vaderbench.models.diffusers_common import (
     cast_frozen,
     checkpoint_blocks,
     encode_text,
     frame_positions,
     local_config,
+    local_transformers_config,
     to_unit_range,
     parse_weight_dtype,
 )
@@ -34,8 +43,6 @@ from vaderbench.registry import MODELS
 
 
 class ModelScopeVideoModel(VideoModel):
-    default_frames = 16
-
     def __init__(self, unet: UNet3DConditionModel, vae: AutoencoderKL, text_encoder, tokenizer, scheduler, dtype):
         super().__init__()
         self.denoiser = unet
@@ -111,7 +118,38 @@ def _check_modelscope_size(frames: int, height: int, width: int, path: str = "da
         check_multiple("ModelScope", 2 ** (len(vae["block_out_channels"]) - 1), frames, height, width)
 
 
+def modelscope_footprint(path: str, weight_dtype: str, frames: int, height: int, width: int) -> Footprint | None:
+    """ModelScope's memory at one size, from its configs: the UNet's call and the VAE's decoding traced on meta."""
+    unet_config, vae_config = local_config(UNet3DConditionModel, path, "unet"), local_config(AutoencoderKL, path, "vae")
+    text_config = local_transformers_config(path, "text_encoder")
+    if unet_config is None or vae_config is None or text_config is None:
+        return None
+    dtype = parse_weight_dtype(weight_dtype)
+    targets = ModelScopeVideoModel.lora_target_modules
+    unet = meta_module(lambda: UNet3DConditionModel.from_config(unet_config), targets, dtype)
+    vae = meta_module(lambda: AutoencoderKL.from_config(vae_config), dtype=dtype)
+    text_encoder = meta_module(lambda: CLIPTextModel(text_config), dtype=dtype)
+    m = 2 ** (len(vae_config["block_out_channels"]) - 1)
+    latent = torch.zeros(1, unet.config.in_channels, frames, height // m, width // m, device="meta", dtype=dtype)
+    text_shape = (1, text_config.max_position_embeddings, unet.config.cross_attention_dim)
+    states = torch.zeros(text_shape, device="meta", dtype=dtype)
+    t = torch.zeros(1, dtype=torch.long, device="meta")
+    denoiser = kept_activation_bytes(unet, lambda: unet(latent, t, encoder_hidden_states=states))
+    # the image VAE decodes the frames as a batch of images, back-propagating to the latents
+    images = latent[0].transpose(0, 1).clone().requires_grad_(True)
+    decoder = kept_activation_bytes(vae, lambda: vae.decode(images))
+    return Footprint(parameter_bytes(unet, vae, text_encoder), latent.numel(), denoiser, decoder)
+
+
+def _modelscope_footprint(
+    frames: int, height: int, width: int, path: str = "damo-vilab/text-to-video-ms-1.7b", weight_dtype: str = "fp32",
+    **_,
+) -> Footprint | None:
+    return modelscope_footprint(path, weight_dtype, frames, height, width)
+
+
 load_modelscope.check_size = _check_modelscope_size
+load_modelscope.footprint = _modelscope_footprint
 
 
 def save_small_modelscope(path: Path) -> str:
@@ -145,9 +183,8 @@ def save_small_modelscope(path: Path) -> str:
 SMALL_MODELSCOPE = Path(tempfile.gettempdir()) / "vaderbench-modelscope-small"
 
 
-@MODELS.register("modelscope-small", "ModelScope's classes at a CPU-sized scale, random weights (memory ablations, plumbing)")
-def load_small_modelscope(weight_dtype: str = "fp32", device: str | None = None) -> ModelScopeVideoModel:
-    """Saved once to a temporary folder, then loaded by `load_modelscope`: the real model's code path."""
+def small_modelscope_path() -> str:
+    """The small model's folder, saved there on first use."""
     if not (SMALL_MODELSCOPE / "scheduler").is_dir():
         staging = Path(tempfile.mkdtemp(prefix="vaderbench-modelscope-"))
         save_small_modelscope(staging)
@@ -155,11 +192,22 @@ def load_small_modelscope(weight_dtype: str = "fp32", device: str | None = None)
             staging.rename(SMALL_MODELSCOPE)  # atomic: concurrent trials never see half a model
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)  # another process got there first
-    return load_modelscope(str(SMALL_MODELSCOPE), weight_dtype=weight_dtype, device=device)
+    return str(SMALL_MODELSCOPE)
+
+
+@MODELS.register("modelscope-small", "ModelScope's classes at a CPU-sized scale, random weights (memory ablations, plumbing)")
+def load_small_modelscope(weight_dtype: str = "fp32", device: str | None = None) -> ModelScopeVideoModel:
+    """Saved once to a temporary folder, then loaded by `load_modelscope`: the real model's code path."""
+    return load_modelscope(small_modelscope_path(), weight_dtype=weight_dtype, device=device)
 
 
 def _check_small_modelscope_size(frames: int, height: int, width: int, **_) -> None:
     check_multiple("ModelScope", 4, frames, height, width)  # its VAE has three levels
 
 
+def _small_modelscope_footprint(frames: int, height: int, width: int, weight_dtype: str = "fp32", **_) -> Footprint:
+    return modelscope_footprint(small_modelscope_path(), weight_dtype, frames, height, width)
+
+
 load_small_modelscope.check_size = _check_small_modelscope_size
+load_small_modelscope.footprint = _small_modelscope_footprint

@@ -39,10 +39,19 @@ from diffusers import (
 from PIL import Image
 from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-from vaderbench.models.base import Condition, VideoModel
+from vaderbench.models.base import (
+    Condition,
+    Footprint,
+    VideoModel,
+    kept_activation_bytes,
+    meta_module,
+    parameter_bytes,
+)
 from vaderbench.models.diffusers_common import (
     cast_frozen,
     frame_positions,
+    local_config,
+    local_transformers_config,
     parse_weight_dtype,
     to_unit_range,
     v_to_epsilon,
@@ -79,7 +88,6 @@ def load_image(path: str | Path, size: tuple[int, int]) -> torch.Tensor:
 
 
 class StableVideoDiffusionModel(VideoModel):
-    default_frames = 14
     lora_target_modules = ("to_q", "to_k", "to_v", "to_out.0")
 
     def __init__(
@@ -227,4 +235,36 @@ def _check_svd_size(frames: int, height: int, width: int, image_size: Sequence[i
         raise ValueError(f"frames must be >= 1, got {frames}")
 
 
+def _svd_footprint(
+    frames: int, height: int, width: int, path: str = "stabilityai/stable-video-diffusion-img2vid-xt",
+    weight_dtype: str = "fp32", **_,
+) -> Footprint | None:
+    """SVD's memory at one size, from its configs: the UNet's call and the temporal decoder traced on meta."""
+    unet_config = local_config(UNetSpatioTemporalConditionModel, path, "unet")
+    vae_config = local_config(AutoencoderKLTemporalDecoder, path, "vae")
+    image_config = local_transformers_config(path, "image_encoder")
+    if unet_config is None or vae_config is None or image_config is None:
+        return None
+    dtype = parse_weight_dtype(weight_dtype)
+    targets = StableVideoDiffusionModel.lora_target_modules
+    unet = meta_module(lambda: UNetSpatioTemporalConditionModel.from_config(unet_config), targets, dtype)
+    vae = meta_module(lambda: AutoencoderKLTemporalDecoder.from_config(vae_config), dtype=dtype)
+    image_encoder = meta_module(lambda: CLIPVisionModelWithProjection(image_config), dtype=dtype)
+    m = 2 ** (len(vae_config["block_out_channels"]) - 1)
+    # the noisy latents and the conditioning image's latents, concatenated on channels
+    sample = torch.zeros(1, frames, unet.config.in_channels, height // m, width // m, device="meta", dtype=dtype)
+    embeds = torch.zeros(1, 1, unet.config.cross_attention_dim, device="meta", dtype=dtype)
+    time_ids = torch.zeros(1, 3, device="meta", dtype=dtype)
+    c_noise = torch.zeros(1, device="meta")
+    denoiser = kept_activation_bytes(
+        unet, lambda: unet(sample, c_noise, encoder_hidden_states=embeds, added_time_ids=time_ids)
+    )
+    channels = vae_config["latent_channels"]
+    z = torch.zeros(frames, channels, height // m, width // m, device="meta", dtype=dtype, requires_grad=True)
+    decoder = kept_activation_bytes(vae, lambda: vae.decode(z, num_frames=frames))
+    latent_elements = frames * channels * (height // m) * (width // m)
+    return Footprint(parameter_bytes(unet, vae, image_encoder), latent_elements, denoiser, decoder)
+
+
 load_svd.check_size = _check_svd_size
+load_svd.footprint = _svd_footprint

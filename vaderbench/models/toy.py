@@ -24,7 +24,15 @@ from diffusers.loaders import PeftAdapterMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from torch import nn
 
-from vaderbench.models.base import Condition, VideoModel, check_multiple
+from vaderbench.models.base import (
+    Condition,
+    Footprint,
+    VideoModel,
+    check_multiple,
+    kept_activation_bytes,
+    meta_module,
+    parameter_bytes,
+)
 from vaderbench.models.diffusers_common import v_to_epsilon
 from vaderbench.registry import MODELS
 from vaderbench.toyworld.render import clip_progress
@@ -363,5 +371,36 @@ def _check_random_toy_size(frames: int, height: int, width: int, seed: int = 0, 
     check_multiple("the toy model", 2 * patch, frames, height, width)
 
 
+def toy_footprint(unet_config: dict, text_config: dict, frames: int, height: int, width: int) -> Footprint:
+    """The toy model's memory at one size: its modules built on the meta device, one denoiser call traced."""
+    unet = meta_module(lambda: ToyVideoUNet.from_config(unet_config), ToyVideoModel.lora_target_modules)
+    text_encoder = meta_module(lambda: ToyTextEncoder.from_config(text_config))
+    length, dim = unet.config.text_length, unet.config.text_dim
+    sample = torch.zeros(1, unet.config.in_channels, frames, height, width, device="meta")
+
+    def call():
+        mask = torch.ones(1, length, dtype=torch.bool, device="meta")
+        unet(sample, torch.zeros(1, dtype=torch.long, device="meta"), torch.zeros(1, length, dim, device="meta"), mask)
+
+    # pixel space: decoding is a rescale, it keeps nothing worth counting
+    return Footprint(parameter_bytes(unet, text_encoder), sample.numel(), kept_activation_bytes(unet, call), 0)
+
+
+def _toy_footprint(frames: int, height: int, width: int, path: str | None = None) -> Footprint:
+    from vaderbench.toyworld.weights import WEIGHTS_DIR
+
+    folder = Path(path) if path else WEIGHTS_DIR / "base"
+    unet = ToyVideoUNet.load_config(folder, subfolder="unet")
+    return toy_footprint(unet, ToyTextEncoder.load_config(folder, subfolder="text_encoder"), frames, height, width)
+
+
+def _random_toy_footprint(frames: int, height: int, width: int, seed: int = 0, **unet_config) -> Footprint:
+    from vaderbench.toyworld.vocab import VOCAB
+
+    return toy_footprint(dict(unet_config), {"vocab": list(VOCAB)}, frames, height, width)
+
+
 load_toy_model.check_size = _check_toy_size
+load_toy_model.footprint = _toy_footprint
 random_toy_model.check_size = _check_random_toy_size
+random_toy_model.footprint = _random_toy_footprint

@@ -297,7 +297,13 @@ def write_report(
     tracking_uri: str | None = None,
     parent_run_id: str | None = None,
 ) -> tuple[Path, list[Section]]:
-    """`generate_report`, also returning the sections (the CLI names the skipped ones)."""
+    """Write `<output_dir>/report/` (figures as PNG + SVG, `report.md`) from MLflow; returns `report.md`'s path
+    and the sections (the CLI names the skipped ones).
+
+    The store is `tracking_uri`, else `<output_dir>/mlflow.db`; the experiment is `experiment`, else the
+    store's only one with runs. The report is logged as artifacts (under `report/`) to `parent_run_id`,
+    else to the experiment's newest parent run. Without `output_dir` it goes to `runs/<experiment>/`.
+    """
     runs = load_runs(Path(output_dir) if output_dir is not None else None, experiment=experiment, tracking_uri=tracking_uri)
     folder = report_folder(output_dir, runs)
     trials = classify(runs.trials)
@@ -322,23 +328,6 @@ def write_report(
     if target is not None:
         runs.client.log_artifacts(target, str(folder), artifact_path=REPORT_FOLDER)
     return path, sections
-
-
-def generate_report(
-    output_dir: Path | str | None = None,
-    *,
-    experiment: str | None = None,
-    tracking_uri: str | None = None,
-    parent_run_id: str | None = None,
-) -> Path:
-    """Write `<output_dir>/report/` (figures as PNG + SVG, `report.md`) from MLflow; returns `report.md`'s path.
-
-    The store is `tracking_uri`, else `<output_dir>/mlflow.db`; the experiment is `experiment`, else the
-    store's only one with runs. The report is logged as artifacts (under `report/`) to `parent_run_id`,
-    else to the experiment's newest parent run. Without `output_dir` it goes to `runs/<experiment>/`.
-    """
-    path, _ = write_report(output_dir, experiment=experiment, tracking_uri=tracking_uri, parent_run_id=parent_run_id)
-    return path
 
 
 def render_section(

@@ -32,6 +32,8 @@ examples:
                         help="continue the latest invocation: finished trials are kept, the others resume from their checkpoints")
     parser.add_argument("--dry-run", action="store_true", help="check the file and print the expanded trial grid")
     parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    parser.add_argument("--force", action="store_true",
+                        help="run even when a trial's estimated peak memory exceeds this machine's memory")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.set_defaults(func=run)
 
@@ -74,16 +76,11 @@ def stage_table(title: str, trials) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vaderbench.cli import UserError
-    from vaderbench.experiment.commands import load_or_fail
-    from vaderbench.experiment.schema import ExperimentError
-    from vaderbench.experiment.tuning import choose, final_trials, tuning_trials
+    from vaderbench.experiment.load import load_experiment
+    from vaderbench.experiment.tuning import choose, final_trials
 
     started = time.perf_counter()
-    experiment, grid = load_or_fail(args.file)
-    try:
-        tuning = tuning_trials(experiment, args.file)
-    except ExperimentError as error:
-        raise UserError(str(error)) from None
+    experiment, grid, tuning = load_experiment(args.file, force=args.force)
     if args.dry_run:
         if tuning:
             print(stage_table("tuning stage", tuning) + "\n")
