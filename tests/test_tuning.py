@@ -110,3 +110,27 @@ def test_one_tuning_resolution_serves_every_resolution(tmp_path):
     final = final_trials(experiment, expand(experiment), {("vader", "16"): {"lr": 0.01}}, path)
     assert {t.settings["lr"] for t in final if t.method == "vader"} == {0.01}
     assert {setting_of(t)["lr"] for t in trials} == {t.settings["lr"] for t in trials}
+
+
+def test_early_stopping_compares_a_setting_only_with_the_other_settings_of_its_method(tmp_path):
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import TrialScheduler
+
+    from vaderbench.experiment.schema import EarlyStopping
+    from vaderbench.runner.sweep import asha
+
+    experiment, path = study(tmp_path, tune={**STUDY["tune"], "budget": {"steps": 9}})
+    trials = tuning_trials(experiment, path)
+    scheduler = asha(EarlyStopping(grace=3, reduction=2), trials)
+
+    def tune_trial(name, method):
+        return SimpleNamespace(trial_id=name, config={"trial": {**trials[0].to_dict(), "method": method}})
+
+    good, bad, ddpo = tune_trial("a", "vader"), tune_trial("b", "vader"), tune_trial("c", "dpo")
+    for trial in (good, bad, ddpo):
+        scheduler.on_trial_add(None, trial)
+    assert scheduler.on_trial_result(None, good, {"step": 3, "eval_reward_mean": 0.9}) == TrialScheduler.CONTINUE
+    # far below VADER's, but the first of its own method at this rung: it goes on
+    assert scheduler.on_trial_result(None, ddpo, {"step": 3, "eval_reward_mean": 0.1}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, bad, {"step": 3, "eval_reward_mean": 0.5}) == TrialScheduler.STOP

@@ -100,15 +100,18 @@ def ratio_of_means(numerator: Sequence[float], denominator: Sequence[float],
                    confidence: float = CONFIDENCE) -> Estimate:
     """mean(numerator) / mean(denominator) with a percentile bootstrap interval over the seeds of each.
 
-    n is the smaller group's number of seeds. With fewer than two seeds in a group there is no interval.
+    n is the smaller group's number of seeds. With fewer than two seeds in a group there is no interval;
+    a denominator of mean 0 (a method that reached nothing) gives NaN, reported as undefined.
     """
     a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
-    point = float(a.mean() / b.mean())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = float(a.mean() / b.mean())
     n = int(min(a.size, b.size))
     if n < 2:
         return Estimate(point, math.nan, math.nan, n)
     means = resample_means([a, b])
-    interval = percentile_interval(means[:, 0] / means[:, 1], point, confidence)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        interval = percentile_interval(means[:, 0] / means[:, 1], point, confidence)
     return Estimate(point, interval.low, interval.high, n)
 
 

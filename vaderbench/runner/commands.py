@@ -124,14 +124,20 @@ def run(args: argparse.Namespace) -> int:
             try:
                 chosen = choose(tuning, results)
             except ValueError as error:
+                tracker.finish(parent, "FAILED")
                 raise UserError(f"{args.file}: tune: {error}", code=1) from None
             grid = final_trials(experiment, grid, chosen, args.file)
             tracker.log_choice(parent, chosen)
             for (method, resolution), setting in chosen.items():
                 print(f"tuned {method} at {resolution} px: " + ", ".join(f"{k}={v}" for k, v in setting.items()))
     if not any(outcome.interrupted for outcome in outcomes):
-        outcomes.append(run_stage("final", grid, finished, experiment, tracker, parent, storage))
-    failed = {trial: error for outcome in outcomes for trial, error in outcome.failed.items()}
+        outcomes.append(run_stage("training" if not tuning else "final", grid, finished, experiment, tracker, parent,
+                                  storage))
+    if tuning and outcomes[0].failed:
+        # a setting that diverged is an answer of the search, not a failure of the study: it is left out of
+        # the choice and listed in the report
+        print(f"tuning: {len(outcomes[0].failed)} trial(s) failed and were left out of the choice", file=sys.stderr)
+    failed = outcomes[-1].failed if not tuning or len(outcomes) == 2 else {}
     interrupted = any(outcome.interrupted for outcome in outcomes)
     tracker.finish(parent, "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
 

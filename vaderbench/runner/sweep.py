@@ -46,6 +46,8 @@ def quiet_environment() -> None:
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # a trial stopped early finishes its step before its process is reused for the next trial (default 2 s)
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
     # worker processes start (and import) as Ray needs them; past 4x this number Ray prints a warning
     os.environ.setdefault("RAY_worker_maximum_startup_concurrency", "16")
 
@@ -162,14 +164,44 @@ def trial_resources(config: dict[str, Any]):
 
 
 def asha(early_stopping, trials: list[Trial]):
-    """Tune's ASHA scheduler on the held-out reward, its rungs in optimiser steps."""
-    from ray.tune.schedulers import ASHAScheduler
+    """Tune's ASHA on the held-out reward, its rungs in optimiser steps, one instance per method and
+    resolution: a trial is stopped for falling behind the other settings of its own method, never for
+    being a method whose rewards are lower."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     steps = max(t.budget["steps"] or 0 for t in trials)
     if not steps:
         raise ValueError("early stopping needs a budget in steps (tune.budget.steps or budget.steps)")
-    return ASHAScheduler(time_attr="step", metric="eval_reward_mean", mode="max", max_t=steps,
-                         grace_period=early_stopping.grace, reduction_factor=early_stopping.reduction)
+
+    def new_asha():
+        return ASHAScheduler(time_attr="step", metric="eval_reward_mean", mode="max", max_t=steps,
+                             grace_period=early_stopping.grace, reduction_factor=early_stopping.reduction)
+
+    class PerMethodASHA(FIFOScheduler):
+        def __init__(self):
+            super().__init__()
+            self.groups: dict[tuple[str, str], ASHAScheduler] = {}
+
+        def group(self, trial):
+            spec = trial.config["trial"]
+            return self.groups.setdefault((spec["method"], f"{spec['height']}x{spec['width']}"), new_asha())
+
+        def on_trial_add(self, controller, trial):
+            self.group(trial).on_trial_add(controller, trial)
+
+        def on_trial_result(self, controller, trial, result):
+            return self.group(trial).on_trial_result(controller, trial, result)
+
+        def on_trial_complete(self, controller, trial, result):
+            self.group(trial).on_trial_complete(controller, trial, result)
+
+        def on_trial_remove(self, controller, trial):
+            self.group(trial).on_trial_remove(controller, trial)
+
+        def on_trial_error(self, controller, trial):
+            self.group(trial).on_trial_error(controller, trial)
+
+    return PerMethodASHA()
 
 
 @dataclass
