@@ -398,3 +398,24 @@ def test_the_summary_holds_headroom_targets_ratios_and_the_gap_slope(efficiency_
     gaps = [np.mean(FINAL_EVAL[("vader", r)]) - np.mean(FINAL_EVAL[("dpo", r)]) for r in RESOLUTIONS]
     assert summary["gap_slope"][0] == pytest.approx(np.polyfit(np.log2(RESOLUTIONS), gaps, 1)[0])
     assert summary["gap_slope"][1] < summary["gap_slope"][0] < summary["gap_slope"][2]
+
+
+def test_the_summary_gives_the_gap_welch_s_interval_and_checks_the_precision_target(efficiency_study):
+    from scipy import stats as scipy_stats
+
+    from vaderbench.report.efficiency import PRECISION_TARGET, analyse
+
+    runs, finished = finished_trials(efficiency_study)
+    at16 = analyse(finished, runs.metrics)["resolutions"]["16"]
+    vader, dpo = np.array(FINAL_EVAL[("vader", 16)]), np.array(FINAL_EVAL[("dpo", 16)])
+    va, vb = vader.var(ddof=1) / 3, dpo.var(ddof=1) / 3
+    dof = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
+    half = scipy_stats.t.ppf(0.975, dof) * np.sqrt(va + vb)
+    difference = vader.mean() - dpo.mean()
+    assert at16["gap"]["difference"] == pytest.approx([difference, difference - half, difference + half])
+    # precision: the widest final interval's half-width against a tenth of the base-to-oracle headroom
+    halves = [scipy_stats.t.ppf(0.975, 2) * np.std(FINAL_EVAL[(m, 16)], ddof=1) / np.sqrt(3)
+              for m in ("vader", "ddpo", "dpo")]
+    target = PRECISION_TARGET * (0.9 - np.mean(BASE_EVAL[16]))
+    assert at16["precision"] == pytest.approx({"widest_half_width": max(halves), "target": target,
+                                               "met": bool(max(halves) < target)})

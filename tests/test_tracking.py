@@ -42,3 +42,18 @@ def test_a_store_another_process_published_first_is_kept(tmp_path, monkeypatch):
     names = {e.name for e in MlflowClient(default_store(tmp_path)).search_experiments()}
     assert {"theirs", "ours"} <= names
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlflow.db"] and db.is_file()
+
+
+def test_a_study_s_parent_run_records_commit_machine_and_time_and_the_report_header_names_them(tmp_path):
+    from vaderbench.provenance import commit, cpu_model
+    from vaderbench.report.build import provenance_lines
+
+    tracker = Tracker(default_store(tmp_path), "study", tmp_path / "mlartifacts")
+    parent = tracker.start_parent(tmp_path / "study.yaml", "name: study\n", trials=1)
+    tracker.log_usage(parent, 120.0, 0.9, 0.8)
+    tracker.log_usage(parent, 60.0, 0.7, 0.6)  # resumed
+    tags = tracker.client.get_run(parent).data.tags
+    assert tags["machine.cpu"] == cpu_model() and tags["vaderbench.commit"] == commit()
+    (line,) = provenance_lines(tracker.client, parent)
+    assert f"commit `{commit()}`" in line and cpu_model() in line
+    assert "wall time 3.0 min over 2 invocations (resumed), the cores 70% busy (60% by the study's own" in line

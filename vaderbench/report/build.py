@@ -9,6 +9,7 @@ in the store is skipped with a one-line reason.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -290,6 +291,28 @@ def finished_only(trials: pd.DataFrame) -> pd.DataFrame:
     return trials[(trials["state"] == "finished") & ~is_tuning(trials)]
 
 
+def provenance_lines(client, parent_id: str | None) -> list[str]:
+    """When, from which commit and on which machine the study ran, and how long it took (from its parent run)."""
+    written = f"Report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+    if parent_id is None:
+        return [written]
+    run = client.get_run(parent_id)
+    tags = run.data.tags
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(run.info.start_time / 1000))
+    line = f"Study started {started}, vaderbench commit `{tags.get('vaderbench.commit', 'not recorded')}`"
+    if "machine.cpu" in tags:
+        line += (f", on {tags['machine.cpu']} ({tags['machine.cores']} cores; flags: "
+                 f"{tags['machine.cpu_flags']})")
+    walls = [m.value for m in client.get_metric_history(parent_id, "study_wall_time_s")]
+    if walls:
+        busy = client.get_metric_history(parent_id, "cores_busy")[-1].value
+        own = client.get_metric_history(parent_id, "cores_busy_by_study")[-1].value
+        times = "" if len(walls) == 1 else f" over {len(walls)} invocations (resumed)"
+        line += (f"; wall time {sum(walls) / 60:.1f} min{times}, the cores {100 * busy:.0f}% busy "
+                 f"({100 * own:.0f}% by the study's own processes)")
+    return [line + ". " + written]
+
+
 def write_report(
     output_dir: Path | str | None = None,
     *,
@@ -309,8 +332,9 @@ def write_report(
     trials = classify(runs.trials)
     final = finished_only(trials)
     sections = [build_section(name, final, runs, folder) for name in SECTIONS]
+    target = parent_run_id or (runs.parent_run_ids[0] if runs.parent_run_ids else None)
     header = [f"# Report: {runs.experiment}", f"MLflow store `{runs.tracking_uri}`, experiment `{runs.experiment}`.",
-              *trial_summary(trials)]
+              *provenance_lines(runs.client, target), *trial_summary(trials)]
     summary = study_summary(final, runs)
     if summary is not None:
         (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
@@ -318,7 +342,6 @@ def write_report(
         header.append(f"The numbers behind these lines: `{SUMMARY}`.")
     else:
         (folder / SUMMARY).unlink(missing_ok=True)
-    target = parent_run_id or (runs.parent_run_ids[0] if runs.parent_run_ids else None)
     if target is None:
         header.append("No parent run in the experiment: the figures were not logged back to MLflow.")
     else:

@@ -14,8 +14,11 @@ Per resolution, from the finished final trials (one trial per method and seed):
   bootstrap interval over seeds; if some trial of the other method never reached the target, its
   budget stands in for its cost and the ratio is an upper bound ("<="); if the reference never reached
   it, there is no ratio;
-- the *resolution gap*: reference minus the best baseline at each resolution, against log2(resolution),
-  with a least-squares slope and its bootstrap interval.
+- the *gap*: reference minus the best baseline at each resolution, with Welch's interval and the smallest
+  difference the study could detect; the *resolution gap*: that gap against log2(resolution), with a
+  least-squares slope and its bootstrap interval;
+- *precision*: the widest half-width of a method's final-reward interval against `PRECISION_TARGET` of
+  the headroom (the study's power target).
 """
 
 from __future__ import annotations
@@ -27,13 +30,22 @@ import numpy as np
 import pandas as pd
 
 from vaderbench.report.select import MissingRuns, metric_points, with_resolution
-from vaderbench.report.stats import Estimate, detectable_difference, gap_slope, ratio_of_means, t_interval
+from vaderbench.report.stats import (
+    Estimate,
+    detectable_difference,
+    gap_slope,
+    ratio_of_means,
+    t_interval,
+    welch_interval,
+)
 
 FINAL_METRIC = "eval_reward_mean"
 GOLD_METRIC = "eval_gold_mean"
 CHANCE_METRIC, ORACLE_METRIC = "eval_chance_reward", "eval_oracle_reward"
 #: the share of the base-to-oracle headroom that the second target asks for
 HEADROOM_TARGET = 0.5
+#: a final reward's 95% interval should be narrower (half-width) than this share of the headroom
+PRECISION_TARGET = 0.1
 #: the method whose efficiency is compared with every other's (the reward-gradient method)
 REFERENCE = "vader"
 SPENDING = {"queries": "reward_queries", "device_s": "device_time_s"}
@@ -146,14 +158,26 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str = REFERE
             gap_rows.append((side, seeds_of[reference].to_numpy(), baselines[best].to_numpy(), best))
             summary["resolutions"][label]["gap"] = {
                 "best_baseline": best,
-                "difference": float(seeds_of[reference].mean() - baselines[best].mean()),
+                "difference": estimate_list(welch_interval(seeds_of[reference], baselines[best])),
                 "detectable": detectable_difference(seeds_of[reference], baselines[best]),
             }
+        summary["resolutions"][label]["precision"] = precision(methods, headroom)
     if len(gap_rows) >= 2:
         x = [math.log2(side) for side, *_ in gap_rows]
         estimate = gap_slope(x, [ours for _, ours, _, _ in gap_rows], [theirs for _, _, theirs, _ in gap_rows])
         summary["gap_slope"] = estimate_list(estimate)
     return summary
+
+
+def precision(methods: dict, headroom: dict) -> dict:
+    """The widest half-width of the methods' final-reward intervals, against the precision target."""
+    halves = [(e["final"][2] - e["final"][1]) / 2 for e in methods.values() if e["final"][1] is not None]
+    widest = max(halves) if halves and len(halves) == len(methods) else None
+    target = None
+    if headroom["oracle"] is not None and headroom["base"] is not None:
+        target = PRECISION_TARGET * (headroom["oracle"] - headroom["base"])
+    met = None if widest is None or target is None else bool(widest < target)
+    return {"widest_half_width": widest, "target": target, "met": met}
 
 
 def ratios(costs: dict, reference: str) -> dict:

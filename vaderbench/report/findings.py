@@ -62,6 +62,14 @@ def gold_line(label: str, summary: dict, reference: str) -> str | None:
     return f"- {label} px: base {number(base)}; after training {values}; " + "; ".join(verdicts) + "."
 
 
+def precision_line(precision: dict | None) -> list[str]:
+    if not precision or precision["met"] is None:
+        return []
+    state = "met" if precision["met"] else "NOT met: these finals cannot separate methods that close under a tenth"
+    return [f"  - precision: the widest 95% interval of a final reward is ± {number(precision['widest_half_width'])}"
+            f", against a tenth of the headroom ({number(precision['target'])}): {state}."]
+
+
 def ratio_lines(label: str, summary: dict, reference: str) -> list[str]:
     lines = []
     for pair, per_target in summary["ratios"].get(label, {}).items():
@@ -107,9 +115,16 @@ def findings(summary: dict, reward: str | None = None, budget: str | None = None
         if gap is not None:
             best = method_display(gap["best_baseline"])
             detectable = gap["detectable"]
-            verdict = (f"the smallest gap this study could detect here (80% power) is {number(detectable)}"
-                       if not math.isnan(detectable) else "too few seeds for an interval")
-            lines.append(f"  - {name} − {best} (the best baseline) = {number(gap['difference'])}; {verdict}.")
+            difference = triple(gap["difference"])
+            if math.isnan(difference[1]):
+                verdict = "too few seeds for an interval"
+            else:
+                supported = (f"{name} is {'ahead' if difference[0] > 0 else 'behind'}" if excludes(difference, 0.0)
+                             else "no difference is supported")
+                verdict = (f"{supported}; the smallest gap this study could detect here (80% power) is "
+                           f"{number(detectable)}")
+            lines.append(f"  - {name} − {best} (the best baseline) = {estimate_text(*difference)}: {verdict}.")
+        lines.extend(precision_line(at.get("precision")))
         lines.extend(ratio_lines(label, summary, reference))
     truth = [line for label in summary["resolutions"] if (line := gold_line(label, summary, reference))]
     if truth:

@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"tuning: {len(outcomes[0].failed)} trial(s) failed and were left out of the choice", file=sys.stderr)
     failed = outcomes[-1].failed if not tuning or len(outcomes) == 2 else {}
     interrupted = any(outcome.interrupted for outcome in outcomes)
+    machine, study = usage.fractions()
+    tracker.log_usage(parent, time.perf_counter() - started, machine, study)
     tracker.finish(parent, "KILLED" if interrupted else "FAILED" if failed else "FINISHED")
 
     report_path = None
@@ -153,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"report:         {report_path}")
     print(f"compare runs:   {mlflow_ui_command(uri)}")
     print(f"wall time:      {minutes:.1f} min")
-    print(f"cores busy:     {100 * usage.busy_fraction():.0f}% of {usage.cores} (the OS's CPU times over the run)")
+    print(f"cores busy:     {100 * machine:.0f}% of {usage.cores}, of which this study's processes "
+          f"{100 * study:.0f}% (the OS's CPU times over the run; on a cluster, this machine's only)")
     startup = startup_summary([d for outcome in outcomes for d in outcome.durations])
     if startup:
         print(f"trial start-up: {startup}")

@@ -102,7 +102,11 @@ class Tracker:
         return runs[0].info.run_id if runs else None
 
     def start_parent(self, config_path: Path, config_text: str, trials: int) -> str:
-        run = self.client.create_run(self.experiment_id, tags={ROLE_TAG: "sweep", MLFLOW_RUN_NAME: f"sweep-{time.strftime('%Y%m%d-%H%M%S')}", **versions()})
+        from vaderbench.provenance import provenance
+
+        name = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = self.client.create_run(self.experiment_id,
+                                     tags={ROLE_TAG: "sweep", MLFLOW_RUN_NAME: name, **versions(), **provenance()})
         run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param("config_file", str(config_path)), Param("trials", str(trials))])
         self.client.log_text(run_id, config_text, f"config/{config_path.name}")
@@ -178,6 +182,13 @@ class Tracker:
     def set_error(self, run_id: str, message: str) -> None:
         """Why a trial failed, on its run (the report lists it)."""
         self.client.set_tag(run_id, ERROR_TAG, message[:5000])
+
+    def log_usage(self, parent_id: str, wall_s: float, machine_busy: float, study_busy: float) -> None:
+        """The study's wall time and the cores' busy shares, one step per invocation (a resumed study has several)."""
+        step = len(self.client.get_metric_history(parent_id, "study_wall_time_s"))
+        stamp = int(time.time() * 1000)
+        metrics = {"study_wall_time_s": wall_s, "cores_busy": machine_busy, "cores_busy_by_study": study_busy}
+        self.client.log_batch(parent_id, metrics=[Metric(k, float(v), stamp, step) for k, v in metrics.items()])
 
     def finish(self, run_id: str, status: str) -> None:
         self.flush(run_id)

@@ -5,15 +5,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds of this process and every process under it, the finished ones included: a finished
+    process's time is added to its parent's `children_*` times when the parent reaps it."""
+    import psutil
+
+    total = 0.0
+    me = psutil.Process()
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            t = process.cpu_times()
+        except psutil.Error:  # ended between listing and reading
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 @dataclass
 class CoreUsage:
-    """Busy fraction of all cores between `start()` and `busy_fraction()`, from the OS's CPU times."""
+    """Busy fraction of all cores between `start()` and `fractions()`, from the OS's CPU times: of the
+    whole machine, and of this process's tree (the study's own processes on a Ray it started itself)."""
 
     cores: int
-    _start: tuple[float, float] = (0.0, 0.0)
+    _machine: tuple[float, float] = (0.0, 0.0)
+    _tree: float = 0.0
 
     @staticmethod
-    def _times() -> tuple[float, float]:
+    def _machine_times() -> tuple[float, float]:
         import psutil
 
         times = psutil.cpu_times()
@@ -24,12 +42,15 @@ class CoreUsage:
     def start(cls) -> "CoreUsage":
         import psutil
 
-        return cls(psutil.cpu_count() or 1, cls._times())
+        return cls(psutil.cpu_count() or 1, cls._machine_times(), tree_cpu_seconds())
 
-    def busy_fraction(self) -> float:
-        busy, total = self._times()
-        elapsed = total - self._start[1]
-        return (busy - self._start[0]) / elapsed if elapsed > 0 else 0.0
+    def fractions(self) -> tuple[float, float]:
+        """(machine, study): busy share of the cores since `start()`."""
+        busy, total = self._machine_times()
+        elapsed = total - self._machine[1]
+        if elapsed <= 0:
+            return 0.0, 0.0
+        return (busy - self._machine[0]) / elapsed, (tree_cpu_seconds() - self._tree) / elapsed
 
 
 def startup_summary(durations: list[tuple[str, float, float]]) -> str | None:
