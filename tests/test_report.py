@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from scipy import stats
 
+from vaderbench.experiment.tuning import TUNING_METRIC, tuning_score
 from vaderbench.cli import main
 from vaderbench.report import write_report
 from vaderbench.report.build import SECTIONS, finished_only, render_section
@@ -211,9 +212,10 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
         on_policy = efficiency_curves("ddpo", 32, seed, 0.3 + seed / 10)
         add_trial(client, experiment, parent, {"method": "ddpo", "resolution": 32, "K": 1, "lr": 1e-3, "seed": seed,
                                                "model": "toy", "variant": "on-policy"}, on_policy)
-    # a tuning stage: three learning rates of VADER on one tuning seed, one stopped early
-    for lr, final, steps in ((1e-4, 0.40, 4), (1e-3, 0.70, 4), (1e-2, 0.30, 2)):
-        curves = {"eval_reward_mean": {s: final * s / steps for s in range(0, steps + 1, 2)},
+    # a tuning stage: four learning rates of VADER on one tuning seed, one stopped early, one past the oracle
+    for lr, final, steps in ((1e-4, 0.40, 4), (1e-3, 0.70, 4), (1e-2, 0.30, 2), (1e-1, 1.20, 4)):
+        rewards = {s: final * s / steps for s in range(0, steps + 1, 2)}
+        curves = {"eval_reward_mean": rewards, TUNING_METRIC: {s: tuning_score(r, 0.9) for s, r in rewards.items()},
                   **({"budget_spent": {4: 1.0}} if steps == 4 else {})}
         add_trial(client, experiment, parent, {"method": "vader", "resolution": 32, "K": 1, "lr": lr, "seed": 1000,
                                                "model": "toy", "stage": "tune"}, curves)
@@ -232,7 +234,9 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
     tuned = classify(runs.trials)
     tuning, keys = tables.tuning(tuned[tuned["stage"] == "tune"], runs.metrics)
     assert keys == ["lr"]
-    assert tuning.loc[tuning["chosen"], "lr"].tolist() == ["0.001"]  # the best of those that ran to the budget
+    # the best score of those that ran to the budget: 1e-1's reward is higher, but 0.3 past the oracle's
+    assert tuning.loc[tuning["chosen"], "lr"].tolist() == ["0.001"]
+    assert tuning.set_index("lr").loc["0.1", "score"] == pytest.approx(0.6)
     assert tuning.set_index("lr").loc["0.01", "reached"] == False  # noqa: E712  (stopped early)
     k_table = tables.k_ablation(finished, runs.metrics)
     assert sorted(set(k_table["K"])) == ["1", "10"] and sorted(set(k_table["step"])) == [1, 4]

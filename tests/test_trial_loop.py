@@ -218,3 +218,22 @@ def test_a_reward_that_breaks_stops_the_trial_with_the_method_step_and_value(tmp
     last = recorder.reports[-1]
     assert last == {"step": 3, TRIAL_ERROR: "vader: step 3: reward_mean is nan"}
     assert [r["step"] for r in recorder.reports] == [0, 1, 2, 3]
+
+
+def test_a_toy_trial_logs_the_headroom_of_toyworld_eval_its_gold_and_the_folded_tuning_score(tmp_path):
+    from vaderbench.experiment.tuning import TUNING_METRIC, tuning_score
+    from vaderbench.runner.trial import eval_set
+    from vaderbench.toyworld.headroom import headroom
+
+    trial = trial_of(tmp_path, reward="toy_aesthetic", video={"frames": 2, "resolution": 16}, budget={"steps": 2})
+    recorder = Recorder(tmp_path)
+    run_trial(trial, recorder, store(tmp_path))
+    start, end = recorder.reports[0], recorder.reports[-1]
+    prompts, _ = eval_set(trial)
+    room = headroom("toy_aesthetic", prompts, 2, 16, trial.eval["seed"])  # what `toyworld eval` reports
+    assert start["eval_oracle_reward"] == pytest.approx(room["oracle"])
+    assert start["eval_chance_reward"] == pytest.approx(room["chance"])
+    assert start["eval_oracle_gold"] == pytest.approx(room["gold_oracle"])
+    assert 0 <= end["eval_gold_mean"] <= 1 and 0 <= end["eval_fidelity"] <= 1
+    for report in (start, end):
+        assert report[TUNING_METRIC] == tuning_score(report["eval_reward_mean"], room["oracle"])

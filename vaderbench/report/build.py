@@ -175,14 +175,17 @@ def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
         "The tuning stage: each method's settings drawn from its search space, run on the tuning seeds and "
         "evaluated on validation prompts (held-out prompts other than the final evaluation's); Tune's ASHA "
         "stopped the trials that fell behind (hollow markers, at their last evaluation). A method's choice "
-        "(star) is the setting with the best mean validation reward among those that ran to the budget; the "
+        "(star) is the setting with the best mean tuning score among those that ran to the budget (the validation "
+        "reward, folded at the oracle's where the reward has one: past the reward of the best real video, more "
+        "counts as less, so that exploiting the reward model is not chosen); the "
         "final grid runs every method at its choice."
     ))
-    shown = table.assign(**{"validation reward": table["reward"].map(number),
+    shown = table.assign(**{"validation reward": table["reward"].map(number), "tuning score": table["score"].map(number),
                             "ran to the budget": table["reached"].map({True: "yes", False: "stopped early"}),
                             "chosen": table["chosen"].map({True: "**chosen**", False: ""}),
                             "method": table["method"].map(method_display)})
-    columns = ["method", "resolution_label", *keys, "validation reward", "step", "ran to the budget", "chosen"]
+    columns = ["method", "resolution_label", *keys, "validation reward", "tuning score", "step", "ran to the budget",
+               "chosen"]
     section.tables.append(("Settings tried", shown[columns].rename(
         columns={"resolution_label": "resolution", **{k: short_name(k) for k in keys}})))
     return section, figures.tuning(table, keys[0])

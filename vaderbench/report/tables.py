@@ -31,6 +31,7 @@ from vaderbench.report.select import (
     varies,
     with_resolution,
 )
+from vaderbench.experiment.tuning import TUNING_METRIC
 from vaderbench.report.stats import summarise, welch_interval
 from vaderbench.timing import PHASES, metric_name
 
@@ -224,14 +225,16 @@ def time_breakdown(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 # -- the tuning stage -------------------------------------------------------------------------------
 def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """(rows, tuned keys): per tuning setting (method, resolution, values of the tuned keys), the validation
-    reward at the last step (mean over tuning seeds), whether every seed ran to the budget, the last step
-    reached, and `chosen`: the setting with the best reward among those that ran to the budget."""
+    reward and tuning score at the last step (means over tuning seeds), whether every seed ran to the budget, the
+    last step reached, and `chosen`: the setting with the best score among those that ran to the budget."""
     if trials.empty:
         raise MissingRuns("no tuning stage (no finished trials with stage `tune`)")
     require_metric(metrics, FINAL_METRIC, trials)
     trials = with_resolution(trials)
     ids = trials["run_id"]
     last = last_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "validation"})
+    score = last_points(metrics, TUNING_METRIC, ids)[["run_id", "value"]].rename(columns={"value": "score"})
+    last = last.merge(score, on="run_id", how="left")
     spent = metric_points(metrics, "budget_spent", ids)[["run_id"]].assign(reached=True)
     rows = trials.merge(last, on="run_id").merge(spent, on="run_id", how="left")
     rows["reached"] = rows["reached"].fillna(False).astype(bool)
@@ -242,10 +245,11 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
         raise MissingRuns("the tuning trials of every method share one setting: nothing was tuned")
     group = ["method", "side", "resolution_label", *keys]
     table = rows.groupby(group, as_index=False, dropna=False).agg(
-        reward=("validation", "mean"), seeds=("validation", "size"), reached=("reached", "all"), step=("step", "max"))
+        reward=("validation", "mean"), score=("score", "mean"), seeds=("validation", "size"), reached=("reached", "all"),
+        step=("step", "max"))
     table["chosen"] = False
     for _, candidates in table[table["reached"]].groupby(["method", "side"]):
-        table.loc[candidates["reward"].idxmax(), "chosen"] = True
+        table.loc[candidates["score"].idxmax(), "chosen"] = True
     return method_first(table, ["side", *keys]), keys
 
 

@@ -164,17 +164,19 @@ def trial_resources(config: dict[str, Any]):
 
 
 def asha(early_stopping, trials: list[Trial]):
-    """Tune's ASHA on the held-out reward, its rungs in optimiser steps, one instance per method and
+    """Tune's ASHA on the tuning score (the validation reward, folded at the oracle's), its rungs in optimiser steps, one instance per method and
     resolution: a trial is stopped for falling behind the other settings of its own method, never for
     being a method whose rewards are lower."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    from vaderbench.experiment.tuning import TUNING_METRIC
 
     steps = max(t.budget["steps"] or 0 for t in trials)
     if not steps:
         raise ValueError("early stopping needs a budget in steps (tune.budget.steps or budget.steps)")
 
     def new_asha():
-        return ASHAScheduler(time_attr="step", metric="eval_reward_mean", mode="max", max_t=steps,
+        return ASHAScheduler(time_attr="step", metric=TUNING_METRIC, mode="max", max_t=steps,
                              grace_period=early_stopping.grace, reduction_factor=early_stopping.reduction)
 
     class PerMethodASHA(FIFOScheduler):

@@ -36,7 +36,7 @@ import torch
 from vaderbench import distributed
 from vaderbench.aligner import Aligner, build_aligner
 from vaderbench.experiment.grid import Trial
-from vaderbench.experiment.tuning import BUDGET_SPENT, VALIDATION
+from vaderbench.experiment.tuning import BUDGET_SPENT, TUNING_METRIC, VALIDATION, tuning_score
 from vaderbench.policy import Policy
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import MODELS
@@ -48,6 +48,8 @@ from vaderbench.seeding import derive_seed
 Report = Callable[[dict[str, Any]], None]
 ARTIFACTS = "artifacts"
 HISTORY = "history.json"
+#: the reward of the oracle videos of the evaluation prompts, logged at step 0 where the reward has one
+ORACLE = "eval_oracle_reward"
 #: the key of a report that carries earlier steps' reports again (after a restore)
 REPLAY = "replay"
 #: the key of a report that names the checkpoint written at its step
@@ -211,6 +213,10 @@ class TrialLoop:
                 for kind in ("chance", "oracle") for measure, key in (("reward", kind), ("gold", f"gold_{kind}"))
                 if key in room}
 
+    def oracle(self) -> float | None:
+        """The oracle's reward on the evaluation prompts, from step 0 (kept in the history a checkpoint carries)."""
+        return next((h[ORACLE] for h in self.history if ORACLE in h), None)
+
     def checkpoint(self, final: bool) -> Path | None:
         """A new checkpoint in the store, written by rank 0 (None elsewhere); the artifacts so far travel inside it."""
         if not self.writer:
@@ -261,6 +267,7 @@ class TrialLoop:
         if self.progress.step == 0:
             # the base model, before any update: step 0 of every curve, with nothing spent
             metrics = {**self.evaluate("start"), **self.headroom()}
+            metrics[TUNING_METRIC] = tuning_score(metrics["eval_reward_mean"], metrics.get(ORACLE))
             self.progress.wall_time_s = wall_time()
             metrics |= {**self.ledger_metrics(), "step": 0}
             self.history.append(metrics)
@@ -284,6 +291,7 @@ class TrialLoop:
             done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
             if done or self.progress.step % every_eval == 0:
                 metrics |= self.evaluate("end" if done else None)
+                metrics[TUNING_METRIC] = tuning_score(metrics["eval_reward_mean"], self.oracle())
                 self.progress.wall_time_s = wall_time()
             if done:
                 metrics[BUDGET_SPENT] = 1.0  # ran to its budget (a trial stopped early never logs it)

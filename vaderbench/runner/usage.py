@@ -2,23 +2,52 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 
-def tree_cpu_seconds() -> float:
-    """CPU seconds of this process and every process under it, the finished ones included: a finished
-    process's time is added to its parent's `children_*` times when the parent reaps it."""
-    import psutil
+class TreeCpu:
+    """CPU seconds of this process and every process under it, the ended ones included.
 
-    total = 0.0
-    me = psutil.Process()
-    for process in [me, *me.children(recursive=True)]:
-        try:
-            t = process.cpu_times()
-        except psutil.Error:  # ended between listing and reading
-            continue
-        total += t.user + t.system + t.children_user + t.children_system
-    return total
+    Ray's raylet does not collect the CPU times of the workers it reaps (the kernel adds an ended child's
+    times to its parent's only when the parent waits for it), so the tree is sampled every `interval` seconds
+    from a thread and each process counts with the last time it was seen with: at most `interval` seconds of
+    each ended process's work are missed."""
+
+    def __init__(self, interval: float = 2.0):
+        import psutil
+
+        self.me, self.interval = psutil.Process(), interval
+        self.seen: dict[tuple[int, float], float] = {}  # (pid, create time) -> CPU seconds
+        self.start_total = self.sample()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="vaderbench-cpu-sampler", daemon=True)
+        self.thread.start()
+
+    def sample(self) -> float:
+        import psutil
+
+        for process in [self.me, *self.me.children(recursive=True)]:
+            try:
+                with process.oneshot():
+                    t = process.cpu_times()
+                    key = (process.pid, process.create_time())
+            except psutil.Error:  # ended between listing and reading
+                continue
+            self.seen[key] = t.user + t.system
+        return sum(self.seen.values())
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.interval):
+            self.sample()
+
+    def seconds(self) -> float:
+        """CPU seconds of the tree since this object was made."""
+        return self.sample() - self.start_total
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
 
 
 @dataclass
@@ -27,8 +56,8 @@ class CoreUsage:
     whole machine, and of this process's tree (the study's own processes on a Ray it started itself)."""
 
     cores: int
-    _machine: tuple[float, float] = (0.0, 0.0)
-    _tree: float = 0.0
+    _machine: tuple[float, float]
+    _tree: TreeCpu
 
     @staticmethod
     def _machine_times() -> tuple[float, float]:
@@ -42,15 +71,17 @@ class CoreUsage:
     def start(cls) -> "CoreUsage":
         import psutil
 
-        return cls(psutil.cpu_count() or 1, cls._machine_times(), tree_cpu_seconds())
+        return cls(psutil.cpu_count() or 1, cls._machine_times(), TreeCpu())
 
     def fractions(self) -> tuple[float, float]:
-        """(machine, study): busy share of the cores since `start()`."""
+        """(machine, study): busy share of the cores since `start()`; the sampling stops."""
         busy, total = self._machine_times()
+        study = self._tree.seconds()
+        self._tree.close()
         elapsed = total - self._machine[1]
         if elapsed <= 0:
             return 0.0, 0.0
-        return (busy - self._machine[0]) / elapsed, (tree_cpu_seconds() - self._tree) / elapsed
+        return (busy - self._machine[0]) / elapsed, study / elapsed
 
 
 def startup_summary(durations: list[tuple[str, float, float]]) -> str | None:
