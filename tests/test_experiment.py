@@ -213,3 +213,16 @@ def test_the_experiment_modules_depend_in_one_direction():
     assert imports["schema"] == set()
     for module in imports:
         assert not reaches(module, module), f"{module} imports itself through {sorted(imports[module])}"
+
+
+def test_on_a_cluster_one_worker_must_fit_the_largest_node_on_one_machine_all_of_them(tmp_path):
+    from vaderbench.experiment.memory import check_memory, estimate_trial_memory
+
+    path = write(tmp_path, {**BASE, "methods": {"vader": {"batch_size": 2}}, "resources": {"workers": 2}})
+    trials = load_experiment(path).trials
+    one = max(estimate_trial_memory(t).total for t in trials)
+    check_memory(trials, int(one * 1.01), path, "the cluster's largest node", spread=True)  # one per node fits
+    with pytest.raises(ExperimentError, match=r"\) x 2 workers, more than"):
+        check_memory(trials, int(one * 1.01), path)  # both on this machine do not
+    with pytest.raises(ExperimentError, match="of the cluster's largest node"):
+        check_memory(trials, int(one * 0.5), path, "the cluster's largest node", spread=True)

@@ -148,3 +148,10 @@ def test_the_tuning_score_folds_the_reward_at_the_oracle_so_an_exploit_is_not_ch
     results = {t.id: {TUNING_METRIC: tuning_score(reward[t.settings["lr"]], oracle), BUDGET_SPENT: 1.0}
                for t in trials}
     assert choose(trials, results) == {("vader", "8"): {"lr": by_lr[1]}}
+
+
+def test_early_stopping_without_a_budget_in_steps_is_refused_before_anything_starts(tmp_path):
+    with pytest.raises(ExperimentError, match="tune.early_stopping: early stopping needs a budget in steps"):
+        study(tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "reward_queries": 4}})
+    study(tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "reward_queries": 4},
+                          "early_stopping": None})  # accepted

@@ -86,17 +86,20 @@ def _footprint(name: str, options_json: str, frames: int, height: int, width: in
     return footprint(frames, height, width, **json.loads(options_json)) if footprint else None
 
 
-def check_memory(trials: Sequence[Trial], limit_bytes: int, path: str | Path, where: str = "this machine") -> None:
+def check_memory(trials: Sequence[Trial], limit_bytes: int, path: str | Path, where: str = "this machine",
+                 spread: bool = False) -> None:
     """ExperimentError for the first trial whose workers' estimated peak exceeds `limit_bytes`.
 
-    Without a Ray address every worker of a trial runs on this machine: their peaks add up. The runner
-    calls it again with a cluster's per-node memory (`where` names it in the message).
+    Without a Ray address every worker of a trial runs on this machine: their peaks add up. On a cluster
+    (`spread`) the workers may each have a node: one worker's peak must fit the largest node's memory
+    (`where` names it in the message).
     """
     for trial in trials:
         estimate = estimate_trial_memory(trial)
-        if estimate is None or estimate.total * trial.workers <= limit_bytes:
+        workers_here = 1 if spread else trial.workers
+        if estimate is None or estimate.total * workers_here <= limit_bytes:
             continue
-        workers = f" x {trial.workers} workers" if trial.workers > 1 else ""
+        workers = f" x {workers_here} workers" if workers_here > 1 else ""
         key = dominant_key(trial, estimate)
         raise ExperimentError(
             path, key,

@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
 
     from concurrent.futures import ThreadPoolExecutor
 
+    from vaderbench.experiment.memory import check_memory
+    from vaderbench.experiment.schema import ExperimentError
     from vaderbench.runner.placement import alive_nodes, misfit
     from vaderbench.runner.sweep import start_ray
     from vaderbench.runner.tracking import mlflow_ui_command
@@ -113,6 +115,14 @@ def run(args: argparse.Namespace) -> int:
         if not args.resume:
             tracker.client.delete_run(parent)  # nothing ran under it
         raise UserError(f"{args.file}: resources: {problem}")
+    if ray_at != "local" and not args.force:
+        try:
+            largest = max((node.get("memory", 0) for node in alive_nodes()), default=0)
+            check_memory([*tuning, *grid], int(largest), args.file, "the cluster's largest node", spread=True)
+        except ExperimentError:
+            if not args.resume:
+                tracker.client.delete_run(parent)
+            raise
     storage = output / "ray" / parent
     print(f"Ray ({ray_at}); MLflow experiment {name!r}, parent run {parent}")
 

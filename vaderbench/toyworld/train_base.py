@@ -31,7 +31,7 @@ FRAME_COUNTS = (8, 4)
 CAPTION_DROPOUT = 0.1
 #: share of training captions whose object colour is wrong, as in noisy web captions. With right captions
 #: only, the model drew the named colour for 98-100% of held-out captions (all three sizes) and alignment had
-#: nothing to fix there; guidance 3 sharpens the lie only partly away (README: The toy world)
+#: nothing to fix there; guidance 3 sharpens the lie only partly away (docs/toy-world.md)
 COLOUR_CAPTION_NOISE = 0.3
 NUM_TIMESTEPS = 1000
 #: timesteps are drawn uniformly from [start, NUM_TIMESTEPS) for one of these starts, with these odds
