@@ -143,3 +143,49 @@ def findings(summary: dict, reward: str | None = None, budget: str | None = None
         lines += ["", f"Resolution gap: {name} minus the best baseline changes by {interval_text(*triple(slope))} "
                   f"per doubling of resolution: {verdict}."]
     return lines
+
+
+def headline(summary: dict) -> list[str]:
+    """The study's findings in a few lines (the README's): final rewards, the gap, the cost ratio to the best
+    baseline's reward, gold and the trend with resolution; each claim only as far as its interval goes."""
+    reference = summary["reference"]
+    name = method_display(reference)
+    finals, gaps, costs, gold = [], [], [], []
+    for label, at in summary["resolutions"].items():
+        methods = ordered(at["methods"])
+        finals.append(f"{label} px " + ", ".join(f"{method_display(m)} {estimate_text(*triple(e['final']))}"
+                                                  for m, e in methods))
+        gap = at.get("gap")
+        if gap is not None:
+            difference = triple(gap["difference"])
+            sign = "supported" if excludes(difference, 0.0) else "not supported"
+            gaps.append(f"{label} px {interval_text(*difference)} ({sign})")
+            pair = f"{reference}/{gap['best_baseline']}"
+            cell = summary["ratios"].get(label, {}).get(pair, {}).get("best_baseline", {}).get("queries")
+            if cell and cell["ratio"] is not None and not math.isnan(triple(cell["ratio"])[0]):
+                bound = "<= " if cell["upper_bound"] else ""
+                costs.append(f"{label} px {bound}{interval_text(*triple(cell['ratio']))}")
+        base = summary["headroom"].get(label, {}).get("gold_base")
+        if base is not None:
+            gold.append(f"{label} px base {number(base)}: " + ", ".join(
+                f"{method_display(m)} {estimate_text(*triple(e['gold']))}" for m, e in methods if "gold" in e))
+    seeds = max((e["seeds"] for at in summary["resolutions"].values() for e in at["methods"].values()), default=0)
+    lines = [f"- Held-out reward after training (mean ± 95% interval over {seeds} seeds): " + "; ".join(finals) + "."]
+    if gaps:
+        lines.append(f"- {name} minus the best baseline (Welch 95% interval): " + "; ".join(gaps) + ".")
+    if costs:
+        lines.append(f"- Reward queries {name} needed to reach the best baseline's final reward, as a share of "
+                     "the baseline's (bootstrap 95% interval; `<=`: the baseline missed it in some seed and is "
+                     "charged its budget): " + "; ".join(costs) + ".")
+    if gold:
+        lines.append("- Gold reward (the truth the learned reward stands for), before and after: "
+                     + "; ".join(gold) + ".")
+    if "gap_slope" in summary:
+        slope = triple(summary["gap_slope"])
+        trend = ("grows" if slope[0] > 0 else "shrinks") if excludes(slope, 0.0) else "shows no supported trend"
+        lines.append(f"- With resolution the gap {trend}: {interval_text(*slope)} per doubling.")
+    precision = [at["precision"] for at in summary["resolutions"].values() if at.get("precision", {}).get("met") is not None]
+    if precision and not all(p["met"] for p in precision):
+        lines.append("- Precision: some final reward's 95% interval is wider than a tenth of the headroom; "
+                     "differences smaller than the detectable gap in the report are not resolved.")
+    return lines

@@ -1,0 +1,52 @@
+"""The README: its two quick-start commands, its size, and a study block that matches the report it cites."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+from vaderbench.report.findings import headline
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+
+
+def readme_study():
+    spec = importlib.util.spec_from_file_location("readme_study", ROOT / "analysis" / "readme_study.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_is_short_and_starts_with_the_two_commands():
+    text = README.read_text()
+    assert len(text.encode()) <= 12_500
+    assert 'pip install -e ".[test]" && vaderbench run experiments/efficiency.yaml' in text
+    assert 'pip install -e ".[test]" && pytest' in text
+
+
+def test_the_readme_study_block_is_the_one_its_report_gives():
+    assert readme_study().main([str(ROOT / "docs" / "results" / "efficiency"), "--check"]) == 0
+
+
+def test_the_headline_calls_a_claim_supported_only_when_its_interval_excludes_the_null():
+    nan = math.nan
+    method = {"final": [0.6, 0.5, 0.7], "seeds": 4, "gold": [0.3, 0.2, 0.4]}
+    summary = {
+        "reference": "vader",
+        "resolutions": {
+            "16": {"methods": {"vader": method, "ddpo": method},
+                   "gap": {"best_baseline": "ddpo", "difference": [0.2, 0.1, 0.3], "detectable": 0.1},
+                   "precision": {"widest_half_width": 0.1, "target": 0.01, "met": False}},
+            "32": {"methods": {"vader": method, "ddpo": method},
+                   "gap": {"best_baseline": "ddpo", "difference": [0.05, -0.05, 0.15], "detectable": 0.2}},
+        },
+        "ratios": {"16": {"vader/ddpo": {"best_baseline": {"queries": {"ratio": [0.2, 0.1, 0.4], "upper_bound": True}}}},
+                   "32": {"vader/ddpo": {"best_baseline": {"queries": {"ratio": [nan, nan, nan], "upper_bound": False}}}}},
+        "headroom": {"16": {"gold_base": 0.35}},
+        "gap_slope": [-0.1, -0.3, 0.1],
+    }
+    text = "\n".join(headline(summary))
+    assert "16 px 0.20 [0.10, 0.30] (supported); 32 px 0.05 [-0.05, 0.15] (not supported)" in text
+    assert "16 px <= 0.20 [0.10, 0.40]." in text  # an upper bound; no ratio at 32 px
+    assert "shows no supported trend" in text and "over 4 seeds" in text
+    assert "Precision: some final reward's 95% interval is wider than a tenth of the headroom" in text
