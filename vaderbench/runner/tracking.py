@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from vaderbench.experiment.grid import Trial
@@ -26,6 +26,8 @@ ROLE_TAG = "vaderbench.role"
 TRIAL_TAG = "vaderbench.trial_id"
 #: the tag of a failed trial's run: what went wrong (the report reads it)
 ERROR_TAG = "vaderbench.error"
+#: the prefix of a trial run's tags naming the Ray node each worker ran on (`<prefix><rank>`; the latest attempt's)
+NODE_TAG = "vaderbench.node.rank"
 #: mlflow's limit on the params, metrics and tags of one log_batch call
 BATCH_LIMIT = 1000
 #: seconds a run's metrics wait in the driver before they are written together
@@ -180,6 +182,10 @@ class Tracker:
     def log_artifacts(self, run_id: str, directory: Path) -> None:
         if directory.is_dir():
             self.client.log_artifacts(run_id, str(directory))
+
+    def set_worker_nodes(self, run_id: str, nodes: list[str]) -> None:
+        """Tags naming the Ray node of each worker, by rank: where a trial's attempt ran."""
+        self.client.log_batch(run_id, tags=[RunTag(f"{NODE_TAG}{rank}", node) for rank, node in enumerate(nodes)])
 
     def set_error(self, run_id: str, message: str) -> None:
         """Why a trial failed, on its run (the report lists it)."""
