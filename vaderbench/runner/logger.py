@@ -80,6 +80,9 @@ class TrialLogger(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial, result: dict, **info: Any) -> None:
         # a restored trial first replays its reports up to its checkpoint: those that an interruption kept
         # from arriving are logged now, the others were logged before
+        if REPLAY in result:
+            print(f"\ntrial {self._run(trial)[1].id}: continues from its step-{result['step']} checkpoint",
+                  file=sys.stderr)
         for report in result.get(REPLAY, [result]):
             self._log(trial, report)
         if CHECKPOINT_PATH in result:
