@@ -3,7 +3,7 @@
 import mlflow.store.db.utils as db_utils
 from mlflow import MlflowClient
 
-from vaderbench.runner.tracking import Tracker, default_store
+from vaderbench.runner.tracking import EXPERIMENT_KIND, Tracker, default_store, mlflow_ui_command, runs_page_url
 
 
 def spy_on_table_creation(monkeypatch, during):
@@ -57,3 +57,23 @@ def test_a_study_s_parent_run_records_commit_machine_and_time_and_the_report_hea
     (line,) = provenance_lines(tracker.client, parent)
     assert f"commit `{commit()}`" in line and cpu_model() in line
     assert "wall time 3.0 min over 2 invocations (resumed), the cores 70% busy (60% by the study's own" in line
+
+
+def test_a_new_experiment_opens_on_its_runs_and_a_kind_chosen_in_the_ui_stays(tmp_path):
+    uri = default_store(tmp_path)
+    client = MlflowClient(uri)
+    tracker = Tracker(uri, "study", tmp_path / "mlartifacts")
+    assert client.get_experiment(tracker.experiment_id).tags[EXPERIMENT_KIND[0]] == "custom_model_development"
+    # a store from before the tag gets it; a kind a user chose in the UI is left alone
+    old = client.create_experiment("old")
+    chosen = client.create_experiment("chosen", tags={EXPERIMENT_KIND[0]: "genai_development"})
+    Tracker(uri, "old", None), Tracker(uri, "chosen", None)
+    assert client.get_experiment(old).tags[EXPERIMENT_KIND[0]] == "custom_model_development"
+    assert client.get_experiment(chosen).tags[EXPERIMENT_KIND[0]] == "genai_development"
+
+
+def test_the_runs_page_is_on_the_tracking_server_or_on_mlflow_ui():
+    assert runs_page_url("http://10.0.0.5:5000/", "7") == "http://10.0.0.5:5000/#/experiments/7/runs"
+    assert runs_page_url("https://mlflow.example.org", "7") == "https://mlflow.example.org/#/experiments/7/runs"
+    assert runs_page_url("sqlite:////data/mlflow.db", "12") == "http://127.0.0.1:5000/#/experiments/12/runs"
+    assert "--port 5000" in mlflow_ui_command("sqlite:////data/mlflow.db")  # where that page is served

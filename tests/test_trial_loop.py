@@ -15,7 +15,7 @@ from vaderbench.registry import MODELS
 from vaderbench.runner.artifacts import LORA_WEIGHTS
 from vaderbench.runner.checkpoint import CheckpointStore
 from vaderbench.runner.logger import TrialLogger
-from vaderbench.runner.trial import ARTIFACTS, CHECKPOINT_PATH, LOOP_TIME, REPLAY, TrialLoop, run_trial
+from vaderbench.runner.trial import ARTIFACTS, CHECKPOINT_PATH, LOOP_TIME, REPLAY, WORKER_NODES, TrialLoop, run_trial
 from vaderbench.timing import PHASES, metric_name
 
 TINY = {
@@ -138,9 +138,29 @@ def test_every_method_is_evaluated_on_the_same_prompts_and_noise(tmp_path):
     assert first[0] == first[1]  # same base model, prompts and noise: the same number
 
 
+def test_every_attempt_names_its_workers_node_once_first_thing(tmp_path):
+    trial = trial_of(tmp_path, budget={"steps": 2}, checkpoint={"every": 1})
+    for name in ("fresh", "resumed", "plain"):
+        (tmp_path / name).mkdir()
+    fresh, resumed = Recorder(tmp_path / "fresh"), Recorder(tmp_path / "resumed")
+    checkpoints = store(tmp_path)
+    run_trial(trial, fresh, checkpoints, node="node-a")
+    shutil.rmtree(checkpoints.latest())  # the next attempt restores step 1's checkpoint, on another node
+    run_trial(trial, resumed, checkpoints, node="node-b")
+    assert [r.get(WORKER_NODES) for r in fresh.reports] == [["node-a"], None, None]
+    assert REPLAY in resumed.reports[0] and [r.get(WORKER_NODES) for r in resumed.reports] == [["node-b"], None]
+    # without a node (no Ray) nothing is named
+    plain = Recorder(tmp_path / "plain")
+    run_trial(trial, plain, store(tmp_path, "plain"))
+    assert all(WORKER_NODES not in r for r in plain.reports)
+
+
 class FakeTracker:
     def __init__(self):
-        self.logged = []
+        self.logged, self.nodes = [], []
+
+    def set_worker_nodes(self, run_id, nodes):
+        self.nodes.append((run_id, nodes))
 
     def trial_run(self, parent_id, trial):
         return "run", 1  # this trial had logged steps 0 and 1 before it was interrupted
@@ -158,8 +178,10 @@ def test_the_logger_writes_each_step_once_replays_included(tmp_path):
     history = [{"step": s, "reward_queries": 2.0 * s} for s in range(4)]
     logger.on_trial_result(0, [], TuneTrial, {"step": 3, REPLAY: history, "training_iteration": 1})
     logger.on_trial_result(0, [], TuneTrial, {"step": 3, "reward_queries": 6.0, "time_total_s": 1.0})
-    logger.on_trial_result(0, [], TuneTrial, {"step": 4, "reward_queries": 8.0, "time_total_s": 1.0})
+    logger.on_trial_result(0, [], TuneTrial, {"step": 4, "reward_queries": 8.0, "time_total_s": 1.0,
+                                              WORKER_NODES: ["a", "b"]})
     assert tracker.logged == [(2, {"reward_queries": 4.0}), (3, {"reward_queries": 6.0}), (4, {"reward_queries": 8.0})]
+    assert tracker.nodes == [("run", ["a", "b"])]
 
 
 def test_the_phases_account_for_the_trials_wall_time(tmp_path):

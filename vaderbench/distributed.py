@@ -68,3 +68,12 @@ def max_over_workers(value: float) -> float:
     largest = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(largest, op=dist.ReduceOp.MAX)
     return float(largest)
+
+
+def gather_objects(value) -> list:
+    """Every worker's `value` (any picklable object) in rank order."""
+    if not _active():
+        return [value]
+    found = [None] * world_size()
+    dist.all_gather_object(found, value)
+    return found

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from vaderbench.experiment.schema import ExperimentError
     from vaderbench.runner.placement import alive_nodes, misfit
     from vaderbench.runner.sweep import start_ray
-    from vaderbench.runner.tracking import mlflow_ui_command
+    from vaderbench.runner.tracking import mlflow_ui_command, runs_page_url
     from vaderbench.runner.usage import CoreUsage, startup_summary
 
     usage = CoreUsage.start()
@@ -163,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"Ray results:    {storage}")
     if report_path:
         print(f"report:         {report_path}")
-    print(f"compare runs:   {mlflow_ui_command(uri)}")
+    if not uri.startswith(("http://", "https://")):  # a tracking server serves its UI already
+        print(f"compare runs:   {mlflow_ui_command(uri)}")
+    print(f"runs page:      {runs_page_url(uri, tracker.experiment_id)}")
     print(f"wall time:      {minutes:.1f} min")
     print(f"cores busy:     {100 * machine:.0f}% of {usage.cores}, of which this study's processes "
           f"{100 * study:.0f}% (the OS's CPU times over the run; on a cluster, this machine's only)")

@@ -100,6 +100,7 @@ def trial_store(config: dict[str, Any]):
 
 def run_worker(config: dict[str, Any], report, device=None) -> None:
     """The trial loop on this process, continuing from the trial's latest checkpoint if it has one."""
+    import ray
     import torch
 
     from vaderbench.runner.trial import run_trial
@@ -107,7 +108,8 @@ def run_worker(config: dict[str, Any], report, device=None) -> None:
     torch.set_num_threads(max(1, int(config["cpus_per_worker"])))
     if device is None:
         device = torch.device("cuda" if config["gpus_per_worker"] else "cpu")
-    run_trial(config["trial"], report, trial_store(config), device)
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    run_trial(config["trial"], report, trial_store(config), device, node)
 
 
 def train_worker(config: dict[str, Any]) -> None:

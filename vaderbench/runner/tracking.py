@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from vaderbench.experiment.grid import Trial
@@ -26,10 +26,15 @@ ROLE_TAG = "vaderbench.role"
 TRIAL_TAG = "vaderbench.trial_id"
 #: the tag of a failed trial's run: what went wrong (the report reads it)
 ERROR_TAG = "vaderbench.error"
+#: the prefix of a trial run's tags naming the Ray node each worker ran on (`<prefix><rank>`; the latest attempt's)
+NODE_TAG = "vaderbench.node.rank"
 #: mlflow's limit on the params, metrics and tags of one log_batch call
 BATCH_LIMIT = 1000
 #: seconds a run's metrics wait in the driver before they are written together
 FLUSH_S = 5.0
+#: MLflow's experiment tag that decides which page of the UI an experiment opens on: without it, MLflow
+#: 3.17 opens a new experiment on its GenAI "Overview" (traces) page; this value opens it on the runs
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 def default_store(output: Path) -> str:
@@ -86,9 +91,12 @@ class Tracker:
             # created here, in the driver, with an absolute artifact location: an experiment created in a
             # Ray worker would put its artifacts in the worker's temporary folder
             location = artifact_root.resolve().as_uri() if artifact_root is not None else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location,
+                                                               tags=dict([EXPERIMENT_KIND]))
         else:
             self.experiment_id = found.experiment_id
+            if EXPERIMENT_KIND[0] not in found.tags:  # a store from before the tag; a kind chosen in the UI stays
+                self.client.set_experiment_tag(self.experiment_id, *EXPERIMENT_KIND)
         self.experiment = experiment
         #: run id -> (metrics not written yet, when the first of them was queued)
         self.queued: dict[str, tuple[list[Metric], float]] = {}
@@ -179,6 +187,10 @@ class Tracker:
         if directory.is_dir():
             self.client.log_artifacts(run_id, str(directory))
 
+    def set_worker_nodes(self, run_id: str, nodes: list[str]) -> None:
+        """Tags naming the Ray node of each worker, by rank: where a trial's attempt ran."""
+        self.client.log_batch(run_id, tags=[RunTag(f"{NODE_TAG}{rank}", node) for rank, node in enumerate(nodes)])
+
     def set_error(self, run_id: str, message: str) -> None:
         """Why a trial failed, on its run (the report lists it)."""
         self.client.set_tag(run_id, ERROR_TAG, message[:5000])
@@ -195,5 +207,15 @@ class Tracker:
         self.client.set_terminated(run_id, status=RunStatus.to_string(RunStatus.from_string(status)))
 
 
+#: where `mlflow_ui_command` serves the UI
+UI_ADDRESS = "http://127.0.0.1:5000"
+
+
 def mlflow_ui_command(uri: str) -> str:
     return f"mlflow ui --backend-store-uri {uri} --host 127.0.0.1 --port 5000"
+
+
+def runs_page_url(uri: str, experiment_id: str) -> str:
+    """The UI's page of the experiment's runs: on the tracking server itself, else on `mlflow_ui_command`'s."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_ADDRESS
+    return f"{base}/#/experiments/{experiment_id}/runs"

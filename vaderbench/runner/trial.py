@@ -57,6 +57,8 @@ CHECKPOINT_PATH = "checkpoint_path"
 #: the key of a report that ends the trial as failed, naming what went wrong (a deterministic failure: a
 #: retry would fail the same way, so the trial stops instead of raising into Tune's retries)
 TRIAL_ERROR = "trial_error"
+#: the key of the first report of every attempt that names the machine (Ray node) of each worker, by rank
+WORKER_NODES = "worker_nodes"
 #: seconds this process has spent in the loop so far (steps, evaluations, logging): what a trial's run
 #: lasted beyond it is its start-up
 LOOP_TIME = "loop_time_s"
@@ -147,8 +149,10 @@ def budget_spent(trial: Trial, progress: Progress, reward_queries: float) -> boo
 
 class TrialLoop:
     def __init__(self, trial: Trial, store: CheckpointStore, device: torch.device | str = "cpu",
-                 scratch: Path | None = None):
+                 scratch: Path | None = None, node: str | None = None):
         self.trial, self.store, self.device = trial, store, torch.device(device)
+        #: the machine this worker runs on (a Ray node id), reported for every worker on an attempt's start
+        self.node = node
         self.aligner = build_trial_aligner(trial, self.device)
         self.clock = self.aligner.clock
         self.train_prompts = load_prompts(trial.prompts["train"])
@@ -254,11 +258,14 @@ class TrialLoop:
     def run(self, report: Report) -> None:
         trial, every_eval, every_checkpoint = self.trial, self.trial.eval["every"], self.trial.checkpoint["every"]
         started = time.perf_counter()
+        nodes = distributed.gather_objects(self.node)
+        attempt = {WORKER_NODES: nodes} if self.node is not None else {}
         latest = self.store.latest()
         if latest is not None:
             self.restore(latest)
             # the tracker logs the replayed steps it has not seen yet, and skips the others
-            report({"step": self.progress.step, REPLAY: list(self.history), CHECKPOINT_PATH: str(latest)})
+            report({"step": self.progress.step, REPLAY: list(self.history), CHECKPOINT_PATH: str(latest), **attempt})
+            attempt = {}
         clock = time.perf_counter() - self.progress.wall_time_s
 
         def wall_time() -> float:
@@ -272,7 +279,7 @@ class TrialLoop:
             metrics |= {**self.ledger_metrics(), "step": 0}
             self.history.append(metrics)
             with self.clock.phase("log"):
-                report({**metrics, LOOP_TIME: time.perf_counter() - started})
+                report({**metrics, **attempt, LOOP_TIME: time.perf_counter() - started})
         done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
         while not done:
             prompts = train_batch(self.train_prompts, self.aligner.prompts_per_step, trial.seed, self.progress.step)
@@ -305,8 +312,8 @@ class TrialLoop:
 
 
 def run_trial(trial: Trial | dict[str, Any], report: Report, store: CheckpointStore,
-              device: torch.device | str = "cpu") -> None:
+              device: torch.device | str = "cpu", node: str | None = None) -> None:
     """Run `trial` from the latest checkpoint in `store` (from the start if it has none)."""
     trial = trial if isinstance(trial, Trial) else Trial.from_dict(trial)
     with tempfile.TemporaryDirectory(prefix="vaderbench-trial-") as scratch:
-        TrialLoop(trial, store, device, Path(scratch)).run(report)
+        TrialLoop(trial, store, device, Path(scratch), node).run(report)

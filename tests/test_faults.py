@@ -1,0 +1,176 @@
+"""Faults during a study, end to end through Ray and MLflow: a trial's process killed, a reward that
+overflows, the `vaderbench run` driver killed, two drivers on one output folder. Nothing is lost or
+logged twice. One Ray for the module, started by this process: the trials' processes are its descendants.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from processes import command_line, descendants
+from test_sweep import INTERRUPTED, STEPS, ray_address, steps_of, trial_runs  # noqa: F401 (a fixture)
+from vaderbench.cli import main
+from vaderbench.runner.tracking import ERROR_TAG, TRIAL_TAG
+
+pytestmark = pytest.mark.slow
+
+
+def checkpoint_steps(output: Path) -> list[list[int]]:
+    """The complete checkpoints of every trial on disk, by step."""
+    return [sorted(int(c.name.split("-")[1]) for c in folder.glob("checkpoint-*") if "." not in c.name)
+            for folder in output.glob("ray/*/trials/*")]
+
+
+def trial_processes() -> list[int]:
+    """This process's Tune trial processes (Ray names them after the function trainable's actor class)."""
+    return [pid for pid in descendants(os.getpid()) if command_line(pid).startswith("ray::ImplicitFunc")]
+
+
+KILLED = {
+    "name": "killed",
+    "video": {"frames": 2, "resolution": 8},
+    "sampler": {"num_steps": 3},
+    "methods": {"vader": {"batch_size": 2, "lr": 1e-2}},
+    "budget": {"steps": 12},
+    "eval": {"every": 6, "videos": 2, "sample_videos": 1},
+    "checkpoint": {"every": 2},
+    "resources": {"max_failures": 1},
+}
+
+
+def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_the_same(ray_address, tmp_path,
+                                                                                          capsys):
+    from vaderbench.experiment.load import load_experiment
+    from vaderbench.runner.sweep import run_worker
+
+    config, output = tmp_path / "killed.yaml", tmp_path / "out"
+    config.write_text(yaml.safe_dump(KILLED))
+    killed = []
+
+    def kill_after_the_second_checkpoint():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            time.sleep(0.05)
+            if any(s and 4 <= s[-1] < 12 for s in checkpoint_steps(output)):
+                for pid in trial_processes():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+
+    killer = threading.Thread(target=kill_after_the_second_checkpoint, daemon=True)
+    killer.start()
+    assert main(["run", str(config), "--output", str(output), "--no-report"]) == 0
+    killer.join()
+    assert len(killed) == 1
+    err = capsys.readouterr().err
+    assert "attempt 1 failed" in err  # the kill did land mid-trial, and was retried
+    (restored,) = re.findall(r"continues from its step-(\d+) checkpoint", err)  # from a checkpoint, not from 0
+    assert 4 <= int(restored) < 12
+
+    client, _, (run,) = trial_runs(output, "killed")
+    assert run.info.status == "FINISHED"
+    assert steps_of(client, run, "reward_queries") == list(range(13))  # none missing, none twice
+    assert steps_of(client, run, "eval_reward_mean") == [0, 6, 12]
+    logged = load_file(client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors",
+                                                 str(tmp_path)))
+
+    # the same trial uninterrupted, in this process as in a trial's process (one thread per worker)
+    (trial,) = load_experiment(config)[1]
+    threads = torch.get_num_threads()
+    try:
+        run_worker({"storage_path": str(tmp_path / "whole"), "cpus_per_worker": 1, "gpus_per_worker": 0,
+                    "trial": trial.to_dict()}, lambda metrics: None)
+    finally:
+        torch.set_num_threads(threads)
+    final = tmp_path / "whole" / "trials" / trial.id / "checkpoint-000012" / "artifacts" / "lora"
+    whole = load_file(final / "pytorch_lora_weights.safetensors")
+    assert whole.keys() == logged.keys() and all(torch.equal(whole[k], logged[k]) for k in whole)
+
+
+def test_a_reward_that_overflows_fails_its_trial_and_the_others_finish(ray_address, tmp_path, capsys):
+    config, output = tmp_path / "overflow.yaml", tmp_path / "out"
+    config.write_text(yaml.safe_dump({
+        "name": "overflow",
+        "video": {"frames": 2, "resolution": 8},
+        "sampler": {"num_steps": 3},
+        "methods": {"vader": {"batch_size": 2}},
+        # float32 holds up to 3.4e38: the weighted reward is infinite from the first video
+        "sweep": {"reward": ["toy_aesthetic", {"toy_aesthetic": 1e39}]},
+        "budget": {"steps": 2},
+        "eval": {"every": 2, "videos": 2, "sample_videos": 0},
+    }))
+    assert main(["run", str(config), "--output", str(output)]) == 1
+    captured = capsys.readouterr()
+    client, (parent,), trials = trial_runs(output, "overflow")
+    assert parent.info.status == "FAILED"
+    by_status = {r.info.status: r for r in trials}
+    assert sorted(by_status) == ["FAILED", "FINISHED"]
+    failed = by_status["FAILED"]
+    assert re.fullmatch(r"vader: step 1: \w+ is (-?inf|nan)", failed.data.tags[ERROR_TAG])
+    assert "1e+39" in failed.data.params["reward"]
+    assert f"1 trial(s) failed: {failed.data.tags[TRIAL_TAG]}: {failed.data.tags[ERROR_TAG]}" in captured.err
+    assert steps_of(client, by_status["FINISHED"], "reward_queries") == [0, 1, 2]
+    report = (output / "report" / "report.md").read_text()
+    assert "Trials: 1 finished, 1 failed" in report
+    assert failed.data.tags[ERROR_TAG] in report and failed.info.run_id in report
+
+
+def start_run(config: Path, output: Path, address: str, *more: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vaderbench.cli", "run", str(config), "--output", str(output),
+                             "--address", address, "--no-report", *more],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_resume_after_the_driver_is_killed_finishes_every_trial_once(ray_address, tmp_path, capsys):
+    config, output = tmp_path / "interrupted.yaml", tmp_path / "out"
+    config.write_text(yaml.safe_dump(INTERRUPTED))
+    process = start_run(config, output, ray_address)
+    deadline = time.monotonic() + 300
+    # killed once one trial has finished and the next has written a checkpoint: no Ctrl-C, no clean-up
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        steps = checkpoint_steps(output)
+        if [STEPS] in [s[-1:] for s in steps] and any(s and s[-1] < STEPS for s in steps):
+            process.kill()
+            break
+    output_text = process.communicate(timeout=60)[0]
+    assert process.returncode == -signal.SIGKILL, output_text
+    client, _, before = trial_runs(output, "interrupted")
+    finished_before = {r.data.tags[TRIAL_TAG]: r.info.end_time for r in before if r.info.status == "FINISHED"}
+    assert len(finished_before) == 1
+
+    assert main(["run", str(config), "--output", str(output), "--no-report", "--resume"]) == 0
+    assert "runs page:      http://127.0.0.1:5000/#/experiments/" in capsys.readouterr().out
+    client, (parent,), after = trial_runs(output, "interrupted")
+    assert parent.info.status == "FINISHED"
+    assert len(after) == 2 and {r.info.status for r in after} == {"FINISHED"}
+    for run in after:
+        assert steps_of(client, run, "reward_queries") == list(range(STEPS + 1))  # nothing lost, nothing twice
+        if run.data.tags[TRIAL_TAG] in finished_before:  # not run again
+            assert run.info.end_time == finished_before[run.data.tags[TRIAL_TAG]]
+
+
+def test_two_runs_on_one_output_folder_at_once_both_finish_whole(ray_address, tmp_path):
+    config, output = tmp_path / "twice.yaml", tmp_path / "out"
+    config.write_text(yaml.safe_dump({**INTERRUPTED, "name": "twice", "budget": {"steps": 4},
+                                      "eval": {"every": 2, "videos": 2, "sample_videos": 1}}))
+    processes = [start_run(config, output, ray_address) for _ in range(2)]
+    for process in processes:
+        text = process.communicate(timeout=400)[0]
+        assert process.returncode == 0, text
+    client, parents, trials = trial_runs(output, "twice")
+    assert len(parents) == 2 and {p.info.status for p in parents} == {"FINISHED"}
+    assert len(trials) == 4 and {r.info.status for r in trials} == {"FINISHED"}
+    for run in trials:
+        assert steps_of(client, run, "reward_queries") == [0, 1, 2, 3, 4]
+    # each run's trials checkpointed under its own parent run: neither restored the other's
+    assert sorted(p.name for p in (output / "ray").iterdir() if p.is_dir()) == sorted(p.info.run_id for p in parents)
