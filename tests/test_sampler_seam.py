@@ -2,13 +2,15 @@
 
 `frozen_*` below are the policy's DDIM sampling, re-scoring and denoising loss as they were written before
 sampling rules came from the model (commit 7b63e01), kept here as the reference: DDIM math called
-directly on the scheduler's `alphas_cumprod`, the model's epsilon prediction.
+directly on the scheduler's `alphas_cumprod`, the model's epsilon prediction; on the toy model's
+architecture, ModelScope, CogVideoX and SVD at tiny size.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image
 
 import tiny_models as tm
 from tiny_world import PROMPTS, TINY_UNET
@@ -86,9 +88,16 @@ def frozen_denoising_loss(model, clean, timesteps, noise, condition):
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     d = tmp_path_factory.mktemp("seam_models")
+    images = []
+    for i in range(2):  # SVD's prompts are conditioning images
+        images.append(d / f"image{i}.png")
+        pixels = torch.randint(0, 256, (20, 24, 3), generator=torch.Generator().manual_seed(i), dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(images[-1])
     return {
         "modelscope": str(tm.save_tiny_modelscope(d / "modelscope")),
         "cogvideox": str(tm.save_tiny_cogvideox(d / "cogvideox")),
+        "svd": str(tm.save_tiny_svd(d / "svd")),
+        "images": [str(p) for p in images],
     }
 
 
@@ -97,11 +106,14 @@ def model_and_geometry(name, saved):
         # random weights: bitwise equality needs no trained model (and skips the tiny model's fit)
         return ToyVideoModel.random(VOCAB, **TINY_UNET), PROMPTS[:2], dict(frames=3, height=16, width=16)
     catalogue.load_all()
+    if name == "svd":
+        model = MODELS.get("svd")(path=saved["svd"], image_size=(16, 16))
+        return model, saved["images"], dict(frames=3, height=16, width=16)
     frames = 9 if name == "cogvideox" else 4
     return MODELS.get(name)(path=saved[name]), ["a red cat", "a dog running"], dict(frames=frames, height=16, width=16)
 
 
-@pytest.mark.parametrize("name", ["toy", "modelscope", "cogvideox"])
+@pytest.mark.parametrize("name", ["toy", "modelscope", "cogvideox", "svd"])
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_ddim_sampling_rescoring_and_loss_are_bitwise_those_of_before_the_seam(saved, name, eta):
     model, prompts, geometry = model_and_geometry(name, saved)
