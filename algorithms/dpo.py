@@ -13,6 +13,12 @@ Normalisation (SalesforceAIResearch/DiffusionDPO `train.py`): each squared error
 latent's elements, and the 0.5 stays outside beta; so beta = 5000 here is that code's (and the paper's)
 5000, and diffusers' research example's beta 2500 (0.5 folded in) is the same objective. With a *sum*
 over elements instead, beta would have to shrink by the number of latent elements.
+On a rectified flow (`model.sampling.prediction == "velocity"`) the squared errors are the flow-matching
+loss's, ||v_theta - (eps - x0)||^2 (Flow-DPO), and beta defaults to 100: flow_grpo's `config/dpo.py`
+(`train.beta`, with the same mean over elements and 0.5 outside beta in `scripts/train_sd3_dpo.py`). The
+two scales differ: at level sigma the velocity error is the epsilon error over (1 - sigma), so the same
+beta would weigh a flow pair more. Departure: that code draws sigma logit-normally; here every loss draws
+its timestep uniformly from the model's training levels (`SamplingRule.training_timestep`).
 At initialisation the policy is the reference, d_theta = d_ref, and the loss is -log sigmoid(0) = log 2.
 The on-policy variant of the paper's Figure 12 keeps only the newest batch in the buffer.
 """
@@ -40,7 +46,8 @@ class DpoConfig(AlignerConfig):
     its method entry sets a sampler key for itself."""
 
     lr: float = 2e-4  # the paper trains its baselines with VADER's LoRA setup (A.3)
-    beta: float = 5000.0  # DiffusionDPO / the VADER paper
+    #: None: 5000 on an epsilon model (DiffusionDPO / the VADER paper), 100 on a flow (flow_grpo config/dpo.py)
+    beta: float | None = None
     group_size: int = 2  # samples per prompt per round: pairs need two
     buffer_capacity: int = 256  # videos kept for replay
     eviction: Literal["fifo", "random"] = "fifo"
@@ -50,7 +57,7 @@ class DpoConfig(AlignerConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.beta <= 0:
+        if self.beta is not None and self.beta <= 0:
             raise ValueError(f"beta must be positive, got {self.beta}")
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2 for dpo (pairs are two samples of one prompt), got {self.group_size}")
@@ -79,6 +86,8 @@ class Dpo(Aligner):
             raise ValueError(f"pairs_per_update={self.config.pairs_per_update} must split evenly over the workers")
         capacity = self.config.batch_size if self.config.on_policy else self.config.buffer_capacity
         self.buffer = ReplayBuffer(capacity, self.config.eviction)
+        if self.config.beta is None:  # the reference value for this model's loss (module docstring)
+            self.config.beta = 5000.0 if self.policy.model.sampling.prediction == "epsilon" else 100.0
 
     def _round(self, prompts):
         local_prompts = self.local(prompts)
@@ -120,11 +129,11 @@ class Dpo(Aligner):
         winners = torch.stack([self.buffer.latents[w] for w, _ in pairs]).to(device)
         losers = torch.stack([self.buffer.latents[l] for _, l in pairs]).to(device)
         condition, _ = self.policy.encode([self.buffer.prompts[w] for w, _ in pairs])
-        num_train_timesteps = self.policy.model.scheduler.config.num_train_timesteps
+        rule = self.policy.model.sampling
         timesteps, noise = [], []
         for w, l in pairs:  # the same timestep and noise for winner and loser, seeded by the pair
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "dpo", self.rounds, update, w, l))
-            timesteps.append(int(torch.randint(num_train_timesteps, (), generator=generator)))
+            timesteps.append(rule.training_timestep(generator))
             noise.append(torch.randn(winners.shape[1:], generator=generator))
         timesteps = torch.tensor(timesteps, device=device).repeat(2)
         noise = torch.stack(noise).to(device).repeat(2, *([1] * (winners.dim() - 1)))

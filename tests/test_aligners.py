@@ -136,7 +136,7 @@ def test_bad_settings_raise_a_value_error_naming_the_setting(method, settings, m
 
 
 def test_unknown_aligner_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown aligner 'ppo'.*ddpo, dpo, vader"):
+    with pytest.raises(ValueError, match="unknown aligner 'ppo'.*ddpo, dpo, grpo, vader"):
         make("ppo")
 
 

@@ -36,7 +36,7 @@ def test_meta_trace_of_the_toy_model_matches_a_real_lora_call():
     x = torch.randn(1, *policy.model.latent_shape(frames, height, width))
     condition = policy.model.encode_prompts(PROMPTS[:1])
     real = kept_activation_bytes(
-        policy.model.denoiser, lambda: policy.guided_noise(x, torch.tensor([500]), condition, condition, 1.0)
+        policy.model.denoiser, lambda: policy.guided_prediction(x, torch.tensor([500]), condition, condition, 1.0)
     )
     # LoRA's own small tensors (rank 4) and the v-to-epsilon conversion are the only differences
     assert footprint.denoiser_bytes == pytest.approx(real, rel=0.05)
@@ -107,7 +107,7 @@ def test_meta_trace_of_each_real_model_matches_a_real_lora_call(tiny_real_models
     x = torch.randn(1, *model.latent_shape(frames, 32, 32))
     condition = model.null_condition(1)
     real = kept_activation_bytes(
-        model.denoiser, lambda: policy.guided_noise(x, torch.tensor([500]), condition, condition, 1.0)
+        model.denoiser, lambda: policy.guided_prediction(x, torch.tensor([500]), condition, condition, 1.0)
     )
     # self-attention over the latent's positions is where an unfused trace would keep the whole attention matrix
     assert footprint.denoiser_bytes == pytest.approx(real, rel=0.1)

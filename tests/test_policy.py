@@ -69,7 +69,7 @@ def test_sampling_equals_a_diffusers_ddim_loop_with_the_same_noise(policy, eta):
         condition, null = policy.encode(prompts)
         assert torch.equal(trajectory.latents[0], x)
         for i, t in enumerate(scheduler.timesteps):
-            eps = policy.guided_noise(x, t.repeat(len(seeds)), condition, null, sampler.guidance_scale)
+            eps = policy.guided_prediction(x, t.repeat(len(seeds)), condition, null, sampler.guidance_scale)
             # the toy model clips x0 to the pixel range and re-derives eps from it (see vaderbench.ddim)
             step = scheduler.step(eps, t, x, eta=eta, variance_noise=step_noise[i], use_clipped_model_output=True)
             x = step.prev_sample

@@ -158,11 +158,13 @@ class Aligner(ABC):
         step = self.config.micro_batch_size or size
         return [slice(i, min(i + step, size)) for i in range(0, size, step)]
 
-    def sample(self, prompts: Sequence[str], seeds: Sequence[int], grad_from: int | None = None) -> Trajectory:
+    def sample(
+        self, prompts: Sequence[str], seeds: Sequence[int], grad_from: int | None = None, stochastic_steps=None
+    ) -> Trajectory:
         with self.clock.phase("sample"):
             trajectory = self.policy.sample(
                 prompts, seeds, self.sampler, frames=self.frames, height=self.height, width=self.width,
-                grad_from=grad_from,
+                grad_from=grad_from, stochastic_steps=stochastic_steps,
             )
         self.ledger.samples += len(prompts) * distributed.world_size()
         return trajectory

@@ -27,7 +27,8 @@ def _alpha(alphas_cumprod: torch.Tensor, final_alpha_cumprod: torch.Tensor, time
     return torch.where(timestep >= 0, alphas_cumprod[timestep.clamp(min=0)], final_alpha_cumprod)
 
 
-def _broadcast(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def broadcast(value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A scalar or per-sample [B] value shaped to multiply `like` [B, ...]."""
     value = value.to(device=like.device, dtype=like.dtype)
     return value.reshape(value.shape + (1,) * (like.dim() - value.dim()))
 
@@ -43,9 +44,9 @@ def ddim_step(
     clip_sample_range: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation of p(x_{t-1} | x_t); timesteps are scalars or [B] tensors."""
-    a_t = _broadcast(_alpha(alphas_cumprod, final_alpha_cumprod, timestep), sample)
-    a_prev = _broadcast(_alpha(alphas_cumprod, final_alpha_cumprod, prev_timestep), sample)
-    x0_hat = (sample - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+    a_t = alpha_at(alphas_cumprod, final_alpha_cumprod, timestep, sample)
+    a_prev = alpha_at(alphas_cumprod, final_alpha_cumprod, prev_timestep, sample)
+    x0_hat = clean_estimate(eps, a_t, sample)
     if clip_sample_range is not None:
         x0_hat = x0_hat.clamp(-clip_sample_range, clip_sample_range)
         eps = (sample - a_t.sqrt() * x0_hat) / (1 - a_t).sqrt()
@@ -53,6 +54,18 @@ def ddim_step(
     std = eta * variance.clamp(min=0).sqrt()
     mean = a_prev.sqrt() * x0_hat + (1 - a_prev - std**2).clamp(min=0).sqrt() * eps
     return mean, std
+
+
+def clean_estimate(eps: torch.Tensor, alpha: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    """x0_hat = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t), `alpha` shaped like the sample."""
+    return (sample - (1 - alpha).sqrt() * eps) / alpha.sqrt()
+
+
+def alpha_at(
+    alphas_cumprod: torch.Tensor, final_alpha_cumprod: torch.Tensor, timestep: torch.Tensor, like: torch.Tensor
+) -> torch.Tensor:
+    """a_t of scalar or [B] timesteps (-1: the final one) shaped to multiply `like`."""
+    return broadcast(_alpha(alphas_cumprod, final_alpha_cumprod, timestep), like)
 
 
 def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -1,11 +1,14 @@
 """The policy: a base video model + LoRA, and the sampler every aligner shares.
 
-- `sample` runs DDIM from per-sample seeded noise. Gradient flows only through the denoising steps from
-  `grad_from` to the end (Algorithm 1 of the VADER paper: `stop_grad` on the prediction for t > K), and the
-  log-probability of every step is recorded (for DDPO).
-- `step_log_prob` re-scores stored steps with the current weights (the PPO ratio's numerator).
-- `denoising_loss` is the epsilon-prediction loss of given clean samples (Diffusion-DPO); inside
-  `reference()` the LoRA adapters are off, which makes the same network the frozen reference model.
+- `sample` runs the model's sampling rule (`vaderbench.sampling`: DDIM, or a rectified flow's Euler / SDE
+  steps) from per-sample seeded noise. Gradient flows only through the denoising steps from `grad_from` to
+  the end (Algorithm 1 of the VADER paper: `stop_grad` on the prediction for t > K), and the
+  log-probability of every stochastic step is recorded (for DDPO and GRPO).
+- `step_distribution` / `step_log_prob` re-score stored steps with the current weights (the PPO ratio's
+  numerator, GRPO's KL to the reference).
+- `denoising_loss` is the rule's denoising loss of given clean samples (epsilon or velocity target;
+  Diffusion-DPO); inside `reference()` the LoRA adapters are off, which makes the same network the frozen
+  reference model.
 - The paper's memory switches live here: LoRA, mixed precision (autocast), gradient checkpointing,
   activation offloading to host memory inside the gradient window, and decoding a subset of frames.
 """
@@ -19,7 +22,7 @@ from typing import Iterator, Literal, Sequence
 import torch
 from torch import nn
 
-from vaderbench.ddim import ddim_step, gaussian_log_prob
+from vaderbench.ddim import gaussian_log_prob
 from vaderbench.models.base import Condition, VideoModel, cat_conditions, index_condition
 
 Precision = Literal["no", "bf16", "fp16"]
@@ -27,7 +30,10 @@ Precision = Literal["no", "bf16", "fp16"]
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """DDIM sampling. Defaults follow VADER's ModelScope config (25 steps, eta 1.0); guidance is per model."""
+    """Sampling. Defaults follow VADER's ModelScope config (25 steps, eta 1.0); guidance is per model.
+
+    `eta` scales every step's noise: DDIM's eta, or the noise level `a` of Flow-GRPO's SDE on a flow model
+    (0: deterministic DDIM, or Euler's ODE)."""
 
     num_steps: int = 25
     eta: float = 1.0
@@ -37,7 +43,7 @@ class SamplerSettings:
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
         if not 0 <= self.eta <= 1:
-            raise ValueError(f"eta must be between 0 (deterministic DDIM) and 1, got {self.eta}")
+            raise ValueError(f"eta must be between 0 (deterministic sampling) and 1, got {self.eta}")
         if self.guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale}")
 
@@ -47,9 +53,9 @@ class Trajectory:
     """A batch of sampled videos with everything the aligners need afterwards."""
 
     latents: torch.Tensor  # [T + 1, B, ...] x_T .. x_0, detached
-    log_probs: torch.Tensor  # [T, B] log-prob of each step under the sampling weights
-    timesteps: torch.Tensor  # [T]
-    prev_timesteps: torch.Tensor  # [T]
+    log_probs: torch.Tensor  # [T, B] log-prob of each stochastic step under the sampling weights (else 0)
+    timesteps: torch.Tensor  # [T] the denoiser's time input at each step
+    prev_timesteps: torch.Tensor  # [T] where each step lands, in the same units
     final: torch.Tensor  # x_0 [B, ...], attached to the graph of the kept steps
     condition: Condition
     null_condition: Condition
@@ -161,35 +167,18 @@ class Policy(nn.Module):
         with torch.no_grad():
             return self.model.encode_prompts(list(prompts)), self.model.null_condition(len(prompts))
 
-    def guided_noise(
+    def guided_prediction(
         self, latents: torch.Tensor, timesteps: torch.Tensor, condition: Condition, null: Condition, guidance: float
     ) -> torch.Tensor:
-        """Classifier-free guidance: eps_u + w (eps_c - eps_u), both halves in one batched call."""
+        """Classifier-free guidance: out_u + w (out_c - out_u), both halves in one batched call."""
         if denoiser_passes(guidance) == 1:
-            return self.model.predict_noise(latents, timesteps, condition)
-        both = self.model.predict_noise(
+            return self.model.predict(latents, timesteps, condition)
+        both = self.model.predict(
             torch.cat([latents, latents]), torch.cat([timesteps, timesteps]), cat_conditions([null, condition])
         )
         uncond, cond = both.chunk(2)
         return uncond + guidance * (cond - uncond)
 
-    def _schedule(self, num_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-        scheduler = self.model.scheduler
-        scheduler.set_timesteps(num_steps)
-        timesteps = scheduler.timesteps.to(torch.long).cpu()
-        # diffusers' DDIMScheduler.step: prev = t - num_train_timesteps // num_inference_steps
-        prev = timesteps - scheduler.config.num_train_timesteps // num_steps
-        return timesteps, prev
-
-    def _alphas(self, device) -> tuple[torch.Tensor, torch.Tensor]:
-        scheduler = self.model.scheduler
-        return scheduler.alphas_cumprod.to(device), torch.as_tensor(scheduler.final_alpha_cumprod).to(device)
-
-    def _step(self, eps, t, t_prev, x, sampler: SamplerSettings):
-        config = self.model.scheduler.config
-        alphas, final_alpha = self._alphas(x.device)
-        clip = config.clip_sample_range if config.get("clip_sample", False) else None
-        return ddim_step(eps, t, t_prev, x, alphas, final_alpha, sampler.eta, clip)
 
     def sample(
         self,
@@ -201,12 +190,15 @@ class Policy(nn.Module):
         height: int,
         width: int,
         grad_from: int | None = None,
+        stochastic_steps: range | None = None,
         on_denoiser_call=None,
     ) -> Trajectory:
         """Sample videos; steps with index >= grad_from keep their gradient (None: no gradient at all).
 
-        `on_denoiser_call(step_index, eps)` is called with every guided prediction (tests use it to see
-        which steps are in the graph).
+        Steps in `stochastic_steps` (None: all) sample with the sampler's noise level and record their
+        log-probability; the others are deterministic (eta 0: DDIM's, Euler's ODE), as in Flow-GRPO-Fast's
+        SDE window. `on_denoiser_call(step_index, prediction)` is called with every guided prediction
+        (tests use it to see which steps are in the graph).
         """
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
@@ -217,31 +209,33 @@ class Policy(nn.Module):
         x, step_noise = sample_noise(seeds, shape, num_steps)
         x, step_noise = x.to(device), step_noise.to(device)
         condition, null = self.encode(prompts)
-        timesteps, prev_timesteps = self._schedule(num_steps)
-        latents, log_probs = [x], []
+        rule = self.model.sampling
+        timesteps, prev_timesteps = rule.schedule(num_steps)
+        stochastic_steps = range(num_steps) if stochastic_steps is None else stochastic_steps
+        latents, log_probs = [x], torch.zeros(num_steps, x.shape[0], device=device)
         for i, (t, t_prev) in enumerate(zip(timesteps.tolist(), prev_timesteps.tolist())):
             keep_grad = i >= grad_from and torch.is_grad_enabled()
-            t_batch = torch.full((x.shape[0],), t, device=device, dtype=torch.long)
+            noise_level = sampler.eta if i in stochastic_steps else 0.0
+            t_batch = torch.full((x.shape[0],), t, device=device, dtype=timesteps.dtype)
             offload = (
                 torch.autograd.graph.save_on_cpu(pin_memory=device.type == "cuda")
                 if keep_grad and self.offload_activations
                 else contextlib.nullcontext()
             )
             with torch.set_grad_enabled(keep_grad), self.autocast(), offload:
-                eps = self.guided_noise(x, t_batch, condition, null, sampler.guidance_scale).float()
+                output = self.guided_prediction(x, t_batch, condition, null, sampler.guidance_scale).float()
             if on_denoiser_call is not None:
-                on_denoiser_call(i, eps)
+                on_denoiser_call(i, output)
             with torch.set_grad_enabled(keep_grad):
-                mean, std = self._step(eps, torch.tensor(t), torch.tensor(t_prev), x, sampler)
+                mean, std = rule.step(output, torch.tensor(t), torch.tensor(t_prev), x, noise_level)
                 x_prev = mean + std * step_noise[i]
-            if sampler.eta > 0:
-                log_probs.append(gaussian_log_prob(x_prev, mean.detach(), std))
+            if noise_level > 0:
+                log_probs[i] = gaussian_log_prob(x_prev, mean.detach(), std)
             x = x_prev
             latents.append(x.detach())
-        batch = x.shape[0]
         return Trajectory(
             latents=torch.stack(latents),
-            log_probs=torch.stack(log_probs) if log_probs else torch.zeros(num_steps, batch, device=device),
+            log_probs=log_probs,
             timesteps=timesteps,
             prev_timesteps=prev_timesteps,
             final=x,
@@ -251,9 +245,9 @@ class Policy(nn.Module):
 
     def step_stds(self, sampler: SamplerSettings) -> torch.Tensor:
         """The standard deviation of every sampling step [T] (a log-probability needs all of them > 0)."""
-        timesteps, prev = self._schedule(sampler.num_steps)
+        timesteps, prev = self.model.sampling.schedule(sampler.num_steps)
         x = torch.zeros(len(timesteps), 1)
-        _, std = self._step(torch.zeros_like(x), timesteps, prev, x, sampler)
+        _, std = self.model.sampling.step(torch.zeros_like(x), timesteps, prev, x, sampler.eta)
         return std.flatten()
 
     def step_log_prob(
@@ -263,30 +257,38 @@ class Policy(nn.Module):
 
         With unchanged weights this reproduces `trajectory.log_probs` (the PPO ratio is 1 before an update).
         """
+        mean, std = self.step_distribution(trajectory, step_index, sampler, index)
+        rows = torch.arange(trajectory.batch_size)[index]
+        return gaussian_log_prob(trajectory.latents[step_index + 1, rows], mean, std)
+
+    def step_distribution(
+        self, trajectory: Trajectory, step_index: torch.Tensor, sampler: SamplerSettings, index=slice(None)
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std under the current weights of the stored steps `step_index` [B'] of samples `index`."""
         if sampler.eta <= 0:
             raise ValueError("log-probabilities need a stochastic sampler: eta must be > 0")
         rows = torch.arange(trajectory.batch_size)[index]
         x_t = trajectory.latents[step_index, rows]
-        x_prev = trajectory.latents[step_index + 1, rows]
         t = trajectory.timesteps[step_index].to(x_t.device)
         t_prev = trajectory.prev_timesteps[step_index].to(x_t.device)
         condition = index_condition(trajectory.condition, rows)
         null = index_condition(trajectory.null_condition, rows)
         with self.autocast():
-            eps = self.guided_noise(x_t, t, condition, null, sampler.guidance_scale).float()
-        mean, std = self._step(eps, t, t_prev, x_t, sampler)
-        return gaussian_log_prob(x_prev, mean, std)
+            output = self.guided_prediction(x_t, t, condition, null, sampler.guidance_scale).float()
+        return self.model.sampling.step(output, t, t_prev, x_t, sampler.eta)
 
     def denoising_loss(
         self, clean: torch.Tensor, timesteps: torch.Tensor, noise: torch.Tensor, condition: Condition
     ) -> torch.Tensor:
-        """||eps_theta(x_t, c, t) - eps||^2 averaged over every non-batch dimension: shape [B]."""
-        alphas = self.model.scheduler.alphas_cumprod.to(clean.device)[timesteps]
-        alphas = alphas.reshape(-1, *([1] * (clean.dim() - 1)))
-        noisy = alphas.sqrt() * clean + (1 - alphas).sqrt() * noise
+        """||f_theta(x_t, c, t) - target||^2 averaged over every non-batch dimension: shape [B].
+
+        The rule's loss: epsilon and its noise for DDIM, velocity and `noise - clean` for a rectified flow.
+        """
+        rule = self.model.sampling
+        noisy = rule.noisy(clean, noise, timesteps)
         with self.autocast():
-            eps = self.model.predict_noise(noisy, timesteps, condition).float()
-        return ((eps - noise) ** 2).mean(dim=tuple(range(1, clean.dim())))
+            prediction = self.model.predict(noisy, timesteps, condition).float()
+        return ((prediction - rule.target(clean, noise)) ** 2).mean(dim=tuple(range(1, clean.dim())))
 
     def decode(self, latents: torch.Tensor, frame_index: torch.Tensor | None = None) -> torch.Tensor:
         with self.autocast():

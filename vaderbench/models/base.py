@@ -1,9 +1,10 @@
 """The base-model seam: what a video diffusion model must expose so that every aligner can train it.
 
 A `VideoModel` owns the frozen parts of a base model (text/image encoders, VAE) and the denoiser that
-LoRA adapts, plus a DDIM-compatible scheduler. The policy (`vaderbench.policy`) builds sampling,
-truncated backprop, log-probabilities and the denoising loss on top of these few methods, so adding a
-model means writing one adapter, never another training loop.
+LoRA adapts, plus its sampling rule (`sampling`: DDIM over a diffusers scheduler by default, or a
+rectified flow; `vaderbench.sampling`). The policy (`vaderbench.policy`) builds sampling, truncated
+backprop, log-probabilities and the denoising loss on top of these few methods, so adding a model means
+writing one adapter, never another training loop.
 
 A model's factory (registered in `MODELS`) may carry, read from configs alone so that an experiment file
 is validated without loading weights:
@@ -27,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
+
+from vaderbench.sampling import DdimRule, SamplingRule
 
 Condition = dict[str, torch.Tensor]
 
@@ -120,8 +123,9 @@ def check_multiple(model: str, multiple: int, frames: int, height: int, width: i
 class VideoModel(nn.Module, ABC):
     """Adapter around one family of video diffusion models.
 
-    Subclasses set `denoiser` (the module LoRA is injected into) and `scheduler` (a diffusers
-    `DDIMScheduler`, or one with the same `alphas_cumprod` / `set_timesteps` interface).
+    Subclasses set `denoiser` (the module LoRA is injected into) and either `scheduler` (a diffusers
+    `DDIMScheduler`, or one with the same `alphas_cumprod` / `set_timesteps` interface), which makes the
+    sampling rule DDIM, or override `sampling` and `predict` with another rule (a rectified flow).
     """
 
     denoiser: nn.Module
@@ -139,6 +143,15 @@ class VideoModel(nn.Module, ABC):
     @abstractmethod
     def predict_noise(self, latents: torch.Tensor, timesteps: torch.Tensor, condition: Condition) -> torch.Tensor:
         """Epsilon prediction for `latents` at integer `timesteps` [B] (v-prediction models convert)."""
+
+    @property
+    def sampling(self) -> SamplingRule:
+        """How this model's prediction becomes sampling steps and a denoising loss (DDIM by default)."""
+        return DdimRule(self.scheduler)
+
+    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, condition: Condition) -> torch.Tensor:
+        """What `sampling` takes at `timesteps` [B]: epsilon for DDIM (the default), velocity for a flow."""
+        return self.predict_noise(latents, timesteps, condition)
 
     @abstractmethod
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, ...]:

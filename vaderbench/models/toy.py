@@ -35,6 +35,7 @@ from vaderbench.models.base import (
 )
 from vaderbench.models.diffusers_common import v_to_epsilon
 from vaderbench.registry import MODELS
+from vaderbench.sampling import FlowMatchRule
 from vaderbench.toyworld.render import clip_progress
 
 PAD, UNK = 0, 1
@@ -352,6 +353,66 @@ def load_toy_model(path: str | None = None) -> ToyVideoModel:
         raise ToyWeightsError(f"toy model weights in {path} are missing or corrupt ({error}); {REBUILD}") from None
 
 
+class ToyFlowModel(ToyVideoModel):
+    """The toy model read as a rectified flow: the same network, no new weights.
+
+    The DDIM model noises x_vp = a x0 + s eps (a = sqrt(alphas_cumprod[t]), s = sqrt(1 - a^2)) and its network
+    predicts v = a eps - s x0. Dividing by a + s gives a rectified flow (Lipman / Liu et al.):
+        x = x_vp / (a + s) = (1 - sigma) x0 + sigma eps,   sigma = s / (a + s),
+    whose velocity eps - x0 = (s x_vp + a v) - (a x_vp - s v) = (s - a) x_vp + (a + s) v. So both families are
+    compared on one learned model. The flow visits the DDIM model's own noise levels (the network knows
+    only those): the sigmas of the DDIM timesteps of the same step count, starting from pure noise at
+    sigma = 1 (as DDIM starts from pure noise at t = 999, where a^2 = 2e-9) and ending at sigma = 0. With
+    those levels an Euler step is a DDIM step with eta 0 (both move x0_hat and eps_hat to the next level),
+    and the flow clips x0_hat to the pixel range as the DDIM scheduler's `clip_sample` does (without it the
+    toy model's videos overshoot the range).
+    """
+
+    def __init__(self, denoiser: ToyVideoUNet, text_encoder: ToyTextEncoder, scheduler: DDIMScheduler):
+        super().__init__(denoiser, text_encoder, scheduler)
+        a = scheduler.alphas_cumprod.sqrt()
+        s = (1 - scheduler.alphas_cumprod).sqrt()
+        #: the flow level of each DDIM timestep 0..999
+        self.level_sigmas = s / (a + s)
+
+    @property
+    def sampling(self) -> FlowMatchRule:
+        config = self.scheduler.config
+        clip = config.clip_sample_range if config.get("clip_sample", False) else None
+        return FlowMatchRule(self.flow_sigmas, self.level_sigmas, clip)
+
+    def flow_sigmas(self, num_steps: int) -> torch.Tensor:
+        """[num_steps + 1] levels: those of the DDIM model's `num_steps` timesteps, from 1 down to 0."""
+        self.scheduler.set_timesteps(num_steps)
+        sigmas = self.level_sigmas[self.scheduler.timesteps.long()]
+        return torch.cat([torch.ones(1), sigmas[1:], torch.zeros(1)])
+
+    def _vp(self, latents: torch.Tensor, timesteps: torch.Tensor):
+        """The DDIM timestep of each flow level, its (a, s) shaped like the latents, and x_vp."""
+        sigma = (timesteps.float() / FlowMatchRule.timestep_scale).reshape(-1, *([1] * (latents.dim() - 1)))
+        levels = self.level_sigmas.to(latents.device)
+        ddim_t = (levels[None] - sigma.flatten()[:, None]).abs().argmin(dim=1)
+        norm = ((1 - sigma) ** 2 + sigma**2).sqrt()
+        a, s = (1 - sigma) / norm, sigma / norm
+        return ddim_t, a, s, latents * (a + s)
+
+    def predict(self, latents, timesteps, condition):
+        ddim_t, a, s, x_vp = self._vp(latents, timesteps)
+        v = self.denoiser(x_vp, ddim_t, condition["text"], condition["text_mask"]).float()
+        return (s - a) * x_vp.float() + (a + s) * v
+
+    def predict_noise(self, latents, timesteps, condition):
+        # x = (1 - sigma) x0 + sigma eps and u = eps - x0 give eps = x + (1 - sigma) u
+        sigma = (timesteps.float() / FlowMatchRule.timestep_scale).reshape(-1, *([1] * (latents.dim() - 1)))
+        return latents.float() + (1 - sigma) * self.predict(latents, timesteps, condition)
+
+
+@MODELS.register("toy-flow", "the toy model read as a rectified flow (same weights; Euler and Flow-GRPO SDE steps)")
+def load_toy_flow_model(path: str | None = None) -> ToyFlowModel:
+    model = load_toy_model(path)
+    return ToyFlowModel(model.denoiser, model.text_encoder, model.scheduler)
+
+
 @MODELS.register("toy-random", "the toy model's architecture with random weights (tests and plumbing checks)")
 def random_toy_model(seed: int = 0, **unet_config) -> ToyVideoModel:
     from vaderbench.toyworld.vocab import VOCAB
@@ -402,5 +463,7 @@ def _random_toy_footprint(frames: int, height: int, width: int, seed: int = 0, *
 
 load_toy_model.check_size = _check_toy_size
 load_toy_model.footprint = _toy_footprint
+load_toy_flow_model.check_size = _check_toy_size
+load_toy_flow_model.footprint = _toy_footprint
 random_toy_model.check_size = _check_random_toy_size
 random_toy_model.footprint = _random_toy_footprint

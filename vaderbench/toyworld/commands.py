@@ -13,6 +13,7 @@ EVAL_LAYOUT = """The JSON object (--json) holds:
   rewards:  {reward: {metric, value}}       each toy reward model's held-out accuracy
   base:     {size: {colour, shape, direction, background}}
             the base model's caption fidelity on held-out captions (8 frames; 16, 32, 64 px)
+  base_flow: the same for `toy-flow` (the base model's weights read as a rectified flow), Euler's ODE
   chance:   {colour, shape, direction, background}   the same by chance
   headroom: {reward: {size: {chance, base, oracle, base_position,
                              gold_chance, gold_base, gold_oracle, gold_base_position}}}
@@ -71,6 +72,7 @@ def run_eval(args) -> int:
     results = {
         "rewards": evaluate_rewards(args.weights, args.videos),
         "base": evaluate_base(args.weights, args.base_videos),
+        "base_flow": evaluate_base(args.weights, args.base_videos, flow=True),
         "chance": chance(),
         "headroom": evaluate_headroom(args.weights, args.base_videos),
     }
@@ -80,11 +82,12 @@ def run_eval(args) -> int:
     print(f"{'reward':20s} {'value':>6s}  metric")
     for name, row in results["rewards"].items():
         print(f"{name:20s} {row['value']:6.3f}  {row['metric']}")
-    print(f"\nbase model on held-out captions ({'/'.join(results['base'])} px)")
-    keys = list(results["chance"])
-    print(f"{'size':>6s} " + " ".join(f"{key:>10s}" for key in keys))
-    for size, row in list(results["base"].items()) + [("chance", results["chance"])]:
-        print(f"{size:>6s} " + " ".join(f"{row[key]:10.3f}" for key in keys))
+    for name, title in (("base", "base model (DDIM)"), ("base_flow", "toy-flow (the same weights, Euler ODE)")):
+        print(f"\n{title} on held-out captions ({'/'.join(results[name])} px)")
+        keys = list(results["chance"])
+        print(f"{'size':>6s} " + " ".join(f"{key:>10s}" for key in keys))
+        for size, row in list(results[name].items()) + [("chance", results["chance"])]:
+            print(f"{size:>6s} " + " ".join(f"{row[key]:10.3f}" for key in keys))
     print_headroom(results["headroom"])
     return 0
 

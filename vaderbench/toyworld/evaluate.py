@@ -35,6 +35,8 @@ from vaderbench.toyworld.weights import WEIGHTS_DIR
 
 #: sampling for the toy base model as the default study does it: few DDIM steps, guided
 TOY_SAMPLER = SamplerSettings(num_steps=10, eta=1.0, guidance_scale=3.0)
+#: the same for `toy-flow` with Euler's ODE, as flow models are evaluated (Flow-GRPO: noise level 0)
+TOY_FLOW_SAMPLER = SamplerSettings(num_steps=10, eta=0.0, guidance_scale=3.0)
 EVAL_SIZES = (16, 32, 64)
 FRAMES = 8
 
@@ -142,31 +144,40 @@ def base_policy(model) -> Policy:
 
 
 @torch.no_grad()
-def sample_videos(policy: Policy, prompts: list[str], frames: int, size: int, seed: int, batch: int = 20):
+def sample_videos(
+    policy: Policy, prompts: list[str], frames: int, size: int, seed: int, batch: int = 20, sampler=TOY_SAMPLER
+):
     """The policy's videos [N, F, 3, H, W] of `prompts` with the study's sampler, prompt i from seed + i."""
     videos = []
     for start in range(0, len(prompts), batch):
         chunk = prompts[start : start + batch]
         seeds = [seed + start + i for i in range(len(chunk))]
-        trajectory = policy.sample(chunk, seeds, TOY_SAMPLER, frames=frames, height=size, width=size)
+        trajectory = policy.sample(chunk, seeds, sampler, frames=frames, height=size, width=size)
         videos.append(policy.decode(trajectory.final))
     return torch.cat(videos)
 
 
-def base_accuracy(model, weights: Path, size: int, prompts: list[str], seed: int) -> dict[str, float]:
+def base_accuracy(
+    model, weights: Path, size: int, prompts: list[str], seed: int, sampler=TOY_SAMPLER
+) -> dict[str, float]:
     """Caption fidelity of the base model's videos (`gold.caption_fidelity`), averaged over the prompts."""
     detector = ToyObjectRemovalReward(str(weights)).freeze().detector
     classifier = ToyActionReward(str(weights)).freeze().classifier
-    videos = sample_videos(base_policy(model), prompts, FRAMES, size, seed)
+    videos = sample_videos(base_policy(model), prompts, FRAMES, size, seed, sampler=sampler)
     fidelity = caption_fidelity(videos, prompts, detector, classifier)
     return {key: round(float(value.mean()), 4) for key, value in fidelity.items()}
 
 
-def evaluate_base(weights: Path = WEIGHTS_DIR, count: int = 60, seed: int = 4321, sizes=EVAL_SIZES) -> dict:
-    from vaderbench.models.toy import load_toy_model
+def evaluate_base(
+    weights: Path = WEIGHTS_DIR, count: int = 60, seed: int = 4321, sizes=EVAL_SIZES, flow: bool = False
+) -> dict:
+    """The base model's caption fidelity per size; `flow`: of `toy-flow` (the same weights) with Euler's ODE."""
+    from vaderbench.models.toy import load_toy_flow_model, load_toy_model
 
     prompts = heldout_prompts(count, seed)
-    return {str(size): base_accuracy(load_toy_model(str(weights / "base")), weights, size, prompts, seed) for size in sizes}
+    load, sampler = (load_toy_flow_model, TOY_FLOW_SAMPLER) if flow else (load_toy_model, TOY_SAMPLER)
+    model = load(str(weights / "base"))
+    return {str(size): base_accuracy(model, weights, size, prompts, seed, sampler) for size in sizes}
 
 
 def chance() -> dict[str, float]:

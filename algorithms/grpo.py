@@ -1,0 +1,221 @@
+"""GRPO for diffusion and flow models: Flow-GRPO (Liu et al., 2025) / DanceGRPO, following yifan123/flow_grpo
+`scripts/train_sd3.py`.
+
+    for each round:
+        sample group_size videos per prompt with the SDE (noise level eta = Flow-GRPO's `a`), keeping
+            log p_old of every stochastic step; with `sde_window`, only a window of steps is stochastic
+            (and trained), the rest deterministic (Flow-GRPO-Fast, MixGRPO)
+        r = R(decode(x_0), c);  A = (r - mean of its group) / (std of its group + 1e-4), clipped to +-adv_clip_max
+        repeat inner_epochs times:
+            shuffle the samples, split them into `minibatches` minibatches; for each, over the trained steps:
+                ratio = exp(log p_theta(x_next | x) - log p_old)
+                loss += mean(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps))) + beta * KL(p_theta || p_ref)
+            one optimiser step per minibatch (gradients accumulated over the trained steps)
+
+KL(p_theta || p_ref) is that of the two Gaussian steps, the reference being the same network with its LoRA
+adapters off: mean over elements of (mean_theta - mean_ref)^2 / (2 std^2). No value function. On a DDIM
+model the step is DDIM's with eta > 0, which is a stochastic sampler with log-probabilities too.
+Where this departs from the reference, it says so next to the setting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vaderbench import distributed
+from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
+from vaderbench.algorithms.ddpo import ppo_clipped_loss
+from vaderbench.ddim import gaussian_log_prob
+from vaderbench.models.base import Footprint
+from vaderbench.policy import denoiser_passes
+from vaderbench.registry import ALIGNERS
+from vaderbench.seeding import derive_seed
+
+
+@dataclass
+class GrpoConfig(AlignerConfig):
+    """Defaults of flow_grpo `config/base.py` and `config/grpo.py` (its SD3.5 and Wan 2.1 recipes).
+
+    The sampler settings (num_steps, eta, guidance_scale) apply when the aligner is built directly; from
+    an experiment file every method samples with the file's `sampler:` unless its entry sets its own.
+    """
+
+    lr: float = 3e-4  # config/base.py: train.learning_rate
+    num_steps: int = 10  # config/grpo.py (SD3.5 recipes): sample.num_steps
+    eta: float = 0.7  # config/base.py: sample.noise_level (the SDE's `a`)
+    guidance_scale: float = 4.5  # config/grpo.py: sample.guidance_scale
+    batch_size: int = 8  # config/grpo.py general_ocr_wan2_1: sample.train_batch_size
+    group_size: int = 4  # config/grpo.py general_ocr_wan2_1: sample.num_image_per_prompt
+    clip_range: float = 1e-4  # config/base.py: train.clip_range
+    adv_clip_max: float = 5.0  # config/base.py: train.adv_clip_max
+    # config/grpo.py: train.beta 0.04 (SD3.5), 0.004 (Wan 2.1). Departure: the reference divides the squared
+    # mean difference by std_dev_t^2, the SDE's std before its sqrt(-dt), which makes its KL this one times
+    # |dt|; with its 10 steps (|dt| ~ 0.1) its 0.04 is 0.004 here, the Wan value.
+    kl_coef: float = 0.004
+    #: config/grpo.py: train.timestep_fraction (the first int(T * f) steps are trained; not with sde_window)
+    timestep_fraction: float = 0.99
+    inner_epochs: int = 1  # config/grpo.py: train.num_inner_epochs
+    # the reference steps the optimiser twice per epoch (gradient_accumulation_steps = num_batches_per_epoch / 2)
+    minibatches: int = 2
+    #: Flow-GRPO-Fast / MixGRPO: stochastic (and trained) steps per sample, None = all (flow_grpo README,
+    #: Qwen-Image: sample.sde_window_size; Flow-GRPO-Fast trains 1-2 steps)
+    sde_window: int | None = None
+    #: first and last+1 step index the window may start in, drawn per round (sample.sde_window_range)
+    sde_window_range: tuple[int, int] | None = None
+
+    def validate(self) -> None:
+        super().validate()
+        if self.eta <= 0:
+            raise ValueError("eta must be > 0 for grpo: the SDE's noise level gives the steps their log-probability")
+        if self.group_size < 2:
+            raise ValueError(
+                f"group_size must be >= 2 for grpo (advantages are relative to a group), got {self.group_size}"
+            )
+        if self.clip_range <= 0 or self.adv_clip_max <= 0:
+            raise ValueError(
+                f"clip_range and adv_clip_max must be positive, got {self.clip_range}, {self.adv_clip_max}"
+            )
+        if self.kl_coef < 0:
+            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
+        if not 0 < self.timestep_fraction <= 1:
+            raise ValueError(f"timestep_fraction must be in (0, 1], got {self.timestep_fraction}")
+        if self.inner_epochs < 1 or self.minibatches < 1:
+            raise ValueError(f"inner_epochs and minibatches must be >= 1, got {self.inner_epochs}, {self.minibatches}")
+        if self.sde_window is not None and not 1 <= self.sde_window <= self.num_steps:
+            raise ValueError(f"sde_window must be between 1 and num_steps={self.num_steps}, got {self.sde_window}")
+        if self.sde_window_range is not None:
+            if self.sde_window is None:
+                raise ValueError("sde_window_range needs sde_window")
+            low, high = self.sde_window_range
+            if not 0 <= low < high <= self.num_steps - self.sde_window + 1:
+                raise ValueError(
+                    f"sde_window_range must be [low, high) with 0 <= low < high <= num_steps - sde_window + 1 = "
+                    f"{self.num_steps - self.sde_window + 1}, got {list(self.sde_window_range)}"
+                )
+
+    @classmethod
+    def from_dict(cls, values):
+        config = super().from_dict(values)
+        if config.sde_window_range is not None:
+            config.sde_window_range = tuple(config.sde_window_range)
+        return config
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(r - group mean) / (group std + 1e-4) for consecutive groups of `group_size` rewards.
+
+    Population std plus 1e-4, as flow_grpo `stat_tracking.py` (global_std False, its Wan recipe's choice).
+    """
+    groups = rewards.detach().double().reshape(-1, group_size)
+    mean, std = groups.mean(dim=1, keepdim=True), groups.std(dim=1, unbiased=False, keepdim=True)
+    return ((groups - mean) / (std + 1e-4)).flatten().float()
+
+
+def gaussian_kl(mean: torch.Tensor, reference_mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2) || N(reference_mean, std^2)) per element, averaged over all but the batch dim: [B]."""
+    kl = (mean - reference_mean) ** 2 / (2 * std.expand_as(mean) ** 2)
+    return kl.mean(dim=tuple(range(1, kl.dim())))
+
+
+@ALIGNERS.register("grpo", "group-relative policy optimisation over SDE steps, KL to the base (Flow-GRPO / DanceGRPO)")
+class Grpo(Aligner):
+    name = "grpo"
+    title = "GRPO"
+    family = "policy-gradient"
+    Config = GrpoConfig
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        local_batch = len(self.local(range(self.config.batch_size)))
+        if local_batch % self.config.minibatches:
+            raise ValueError(f"minibatches={self.config.minibatches} must divide the per-worker batch of {local_batch}")
+        if not bool((self.policy.step_stds(self.sampler) > 0).all()):
+            raise ValueError(
+                "grpo needs every sampling step to be stochastic; this schedule has a step of zero variance"
+            )
+
+    def sde_steps(self) -> range:
+        """This round's stochastic steps: all of them, or a window drawn from the seed and the round."""
+        config = self.config
+        if config.sde_window is None:
+            return range(config.num_steps)
+        low, high = config.sde_window_range or (0, config.num_steps - config.sde_window + 1)
+        generator = torch.Generator().manual_seed(derive_seed(self.seed, "grpo-window", self.rounds))
+        start = int(torch.randint(low, high, (), generator=generator))
+        return range(start, start + config.sde_window)
+
+    def _round(self, prompts):
+        config = self.config
+        local_prompts, seeds = self.local(prompts), self.local(self.sample_seeds(config.batch_size))
+        window = self.sde_steps()
+        with torch.no_grad():
+            trajectory = self.sample(local_prompts, seeds, stochastic_steps=window)
+            rewards = self.score(trajectory.final, local_prompts, self.frame_index())
+        # groups are consecutive in the global batch (Aligner.step repeats each prompt group_size times)
+        advantages = group_advantages(distributed.gather(rewards), config.group_size)
+        advantages = self.local(advantages.clamp(-config.adv_clip_max, config.adv_clip_max)).to(rewards.device)
+        # Flow-GRPO trains the first int(T * timestep_fraction) steps; a window's steps are all trained
+        trained = list(window)
+        if config.sde_window is None:
+            trained = trained[: max(1, int(len(trained) * config.timestep_fraction))]
+        logged: list[tuple[int, torch.Tensor]] = []
+        size = len(local_prompts)
+        chunk = size // config.minibatches
+        for epoch in range(config.inner_epochs):
+            shuffle = derive_seed(self.seed, "grpo-minibatches", self.rounds, epoch, distributed.rank())
+            permutation = torch.randperm(size, generator=torch.Generator().manual_seed(shuffle))
+            for start in range(0, size, chunk):
+                minibatch = permutation[start : start + chunk]
+                for part in self.micro_batches(chunk):
+                    rows = minibatch[part]
+                    for j in trained:
+                        with self.clock.phase("loss"):
+                            loss, values = self.step_loss(trajectory, j, rows, advantages[rows])
+                        # mean over the minibatch and the trained steps, accumulated micro-batch by micro-batch
+                        self.backward(loss * len(rows) / chunk / len(trained))
+                        logged.append((len(rows), values))
+                self.apply_gradients()
+        covered = sum(n for n, _ in logged)
+        loss, policy_loss, kl, approx_kl, clipfrac, ratio_mean = (sum(n * v for n, v in logged) / covered).tolist()
+        return reward_stats(rewards) | {
+            "loss": loss,
+            "policy_loss": policy_loss,
+            "kl": kl,
+            "approx_kl": approx_kl,
+            "clipfrac": clipfrac,
+            "ratio_mean": ratio_mean,
+            "advantage_abs_mean": float(advantages.abs().mean()),
+        }
+
+    def step_loss(self, trajectory, step: int, rows: torch.Tensor, advantages: torch.Tensor):
+        """PPO's clipped loss of step `step` for samples `rows`, plus kl_coef times the KL to the reference."""
+        step_index = torch.full((len(rows),), step)
+        mean, std = self.policy.step_distribution(trajectory, step_index, self.sampler, index=rows)
+        log_prob = gaussian_log_prob(trajectory.latents[step + 1, rows], mean, std)
+        old = trajectory.log_probs[step, rows]
+        ratio = torch.exp(log_prob - old)
+        policy_loss = ppo_clipped_loss(advantages, ratio, self.config.clip_range)
+        kl = torch.zeros_like(policy_loss)
+        if self.config.kl_coef > 0:
+            with torch.no_grad(), self.policy.reference():
+                reference_mean, _ = self.policy.step_distribution(trajectory, step_index, self.sampler, index=rows)
+            kl = gaussian_kl(mean, reference_mean, std).mean()
+        loss = policy_loss + self.config.kl_coef * kl
+        with torch.no_grad():
+            approx_kl = 0.5 * ((log_prob - old) ** 2).mean()
+            clipfrac = ((ratio - 1).abs() > self.config.clip_range).float().mean()
+            values = torch.stack([loss, policy_loss, kl, approx_kl, clipfrac, ratio.mean()]).double().cpu()
+        return loss, values
+
+    @staticmethod
+    def memory_terms(config: GrpoConfig, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:
+        """(activation bytes kept at the peak, bytes kept besides) on one worker: a micro-batch of a minibatch
+        holds one guided denoiser call's graph (the reference call keeps none); the round keeps every sample's
+        trajectory."""
+        chunk = config.batch_size // workers // config.minibatches
+        micro = min(config.micro_batch_size or chunk, chunk)
+        kept = micro * denoiser_passes(config.guidance_scale) * footprint.denoiser_bytes
+        trajectories = (config.num_steps + 1) * (config.batch_size // workers) * footprint.latent_elements * 4
+        return kept, trajectories
