@@ -150,7 +150,7 @@ def headline(summary: dict) -> list[str]:
     baseline's reward, gold and the trend with resolution; each claim only as far as its interval goes."""
     reference = summary["reference"]
     name = method_display(reference)
-    finals, gaps, costs, gold = [], [], [], []
+    finals, gaps, costs, gold, fell = [], [], [], [], []
     for label, at in summary["resolutions"].items():
         methods = ordered(at["methods"])
         finals.append(f"{label} px " + ", ".join(f"{method_display(m)} {estimate_text(*triple(e['final']))}"
@@ -164,9 +164,11 @@ def headline(summary: dict) -> list[str]:
             cell = summary["ratios"].get(label, {}).get(pair, {}).get("best_baseline", {}).get("queries")
             if cell and cell["ratio"] is not None and not math.isnan(triple(cell["ratio"])[0]):
                 bound = "<= " if cell["upper_bound"] else ""
-                costs.append(f"{label} px {bound}{interval_text(*triple(cell['ratio']))}")
+                costs.append(f"{label} px ({method_display(gap['best_baseline'])}) {bound}"
+                             f"{interval_text(*triple(cell['ratio']))}")
         base = summary["headroom"].get(label, {}).get("gold_base")
         if base is not None:
+            fell.extend(method_display(m) for m, e in methods if "gold" in e and triple(e["gold"])[2] < base)
             gold.append(f"{label} px base {number(base)}: " + ", ".join(
                 f"{method_display(m)} {estimate_text(*triple(e['gold']))}" for m, e in methods if "gold" in e))
     seeds = max((e["seeds"] for at in summary["resolutions"].values() for e in at["methods"].values()), default=0)
@@ -178,8 +180,9 @@ def headline(summary: dict) -> list[str]:
                      "the baseline's (bootstrap 95% interval; `<=`: the baseline missed it in some seed and is "
                      "charged its budget): " + "; ".join(costs) + ".")
     if gold:
+        verdict = (f" Below the base model's (over-optimised): {', '.join(dict.fromkeys(fell))}." if fell else "")
         lines.append("- Gold reward (the truth the learned reward stands for), before and after: "
-                     + "; ".join(gold) + ".")
+                     + "; ".join(gold) + "." + verdict)
     if "gap_slope" in summary:
         slope = triple(summary["gap_slope"])
         trend = ("grows" if slope[0] > 0 else "shrinks") if excludes(slope, 0.0) else "shows no supported trend"
