@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -24,6 +25,10 @@ from vaderbench.registry import ALIGNERS
 from vaderbench.rewards.base import Reward
 from vaderbench.seeding import derive_seed
 from vaderbench.timing import PhaseClock
+
+#: how a method learns from the reward, in the report's order: it compares the reward-gradient method with the
+#: best of the others
+FAMILIES = ("reward-gradient", "policy-gradient", "preference")
 
 
 @dataclass
@@ -63,7 +68,7 @@ class AlignerConfig:
         SamplerSettings(self.num_steps, self.eta, self.guidance_scale)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "AlignerConfig":
+    def from_dict(cls, values: dict[str, Any]) -> AlignerConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -84,8 +89,17 @@ class Ledger:
 
 
 class Aligner(ABC):
+    #: the registered name (seeds are derived from it)
     name: ClassVar[str]
+    #: the method's name in the report's tables and figures
+    title: ClassVar[str]
+    #: one of FAMILIES
+    family: ClassVar[str]
     Config: ClassVar[type[AlignerConfig]] = AlignerConfig
+    #: settings (over the tests' 6-step sampler) and rounds under which the method raises the reward of the tests'
+    #: tiny toy model: the contract tests in tests/test_aligners.py run every registered aligner with its own
+    contract_settings: ClassVar[dict[str, Any]] = {}
+    contract_rounds: ClassVar[int] = 12
 
     def __init__(
         self,
@@ -247,7 +261,7 @@ class Aligner(ABC):
     def _method_state(self) -> dict[str, Any]:
         return {}
 
-    def _load_method_state(self, state: dict[str, Any]) -> None:
+    def _load_method_state(self, state: dict[str, Any]) -> None:  # noqa: B027  (optional: no state by default)
         pass
 
 
@@ -255,6 +269,11 @@ def reward_stats(rewards: torch.Tensor) -> dict[str, float]:
     """Mean and (population) std of this round's local rewards, over all workers."""
     everything = distributed.gather(rewards.detach())
     return {"reward_mean": float(everything.mean()), "reward_std": float(everything.std(unbiased=False))}
+
+
+def registered_aligners() -> list[str]:
+    """Every registered aligner's name, by family (in FAMILIES' order), then by name."""
+    return sorted(ALIGNERS.names(), key=lambda name: (FAMILIES.index(ALIGNERS.get(name).family), name))
 
 
 def build_aligner(

@@ -187,6 +187,12 @@ SWEEP_ALIASES = {
 }
 
 
+def every_aligner() -> dict[str, dict[str, Any]]:
+    from vaderbench.aligner import registered_aligners  # torch: only when the file names no methods
+
+    return {name: {} for name in registered_aligners()}
+
+
 class Experiment(Section):
     #: the study's name: MLflow experiment and default output folder (default: the file's stem)
     name: str | None = None
@@ -197,8 +203,9 @@ class Experiment(Section):
     prompts: Prompts = Prompts()
     video: Video = Video()
     sampler: Sampler = Sampler()
-    #: method entries: aligner name (or any name with `aligner: <name>`, a variant) -> its settings
-    methods: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"vader": {}, "ddpo": {}, "dpo": {}})
+    #: method entries: aligner name (or any name with `aligner: <name>`, a variant) -> its settings (default:
+    #: every registered aligner at its defaults)
+    methods: dict[str, dict[str, Any]] = Field(default_factory=every_aligner)
     policy: PolicySwitches = PolicySwitches()
     #: the grid: method, seed, resolution, frames, lr, K, or any dotted key (policy.precision,
     #: sampler.num_steps, methods.ddpo.inner_epochs, ...) -> list of values
