@@ -164,7 +164,7 @@ def rewards():
 def test_every_toy_reward_says_what_its_references_are_and_has_a_gold_in_0_1(rewards):
     assert {name for name in TOY_REWARDS if rewards[name].prompt_free} == {"toy_aesthetic", "toy_consistency"}
     videos = reference_videos(PROMPTS[:4], 4, 16, "caption", seed=6)
-    for name, reward in rewards.items():
+    for reward in rewards.values():
         gold = reward.gold(videos, PROMPTS[:4])
         assert gold.shape == (4,) and (gold >= 0).all() and (gold <= 1).all()
         assert reference_videos(PROMPTS[:2], 4, 16, reward.oracle, seed=6).shape == (2, 4, 3, 16, 16)

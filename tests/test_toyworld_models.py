@@ -11,10 +11,16 @@ from vaderbench.models.toy import coordinate_codes, load_toy_model
 from vaderbench.registry import MODELS, PROMPT_SETS, REWARDS
 from vaderbench.rewards.base import build_reward
 from vaderbench.toyworld.diagnose import caption_sensitivity, diagnose
-from vaderbench.toyworld.evaluate import chance, base_accuracy, heldout_prompts
+from vaderbench.toyworld.evaluate import base_accuracy, chance, heldout_prompts
 from vaderbench.toyworld.labels import aesthetic_score
 from vaderbench.toyworld.render import random_scenes, render
-from vaderbench.toyworld.train_base import BASE_UNET, NUM_TIMESTEPS, TIMESTEP_MIXTURE, miscaption_colours, sample_timesteps
+from vaderbench.toyworld.train_base import (
+    BASE_UNET,
+    NUM_TIMESTEPS,
+    TIMESTEP_MIXTURE,
+    miscaption_colours,
+    sample_timesteps,
+)
 from vaderbench.toyworld.vocab import COLOURS, DIRECTIONS, SHAPES, caption, parse_caption
 from vaderbench.toyworld.weights import WEIGHTS_DIR, ToyWeightsError
 
@@ -158,7 +164,7 @@ def test_missing_or_corrupt_weights_say_how_to_rebuild(tmp_path, damage, file):
 def test_cli_lists_the_toy_world_and_rejects_a_bad_eval_size(capsys):
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in TOY_REWARDS + ("toy-heldout",))
+    assert all(name in listing for name in (*TOY_REWARDS, "toy-heldout"))
     assert main(["toyworld", "eval", "--videos", "0"]) == 2
     assert "--videos" in capsys.readouterr().err
 
