@@ -7,6 +7,11 @@ AdamW), held-out evaluation, and exact save/restore of the aligner's state.
 
 Batches are global: every worker calls `step` with the same prompts and handles its own shard, so N
 workers compute what one process would with the same global batch and seeds.
+
+Words: a *step* (training step) is one call of `step`, one round of sample, score and update: the step of
+every logged metric, `budget.steps`, `eval.every`; a *denoising step* is one DDIM step of sampling
+(`num_steps`, `Truncation`'s K); an *optimiser update* is one AdamW step (`optimizer_steps` on the ledger:
+DDPO and DPO take several per training step).
 """
 
 from __future__ import annotations
@@ -169,8 +174,8 @@ class Aligner(ABC):
         return distributed.shard(items)
 
     def micro_batches(self, size: int) -> list[slice]:
-        step = self.config.micro_batch_size or size
-        return [slice(i, min(i + step, size)) for i in range(0, size, step)]
+        width = self.config.micro_batch_size or size
+        return [slice(i, min(i + width, size)) for i in range(0, size, width)]
 
     def sample(self, prompts: Sequence[str], seeds: Sequence[int], grad_from: int | None = None) -> Trajectory:
         with self.clock.phase("sample"):

@@ -85,7 +85,7 @@ class Budget(Section):
 class Evaluation(Section):
     """Held-out evaluation: the same prompts and noise for every method and every trial."""
 
-    #: evaluate every N optimiser steps (and before the first and after the last)
+    #: evaluate every N training steps (aligner rounds; and before the first and after the last)
     every: int = Field(10, ge=1)
     #: held-out videos per evaluation (the first `videos` prompts of a fixed shuffle of the eval set)
     videos: int = Field(8, ge=1)
@@ -96,7 +96,7 @@ class Evaluation(Section):
 
 
 class Checkpointing(Section):
-    #: save the aligner's state every N optimiser steps (and at the end)
+    #: save the aligner's state every N training steps (and at the end)
     every: int = Field(10, ge=1)
     #: checkpoints Ray keeps per trial
     keep: int = Field(2, ge=1)

@@ -163,7 +163,7 @@ def k_ablation(table: pd.DataFrame) -> Figure:
                     color=method_colour(method), linestyle=LINE_STYLES[i % len(LINE_STYLES)],
                     marker=MARKERS[i % len(MARKERS)])
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel("optimiser step")
+    ax.set_xlabel("training step (aligner round)")
     ax.set_ylabel("training reward (reward units)")
     ax.set_title("truncated backprop: K steps in the graph")
     ax.legend(frameon=False)
@@ -320,7 +320,7 @@ def proxy_and_gold(table: pd.DataFrame, room: pd.DataFrame) -> Figure:
         top.set_xlabel("held-out reward (the learned reward optimised)")
         top.set_ylabel("gold reward (the rule it was trained on)")
         top.set_title(f"reward vs gold over training, {label} px")
-        bottom.set_xlabel("optimiser step")
+        bottom.set_xlabel("training step (aligner round)")
         bottom.set_ylabel("caption fidelity")
         bottom.set_ylim(-0.02, 1.02)
         bottom.set_title(f"caption fidelity, {label} px")

@@ -164,7 +164,7 @@ def trial_resources(config: dict[str, Any]):
 
 
 def asha(early_stopping, trials: list[Trial]):
-    """Tune's ASHA on the held-out reward, its rungs in optimiser steps, one instance per method and
+    """Tune's ASHA on the held-out reward, its rungs in training steps (aligner rounds), one instance per method and
     resolution: a trial is stopped for falling behind the other settings of its own method, never for
     being a method whose rewards are lower."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
