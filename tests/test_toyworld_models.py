@@ -11,7 +11,7 @@ from vaderbench.models.toy import coordinate_codes, load_toy_model
 from vaderbench.registry import MODELS, PROMPT_SETS, REWARDS
 from vaderbench.rewards.base import build_reward
 from vaderbench.toyworld.diagnose import caption_sensitivity, diagnose
-from vaderbench.toyworld.evaluate import base_accuracy, chance, heldout_prompts
+from vaderbench.toyworld.evaluate import REWARD_CHECKS, base_accuracy, chance, heldout_prompts
 from vaderbench.toyworld.labels import aesthetic_score
 from vaderbench.toyworld.render import random_scenes, render
 from vaderbench.toyworld.train_base import (
@@ -24,7 +24,8 @@ from vaderbench.toyworld.train_base import (
 from vaderbench.toyworld.vocab import COLOURS, DIRECTIONS, SHAPES, caption, parse_caption
 from vaderbench.toyworld.weights import WEIGHTS_DIR, ToyWeightsError
 
-TOY_REWARDS = ("toy_clip", "toy_aesthetic", "toy_object_removal", "toy_action", "toy_consistency")
+#: the toy rewards: each has its measured check in the toy world's evaluation
+TOY_REWARDS = tuple(REWARD_CHECKS)
 PAIRS = 12  # fresh procedural pairs per ranking check; a reward may misrank at most one
 
 
