@@ -21,16 +21,17 @@ samples of that worker only: N workers equal one process exactly only with minib
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from vaderbench import distributed
+from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
 from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
 from vaderbench.models.base import Footprint
 from vaderbench.policy import denoiser_passes
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
-from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
 
 
 @dataclass
@@ -77,7 +78,12 @@ def ppo_clipped_loss(advantages: torch.Tensor, ratio: torch.Tensor, clip_range: 
 @ALIGNERS.register("ddpo", "policy gradients with PPO over the denoising steps (DDPO)")
 class Ddpo(Aligner):
     name = "ddpo"
+    title = "DDPO"
+    family = "policy-gradient"
     Config = DdpoConfig
+    # a policy-gradient method needs larger steps and more rounds than VADER: that gap is the paper's point
+    contract_settings: ClassVar[dict] = {"lr": 3e-2, "clip_range": 1.0, "per_prompt_stat_tracking": False, "batch_size": 8}
+    contract_rounds = 20
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

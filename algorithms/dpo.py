@@ -26,14 +26,14 @@ The on-policy variant of the paper's Figure 12 keeps only the newest batch in th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 
 from vaderbench import distributed
-from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
 from vaderbench.algorithms.replay_buffer import ReplayBuffer
+from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
 from vaderbench.models.base import Footprint, cat_conditions
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
@@ -78,7 +78,10 @@ def dpo_loss(
 @ALIGNERS.register("dpo", "Diffusion-DPO on pairs of the model's own samples ranked by the reward, from a replay buffer")
 class Dpo(Aligner):
     name = "dpo"
+    title = "DPO"
+    family = "preference"
     Config = DpoConfig
+    contract_settings: ClassVar[dict] = {"lr": 1e-1, "batch_size": 8, "pairs_per_update": 8, "updates_per_round": 4}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -127,12 +130,12 @@ class Dpo(Aligner):
     def pair_loss(self, pairs: list[tuple[int, int]], update: int) -> tuple[torch.Tensor, torch.Tensor]:
         device = self.policy.model.device
         winners = torch.stack([self.buffer.latents[w] for w, _ in pairs]).to(device)
-        losers = torch.stack([self.buffer.latents[l] for _, l in pairs]).to(device)
+        losers = torch.stack([self.buffer.latents[loser] for _, loser in pairs]).to(device)
         condition, _ = self.policy.encode([self.buffer.prompts[w] for w, _ in pairs])
         rule = self.policy.model.sampling
         timesteps, noise = [], []
-        for w, l in pairs:  # the same timestep and noise for winner and loser, seeded by the pair
-            generator = torch.Generator().manual_seed(derive_seed(self.seed, "dpo", self.rounds, update, w, l))
+        for winner, loser in pairs:  # the same timestep and noise for winner and loser, seeded by the pair
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "dpo", self.rounds, update, winner, loser))
             timesteps.append(rule.training_timestep(generator))
             noise.append(torch.randn(winners.shape[1:], generator=generator))
         timesteps = torch.tensor(timesteps, device=device).repeat(2)

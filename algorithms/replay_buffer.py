@@ -7,7 +7,8 @@ of the same prompt with different rewards; the higher-reward sample is the winne
 from __future__ import annotations
 
 import random
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import torch
 

@@ -8,7 +8,7 @@ there (numpy's default).
 from __future__ import annotations
 
 from collections import deque
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

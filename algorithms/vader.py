@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 
@@ -84,7 +84,10 @@ class VaderConfig(AlignerConfig):
 @ALIGNERS.register("vader", "reward-gradient backprop through the last K denoising steps (VADER / DRaFT-K / AlignProp)")
 class Vader(Aligner):
     name = "vader"
+    title = "VADER"
+    family = "reward-gradient"
     Config = VaderConfig
+    contract_settings: ClassVar[dict] = {"lr": 1e-2}
 
     def _round(self, prompts):
         prompts = self.local(prompts)

@@ -30,15 +30,15 @@ import subprocess
 import sys
 import time
 import types
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from unittest import mock
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vaderbench.policy import Policy
-from vaderbench.registry import MODELS
+from vaderbench.registry import ALIGNERS, MODELS
 
 REPO = Path(__file__).resolve().parent.parent
 TOY_SOURCE = "vaderbench/models/toy.py"
@@ -217,7 +217,7 @@ def main() -> None:
     parser.add_argument("--precision", nargs="+", default=["no"], choices=["no", "bf16", "fp16"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="time by the wall clock or CPU time")
-    parser.add_argument("--aligners", nargs="*", default=[], choices=["vader", "ddpo", "dpo"])
+    parser.add_argument("--aligners", nargs="*", default=[], choices=ALIGNERS.names())
     parser.add_argument("--study", default=str(REPO / "experiments" / "efficiency.yaml"))
     parser.add_argument("--aligner-size", type=int, default=64)
     parser.add_argument("--aligner-repeats", type=int, default=2)

@@ -87,9 +87,8 @@ def measure(trial_json: str, prompts_json: str) -> None:
 
 def save_models(folder: Path) -> dict[str, str]:
     import numpy as np
-    from PIL import Image
-
     import tiny_models as tm
+    from PIL import Image
 
     if not (folder / "svd" / "scheduler").is_dir():
         tm.save_tiny_modelscope(folder / "modelscope")

@@ -32,7 +32,7 @@ def main() -> None:
         for row in diagnose(model, args.weights, size, args.videos, args.seed):
             print(f"{row['size']:>4} {row['t']:>4} {row['noise_rms']:>9.3f} {row['estimate_rms']:>12.3f} "
                   f"{row['shape']:>6.2f} {row['direction']:>9.2f}")
-    print(f"\nRMS change of the clean estimate when one caption word changes (same noisy input)")
+    print("\nRMS change of the clean estimate when one caption word changes (same noisy input)")
     print(f"{'size':>4} {'t':>4} {'colour':>7} {'shape':>7} {'direction':>9}")
     for size in args.sizes:
         for row in caption_sensitivity(model, size, args.videos, args.seed):

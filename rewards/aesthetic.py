@@ -6,7 +6,7 @@ The head's weights are `sac+logos+ava1-l14-linearMSE.pth` (keys `layers.{0,2,4,6
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -9,7 +9,8 @@ reach the frames.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,7 +27,7 @@ class Reward(nn.Module, ABC):
     @abstractmethod
     def forward(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor: ...
 
-    def freeze(self) -> "Reward":
+    def freeze(self) -> Reward:
         self.requires_grad_(False)
         return self.eval()
 

@@ -6,7 +6,7 @@ Score = cosine similarity of the image and prompt embeddings, in [-1, 1] (real v
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -6,7 +6,7 @@ better. Model `yuvalkirstain/PickScore_v1`, processor `laion/CLIP-ViT-H-14-laion
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

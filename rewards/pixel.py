@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from vaderbench.registry import REWARDS
 from vaderbench.rewards.base import ImageReward, Reward
 

@@ -7,7 +7,7 @@ its processor on the same image. Antialiased interpolation matches PIL's downsam
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

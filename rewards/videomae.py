@@ -7,7 +7,7 @@ option `action`, or else the longest class name of the model (`id2label`) found 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

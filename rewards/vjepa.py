@@ -14,7 +14,7 @@ frame each, through all time, drawn once from `mask_seed` (the same for every vi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -7,7 +7,7 @@ thresholded `post_process` output, which has no gradient); averaged over frames 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

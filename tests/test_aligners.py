@@ -1,27 +1,24 @@
-"""The three aligners: they learn, keep the base weights frozen, resume exactly, and reject bad settings."""
+"""The aligner contract, on every registered aligner: it declares its title and family, learns, keeps the base
+weights frozen and resumes exactly; the PPO and DPO invariants on every aligner with those settings; and each
+method's own checks."""
 
 import copy
 import io
 import math
+from dataclasses import fields
 
 import pytest
 import torch
-
+from contract import aligner_names, aligners_with
 from tiny_world import PROMPTS, tiny_model
-from vaderbench.aligner import build_aligner
+
+from vaderbench.aligner import FAMILIES, build_aligner
 from vaderbench.policy import Policy
+from vaderbench.registry import ALIGNERS
 from vaderbench.rewards import build_reward
 
-GEOMETRY = dict(frames=4, height=16, width=16)
+GEOMETRY = {"frames": 4, "height": 16, "width": 16}
 COMMON = {"num_steps": 6, "guidance_scale": 1.0}
-# Settings under which each method learns colourfulness on the tiny model within a few rounds. The
-# policy-gradient and preference baselines need larger steps and more rounds than VADER: that gap is the
-# paper's point, not a tuning accident.
-LEARNING = {
-    "vader": ({"lr": 1e-2}, 12),
-    "ddpo": ({"lr": 3e-2, "clip_range": 1.0, "per_prompt_stat_tracking": False, "batch_size": 8}, 20),
-    "dpo": ({"lr": 1e-1, "batch_size": 8, "pairs_per_update": 8, "updates_per_round": 4}, 12),
-}
 
 
 def make(method, settings=None, seed=0, model=None):
@@ -37,10 +34,19 @@ def frozen_weights(aligner):
     return {n: p.detach().clone() for n, p in aligner.policy.model.named_parameters() if "lora_" not in n}
 
 
-@pytest.mark.parametrize("method", ["vader", "ddpo", "dpo"])
+@pytest.mark.parametrize("method", aligner_names())
+def test_aligner_declares_its_name_title_and_family(method):
+    cls = ALIGNERS.get(method)
+    assert cls.name == method  # seeds derive from it: a subclass registered under another name must set its own
+    assert isinstance(cls.title, str) and cls.title
+    assert cls.family in FAMILIES
+
+
+@pytest.mark.parametrize("method", aligner_names())
 def test_aligner_raises_the_reward_of_its_samples_and_keeps_base_weights(method):
-    settings, rounds = LEARNING[method]
-    aligner = make(method, settings)
+    cls = ALIGNERS.get(method)
+    rounds = cls.contract_rounds
+    aligner = make(method, cls.contract_settings)
     base = frozen_weights(aligner)
     eval_prompts, eval_seeds = PROMPTS * 2, list(range(100, 108))
     before = aligner.evaluate(eval_prompts, eval_seeds).mean()
@@ -54,13 +60,13 @@ def test_aligner_raises_the_reward_of_its_samples_and_keeps_base_weights(method)
     assert metrics["samples"] == rounds * aligner.config.batch_size
 
 
-@pytest.mark.parametrize("method", ["vader", "ddpo", "dpo"])
+@pytest.mark.parametrize("method", aligner_names())
 def test_state_dict_round_trip_continues_exactly(method):
-    settings, _ = LEARNING[method]
-    settings = {**settings, "batch_size": 4}
-    if method == "vader":
-        settings["truncation"] = {"mode": "rand"}  # the rng state must come back too
-        settings["decode_frames"] = 2
+    cls = ALIGNERS.get(method)
+    # random frames to score: the rng state must come back too
+    settings = {**cls.contract_settings, "batch_size": 4, "decode_frames": 2}
+    if "truncation" in {f.name for f in fields(cls.Config)}:
+        settings["truncation"] = {"mode": "rand"}  # a random cutoff per sample, from the same rng
     model = tiny_model()
 
     straight = make(method, settings, model=copy.deepcopy(model))
@@ -81,23 +87,29 @@ def test_state_dict_round_trip_continues_exactly(method):
         assert torch.equal(a, b)
 
 
-def test_ppo_ratio_is_exactly_one_before_the_first_update():
-    aligner = make("ddpo", {"batch_size": 4, "minibatches": 1, "inner_epochs": 1})
+PPO = aligners_with("clip_range", "minibatches", "inner_epochs")
+
+
+@pytest.mark.parametrize("method", PPO)
+def test_ppo_ratio_is_exactly_one_before_the_first_update(method):
+    aligner = make(method, {"batch_size": 4, "minibatches": 1, "inner_epochs": 1})
     metrics = aligner.step(prompts_for(aligner))
     assert metrics["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
     assert metrics["approx_kl"] == pytest.approx(0.0, abs=1e-10)
     assert metrics["clipfrac"] == 0.0
 
 
-def test_ddpo_later_minibatches_see_the_update():
-    aligner = make("ddpo", {"lr": 3e-2, "batch_size": 4, "minibatches": 2, "inner_epochs": 2, "clip_range": 1e-4})
+@pytest.mark.parametrize("method", PPO)
+def test_ppo_later_minibatches_see_the_update(method):
+    aligner = make(method, {"lr": 3e-2, "batch_size": 4, "minibatches": 2, "inner_epochs": 2, "clip_range": 1e-4})
     metrics = aligner.step(prompts_for(aligner))
     assert metrics["approx_kl"] > 0
     assert metrics["optimizer_steps"] == 4
 
 
-def test_dpo_loss_at_initialisation_is_log_two():
-    aligner = make("dpo", {"batch_size": 4, "pairs_per_update": 2})
+@pytest.mark.parametrize("method", aligners_with("beta", "pairs_per_update"))
+def test_dpo_loss_at_initialisation_is_log_two(method):
+    aligner = make(method, {"batch_size": 4, "pairs_per_update": 2})
     metrics = aligner.step(prompts_for(aligner))
     assert metrics["loss"] == pytest.approx(math.log(2), abs=1e-6)
 
@@ -109,7 +121,7 @@ def test_micro_batches_accumulate_the_same_gradient():
     for micro in (None, 1):
         aligner = make("vader", {"batch_size": 4, "micro_batch_size": micro, "lr": 1e-2})
         seen = []
-        aligner.optimizer.step = lambda: seen.append(
+        aligner.optimizer.step = lambda seen=seen, aligner=aligner: seen.append(
             torch.cat([p.grad.detach().flatten() for p in aligner.policy.trainable_parameters()])
         )
         aligner.step(prompts_for(aligner))
@@ -123,11 +135,7 @@ def test_micro_batches_accumulate_the_same_gradient():
     [
         ("vader", {"truncation": {"k": 7}}, "k must be between 0 and num_steps=6"),
         ("ddpo", {"eta": 0.0}, "eta must be > 0"),
-        ("dpo", {"lr": 0.0}, "lr must be positive"),
-        ("vader", {"lr": -1.0}, "lr must be positive"),
-        ("vader", {"learning_rate": 1e-3}, "unknown setting.*learning_rate"),
         ("dpo", {"group_size": 1}, "group_size"),
-        ("vader", {"batch_size": 3, "group_size": 2}, "batch_size"),
     ],
 )
 def test_bad_settings_raise_a_value_error_naming_the_setting(method, settings, message):
@@ -135,8 +143,23 @@ def test_bad_settings_raise_a_value_error_naming_the_setting(method, settings, m
         make(method, settings)
 
 
+@pytest.mark.parametrize("method", aligner_names())
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"lr": -1.0}, "lr must be positive"),
+        ({"learning_rate": 1e-3}, "unknown setting.*learning_rate"),
+        ({"batch_size": 3, "group_size": 2}, "batch_size"),
+    ],
+)
+def test_every_aligner_refuses_the_common_bad_settings(method, settings, message):
+    with pytest.raises(ValueError, match=message):
+        make(method, settings)
+
+
 def test_unknown_aligner_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown aligner 'ppo'.*ddpo, dpo, grpo, vader"):
+    with pytest.raises(ValueError, match="unknown aligner 'ppo'.*" + ", ".join(ALIGNERS.names())):
         make("ppo")
 
 
@@ -237,7 +260,7 @@ def test_dpo_pair_loss_puts_the_winner_first_and_averages_each_error_over_its_el
     pairs = [(1, 0), (2, 0)]  # (winner, loser)
     with torch.no_grad():
         loss, inside = aligner.pair_loss(pairs, update=0)
-    clean, timesteps, noise = calls[0]
+    _, timesteps, noise = calls[0]
     n = len(pairs)
     # winner and loser share their timestep and noise
     assert torch.equal(timesteps[:n], timesteps[n:]) and torch.equal(noise[:n], noise[n:])
@@ -250,7 +273,7 @@ def test_dpo_pair_loss_puts_the_winner_first_and_averages_each_error_over_its_el
             eps = aligner.policy.model.predict_noise(noisy, timesteps[:n], condition)
         return torch.stack([((eps[i] - noise[i]) ** 2).sum() / eps[i].numel() for i in range(n)])
 
-    winners, losers = latents[[w for w, _ in pairs]], latents[[l for _, l in pairs]]
+    winners, losers = latents[[w for w, _ in pairs]], latents[[loser for _, loser in pairs]]
     d_model = mse(winners, False) - mse(losers, False)
     d_ref = mse(winners, True) - mse(losers, True)
     expected_inside = -0.5 * aligner.config.beta * (d_model - d_ref)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from vaderbench.cli import main
+from vaderbench.registry import ALIGNERS
 
 
 def test_list_prints_every_registry_section(capsys):
@@ -13,7 +14,7 @@ def test_list_prints_every_registry_section(capsys):
     positions = [out.index(title) for title in sections]
     assert positions == sorted(positions)
     aligners = out[positions[0] : positions[1]]
-    for name in ("vader", "ddpo", "dpo"):
+    for name in ALIGNERS.names():
         assert f"  {name} " in aligners
     assert "colourfulness" in out[positions[1] : positions[2]]
     assert "toy-random" in out[positions[2] : positions[3]]

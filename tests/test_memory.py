@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from tiny_world import PROMPTS, TINY_UNET
 from torch import nn
 
-from tiny_world import PROMPTS, TINY_UNET
 from vaderbench.algorithms.ddpo import Ddpo
 from vaderbench.algorithms.dpo import Dpo
 from vaderbench.algorithms.vader import Vader

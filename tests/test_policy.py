@@ -2,14 +2,13 @@
 
 import pytest
 import torch
-
-from tiny_world import PROMPTS, tiny_model
 from diffusers import DDIMScheduler
+from tiny_world import PROMPTS, tiny_model
 
 from vaderbench.policy import Policy, SamplerSettings, sample_noise
 
 SAMPLER = SamplerSettings(num_steps=5, eta=1.0, guidance_scale=2.0)
-GEOMETRY = dict(frames=3, height=16, width=16)
+GEOMETRY = {"frames": 3, "height": 16, "width": 16}
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tiny_models as tm
 import torch
 from PIL import Image
 
-import tiny_models as tm
 from vaderbench import catalogue
 from vaderbench.ddim import ddim_step
 from vaderbench.models.diffusers_common import v_to_epsilon

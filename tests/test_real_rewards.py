@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tiny_models as tm
 import torch
 from PIL import Image
 
-import tiny_models as tm
 from vaderbench import catalogue
 from vaderbench.registry import REWARDS
 from vaderbench.rewards import WeightedSum, build_reward

@@ -6,6 +6,7 @@ Expected means and intervals are computed in the tests with scipy's own routines
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import statistics
@@ -21,7 +22,7 @@ from scipy import stats
 
 from vaderbench.experiment.tuning import TUNING_METRIC, tuning_score
 from vaderbench.cli import main
-from vaderbench.report import write_report
+from vaderbench.report import tables, write_report
 from vaderbench.report.build import SECTIONS, finished_only, render_section
 from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
@@ -29,7 +30,6 @@ from vaderbench.report.markdown import cell, estimate_text
 from vaderbench.report.samples import start_and_end
 from vaderbench.report.select import classify, with_resolution
 from vaderbench.report.stats import t_interval
-from vaderbench.report import tables
 from vaderbench.timing import PHASES, metric_name
 
 SEEDS = (0, 1, 2)
@@ -78,7 +78,7 @@ def efficiency_curves(method: str, resolution: int, seed: int, final: float) -> 
         "reward_mean": {1: base_train, 2: base_train + 0.1, 3: base_train + 0.2, 4: final - 0.05},
         "reward_queries": {s: 8.0 * s * (1 if method == "vader" else 2) for s in range(1, 5)},
         "device_time_s": {s: 60.0 * s for s in range(1, 5)},
-        "peak_memory_mb": {s: 100.0 + resolution for s in range(1, 5)},
+        "peak_memory_mb": dict.fromkeys(range(1, 5), 100.0 + resolution),
         # cumulative seconds per phase: 1 s a step in each phase, the trial's seed more in sampling
         **{metric_name(phase): {s: s * (1.0 + (seed if phase == "sample" else 0)) for s in range(5)}
            for phase in PHASES},
@@ -328,7 +328,7 @@ def test_a_rerun_trial_supersedes_the_older_one():
         {"run_id": "b", "run_name": "b", "parent_run_id": "p2", "status": "FINISHED", "start_time": 2, **common},
         {"run_id": "c", "run_name": "c", "parent_run_id": "p3", "status": "FINISHED", "start_time": 3, **common},
         {"run_id": "d", "run_name": "d", "parent_run_id": "p3", "status": "FAILED", "start_time": 3,
-         **{**common, "seed": "1"}},
+         **common, "seed": "1"},
     ])
     assert list(classify(trials)["state"]) == ["superseded", "superseded", "finished", "failed"]
 
@@ -361,7 +361,7 @@ def test_the_samples_show_base_each_method_and_the_oracle_of_the_same_captions_w
     from vaderbench.report.tables import with_series
 
     client, _, _ = write_efficiency_study(tmp_path / "out", gifs=write_gifs(tmp_path / "gifs"))
-    runs, finished = finished_trials(tmp_path / "out")
+    _, finished = finished_trials(tmp_path / "out")
     blocks, captions, notes = comparison_rows(client, with_series(with_resolution(finished), exclude=("resolution", "seed")))
     assert captions == ["caption 0", "caption 1"] and not notes
     for i, block in enumerate(blocks):
@@ -389,7 +389,7 @@ def test_the_summary_holds_headroom_targets_ratios_and_the_gap_slope(efficiency_
         costs = []
         for base, final in zip(BASE_EVAL[16], FINAL_EVAL[(method, 16)]):
             steps = [(base, 0.0), ((base + final) / 2, 2 * per_step), (final, 4 * per_step)]
-            crossing = [q0 + (target - r0) / (r1 - r0) * (q1 - q0) for (r0, q0), (r1, q1) in zip(steps, steps[1:])
+            crossing = [q0 + (target - r0) / (r1 - r0) * (q1 - q0) for (r0, q0), (r1, q1) in itertools.pairwise(steps)
                         if r0 < target <= r1]
             costs.append(crossing[0] if crossing else 4 * per_step)  # not reached: what it spent, a bound
         return costs

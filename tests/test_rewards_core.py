@@ -40,5 +40,5 @@ def test_weighted_sum_from_yaml_forms():
 
 
 def test_unknown_reward_name_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown reward 'aesthetics'.*colourfulness"):
+    with pytest.raises(ValueError, match=r"unknown reward 'aesthetics'.*colourfulness"):
         build_reward("aesthetics")

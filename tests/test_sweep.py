@@ -3,6 +3,7 @@
 One Ray for the module (start-ups cost seconds each on 2 cores); the interrupted run joins it by address.
 """
 
+import itertools
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from contract import aligner_names
 from mlflow import MlflowClient
 from safetensors.torch import load_file
 
@@ -79,7 +81,7 @@ def test_smoke_study_runs_every_trial_through_ray_into_mlflow_and_the_report(ray
                 "lora/adapter_config.json", "config/trial.json"} <= set(artifacts_of(client, run.info.run_id))
     # two trials did run at the same time, on the one sqlite store
     spans = sorted((r.info.start_time, r.info.end_time) for r in trials)
-    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
     report = output / "report"
     for stem in ("resolution_gap", "sample_efficiency", "compute_efficiency", "generalisation", "memory", "samples"):
         assert (report / f"{stem}.png").is_file() and (report / f"{stem}.svg").is_file(), stem
@@ -138,7 +140,8 @@ def test_resume_after_ctrl_c_finishes_only_the_unfinished_trials(ray_address, tm
             assert run.info.end_time == finished_before[run.data.tags[TRIAL_TAG]]
 
 
-def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path):
+@pytest.mark.parametrize("method", aligner_names())
+def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path, method):
     weights = {}
     for workers in (1, 2):
         config = tmp_path / f"ddp{workers}.yaml"
@@ -146,7 +149,7 @@ def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path):
             "name": f"ddp{workers}",
             "video": {"frames": 2, "resolution": 8},
             "sampler": {"num_steps": 3},
-            "methods": {"vader": {"batch_size": 4, "lr": 1e-2}},
+            "methods": {method: {"batch_size": 4, "lr": 1e-2}},
             "budget": {"steps": 3},
             "eval": {"every": 3, "videos": 2, "sample_videos": 0},
             "checkpoint": {"every": 3},
@@ -158,20 +161,20 @@ def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path):
         assert run.data.params["workers"] == str(workers)
         local = client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(tmp_path))
         history = {key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
-                   for key in ("reward_mean", "grad_norm")}
+                   for key in ("reward_mean", "grad_norm", "optimizer_steps")}
         weights[workers] = (load_file(local), history)
         os.remove(local)
     (one, history_one), (two, history_two) = weights[1], weights[2]
     assert any(v.abs().max() > 0 for k, v in one.items() if "lora_B" in k)  # it did train
     # the first update's gradient (same weights, same global batch): equal up to summation order
-    assert history_two["grad_norm"][0] == pytest.approx(history_one["grad_norm"][0], rel=1e-5)
+    assert history_two["grad_norm"][:1] == pytest.approx(history_one["grad_norm"][:1], rel=1e-5)  # where logged
     assert history_two["reward_mean"] == pytest.approx(history_one["reward_mean"], abs=1e-4)
     # Adam's first steps move every weight by about lr * sign(gradient): a near-zero gradient whose sign
     # differs in the last bits moves one weight the other way, so a few weights may differ by up to
     # 2 lr per step; a wrong shard or a missing average would move most of them
     difference = torch.cat([(two[k] - one[k]).abs().flatten() for k in one])
     assert float((difference > 1e-5).float().mean()) < 0.01
-    assert float(difference.max()) <= 2 * 1e-2 * 3
+    assert float(difference.max()) <= 2 * 1e-2 * history_one["optimizer_steps"][-1]
 
 
 TUNED = {

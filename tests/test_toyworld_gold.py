@@ -9,6 +9,7 @@ import torchvision.transforms.functional as TF
 
 from vaderbench.cli import main
 from vaderbench.rewards.base import build_reward
+from vaderbench.toyworld.evaluate import REWARD_CHECKS
 from vaderbench.toyworld.gold import caption_fidelity, gold_aesthetic, pixel_direction, steady_fraction
 from vaderbench.toyworld.headroom import headroom
 from vaderbench.toyworld.labels import aesthetic_score
@@ -18,7 +19,8 @@ from vaderbench.toyworld.references import best_colour_pair, reference_videos
 from vaderbench.toyworld.render import random_scenes, render
 from vaderbench.toyworld.vocab import COLOURS, DIRECTIONS, RGB, SHAPES, caption, parse_caption
 
-TOY_REWARDS = ("toy_clip", "toy_aesthetic", "toy_object_removal", "toy_action", "toy_consistency")
+#: the toy rewards: each has its measured check in the toy world's evaluation
+TOY_REWARDS = tuple(REWARD_CHECKS)
 PROMPTS = heldout_prompts()[::9]  # 24 captions: every colour, shape and direction
 
 
@@ -164,7 +166,7 @@ def rewards():
 def test_every_toy_reward_says_what_its_references_are_and_has_a_gold_in_0_1(rewards):
     assert {name for name in TOY_REWARDS if rewards[name].prompt_free} == {"toy_aesthetic", "toy_consistency"}
     videos = reference_videos(PROMPTS[:4], 4, 16, "caption", seed=6)
-    for name, reward in rewards.items():
+    for reward in rewards.values():
         gold = reward.gold(videos, PROMPTS[:4])
         assert gold.shape == (4,) and (gold >= 0).all() and (gold <= 1).all()
         assert reference_videos(PROMPTS[:2], 4, 16, reward.oracle, seed=6).shape == (2, 4, 3, 16, 16)

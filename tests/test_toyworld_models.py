@@ -11,14 +11,21 @@ from vaderbench.models.toy import coordinate_codes, load_toy_model
 from vaderbench.registry import MODELS, PROMPT_SETS, REWARDS
 from vaderbench.rewards.base import build_reward
 from vaderbench.toyworld.diagnose import caption_sensitivity, diagnose
-from vaderbench.toyworld.evaluate import chance, base_accuracy, heldout_prompts
+from vaderbench.toyworld.evaluate import REWARD_CHECKS, base_accuracy, chance, heldout_prompts
 from vaderbench.toyworld.labels import aesthetic_score
 from vaderbench.toyworld.render import random_scenes, render
-from vaderbench.toyworld.train_base import BASE_UNET, NUM_TIMESTEPS, TIMESTEP_MIXTURE, miscaption_colours, sample_timesteps
+from vaderbench.toyworld.train_base import (
+    BASE_UNET,
+    NUM_TIMESTEPS,
+    TIMESTEP_MIXTURE,
+    miscaption_colours,
+    sample_timesteps,
+)
 from vaderbench.toyworld.vocab import COLOURS, DIRECTIONS, SHAPES, caption, parse_caption
 from vaderbench.toyworld.weights import WEIGHTS_DIR, ToyWeightsError
 
-TOY_REWARDS = ("toy_clip", "toy_aesthetic", "toy_object_removal", "toy_action", "toy_consistency")
+#: the toy rewards: each has its measured check in the toy world's evaluation
+TOY_REWARDS = tuple(REWARD_CHECKS)
 PAIRS = 12  # fresh procedural pairs per ranking check; a reward may misrank at most one
 
 
@@ -158,7 +165,7 @@ def test_missing_or_corrupt_weights_say_how_to_rebuild(tmp_path, damage, file):
 def test_cli_lists_the_toy_world_and_rejects_a_bad_eval_size(capsys):
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
-    assert all(name in listing for name in TOY_REWARDS + ("toy-heldout",))
+    assert all(name in listing for name in (*TOY_REWARDS, "toy-heldout"))
     assert main(["toyworld", "eval", "--videos", "0"]) == 2
     assert "--videos" in capsys.readouterr().err
 

@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 import yaml
+from contract import aligner_names
 from safetensors.torch import load_file
 
 from vaderbench.experiment.load import load_experiment
@@ -22,7 +23,7 @@ TINY = {
     "model": "toy",
     "video": {"frames": 2, "resolution": 8},
     "sampler": {"num_steps": 3},
-    "methods": {"vader": {"batch_size": 2, "lr": 1e-3}, "ddpo": {"batch_size": 2}, "dpo": {"batch_size": 2}},
+    "methods": {name: {"batch_size": 2} for name in aligner_names()},
     "budget": {"steps": 4},
     "eval": {"every": 2, "videos": 2, "sample_videos": 2},
     "checkpoint": {"every": 2},
@@ -53,7 +54,7 @@ def store(tmp_path, name="store", keep=2):
     return CheckpointStore(tmp_path / name, keep=keep)
 
 
-@pytest.mark.parametrize("method", ["vader", "ddpo", "dpo"])
+@pytest.mark.parametrize("method", aligner_names())
 def test_a_trial_reports_every_step_evaluates_and_checkpoints_on_schedule(tmp_path, method):
     trial = trial_of(tmp_path, method)
     recorder = Recorder(tmp_path)
@@ -97,7 +98,7 @@ def test_final_lora_weights_load_into_a_fresh_model_through_diffusers(tmp_path):
     torch.testing.assert_close(loaded, trained)
 
 
-@pytest.mark.parametrize("method", ["vader", "ddpo", "dpo"])
+@pytest.mark.parametrize("method", aligner_names())
 def test_resuming_from_a_checkpoint_continues_exactly(tmp_path, method):
     trial = trial_of(tmp_path, method)
     whole = Recorder(tmp_path / "whole")

@@ -8,12 +8,21 @@ import random
 import pytest
 import yaml
 
+from vaderbench.experiment.grid import expand
 from vaderbench.experiment.load import load_experiment
 from vaderbench.experiment.schema import Domain, ExperimentError
 from vaderbench.experiment.tuning import (
-    BUDGET_SPENT, TUNE, TUNING_METRIC, VALIDATION, choose, draw, final_trials, setting_of, tuning_score, tuning_trials,
+    BUDGET_SPENT,
+    TUNE,
+    TUNING_METRIC,
+    VALIDATION,
+    choose,
+    draw,
+    final_trials,
+    setting_of,
+    tuning_score,
+    tuning_trials,
 )
-from vaderbench.experiment.grid import expand
 from vaderbench.runner.trial import eval_set
 
 STUDY = {

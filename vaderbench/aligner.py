@@ -7,14 +7,20 @@ AdamW), held-out evaluation, and exact save/restore of the aligner's state.
 
 Batches are global: every worker calls `step` with the same prompts and handles its own shard, so N
 workers compute what one process would with the same global batch and seeds.
+
+Words: a *step* (training step) is one call of `step`, one round of sample, score and update: the step of
+every logged metric, `budget.steps`, `eval.every`; a *denoising step* is one DDIM step of sampling
+(`num_steps`, `Truncation`'s K); an *optimiser update* is one AdamW step (`optimizer_steps` on the ledger:
+DDPO and DPO take several per training step).
 """
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -24,6 +30,10 @@ from vaderbench.registry import ALIGNERS
 from vaderbench.rewards.base import Reward
 from vaderbench.seeding import derive_seed
 from vaderbench.timing import PhaseClock
+
+#: how a method learns from the reward, in the report's order: it compares the reward-gradient method with the
+#: best of the others
+FAMILIES = ("reward-gradient", "policy-gradient", "preference")
 
 
 @dataclass
@@ -63,7 +73,7 @@ class AlignerConfig:
         SamplerSettings(self.num_steps, self.eta, self.guidance_scale)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "AlignerConfig":
+    def from_dict(cls, values: dict[str, Any]) -> AlignerConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -84,8 +94,17 @@ class Ledger:
 
 
 class Aligner(ABC):
+    #: the registered name (seeds are derived from it)
     name: ClassVar[str]
+    #: the method's name in the report's tables and figures
+    title: ClassVar[str]
+    #: one of FAMILIES
+    family: ClassVar[str]
     Config: ClassVar[type[AlignerConfig]] = AlignerConfig
+    #: settings (over the tests' 6-step sampler) and rounds under which the method raises the reward of the tests'
+    #: tiny toy model: the contract tests in tests/test_aligners.py run every registered aligner with its own
+    contract_settings: ClassVar[dict[str, Any]] = {}
+    contract_rounds: ClassVar[int] = 12
 
     def __init__(
         self,
@@ -155,8 +174,8 @@ class Aligner(ABC):
         return distributed.shard(items)
 
     def micro_batches(self, size: int) -> list[slice]:
-        step = self.config.micro_batch_size or size
-        return [slice(i, min(i + step, size)) for i in range(0, size, step)]
+        width = self.config.micro_batch_size or size
+        return [slice(i, min(i + width, size)) for i in range(0, size, width)]
 
     def sample(
         self, prompts: Sequence[str], seeds: Sequence[int], grad_from: int | None = None, stochastic_steps=None
@@ -249,7 +268,7 @@ class Aligner(ABC):
     def _method_state(self) -> dict[str, Any]:
         return {}
 
-    def _load_method_state(self, state: dict[str, Any]) -> None:
+    def _load_method_state(self, state: dict[str, Any]) -> None:  # noqa: B027  (optional: no state by default)
         pass
 
 
@@ -257,6 +276,11 @@ def reward_stats(rewards: torch.Tensor) -> dict[str, float]:
     """Mean and (population) std of this round's local rewards, over all workers."""
     everything = distributed.gather(rewards.detach())
     return {"reward_mean": float(everything.mean()), "reward_std": float(everything.std(unbiased=False))}
+
+
+def registered_aligners() -> list[str]:
+    """Every registered aligner's name, by family (in FAMILIES' order), then by name."""
+    return sorted(ALIGNERS.names(), key=lambda name: (FAMILIES.index(ALIGNERS.get(name).family), name))
 
 
 def build_aligner(

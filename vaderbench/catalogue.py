@@ -6,7 +6,7 @@ Ordered from cheap to dear to import: a lookup stops at the first module that re
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 REGISTERING_MODULES = (
     "vaderbench.algorithms",
@@ -30,9 +30,14 @@ REGISTERING_MODULES = (
 )
 
 
-def load_all(until: Callable[[], bool] = lambda: False) -> None:
-    """Import the registering modules in order, stopping as soon as `until()` holds."""
-    for module in REGISTERING_MODULES:
+#: the modules that register each kind, where fewer than all of them do: the aligners' names are known without
+#: importing every model's and reward's libraries
+MODULES_OF_KIND = {"aligner": ("vaderbench.algorithms",)}
+
+
+def load_all(until: Callable[[], bool] = lambda: False, kind: str | None = None) -> None:
+    """Import the modules registering `kind` (all by default) in order, stopping as soon as `until()` holds."""
+    for module in MODULES_OF_KIND.get(kind, REGISTERING_MODULES):
         if until():
             return
         importlib.import_module(module)

@@ -8,8 +8,9 @@ Song et al. (2021), eq. 12, with eta scaling the noise:
 where a = alphas_cumprod of the scheduler and a_prev at the last step is the scheduler's
 `final_alpha_cumprod`. With `clip_sample_range`, x0_hat is clipped and eps re-derived from it, as in the
 scheduler's `clip_sample` option (pixel-space models need it: where a_t is tiny, x0_hat amplifies any error
-of eps by 1/sqrt(a_t)); diffusers does the same with `use_clipped_model_output=True`. This is diffusers' `DDIMScheduler.step`, written out so that DDPO can score a step
-(kvablack/ddpo-pytorch, `ddim_with_logprob.py`, does the same).
+of eps by 1/sqrt(a_t)); diffusers does the same with `use_clipped_model_output=True`. This is diffusers'
+`DDIMScheduler.step`, written out so that DDPO can score a step (kvablack/ddpo-pytorch, `ddim_with_logprob.py`,
+does the same).
 
 The log-probability is *averaged* over all non-batch dimensions, as in ddpo-pytorch: it keeps the
 PPO ratio near 1 whatever the video size, which is why DDPO's clip range is as small as 1e-4.

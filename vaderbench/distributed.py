@@ -7,7 +7,7 @@ many denoiser calls per backward do not fit `DistributedDataParallel`'s one-forw
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist

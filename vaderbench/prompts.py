@@ -6,7 +6,6 @@ from pathlib import Path
 
 from vaderbench.registry import PROMPT_SETS
 
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 

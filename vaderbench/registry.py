@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._entries:
-            _load_catalogue(until=lambda: name in self._entries)
+            _load_catalogue(self.kind, until=lambda: name in self._entries)
         try:
             return self._entries[name]
         except KeyError:
@@ -40,26 +41,26 @@ class Registry(Generic[T]):
 
     def __contains__(self, name: object) -> bool:
         if name not in self._entries:
-            _load_catalogue(until=lambda: name in self._entries)
+            _load_catalogue(self.kind, until=lambda: name in self._entries)
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def names(self) -> list[str]:
-        _load_catalogue()
+        _load_catalogue(self.kind)
         return sorted(self._entries)
 
 
-def _load_catalogue(until: Callable[[], bool] = lambda: False) -> None:
-    """Import the registering modules in turn until `until()` holds (all of them by default).
+def _load_catalogue(kind: str, until: Callable[[], bool] = lambda: False) -> None:
+    """Import the modules registering `kind` in turn until `until()` holds (all of them by default).
 
     A name resolves whatever was imported before, and checking a toy-world file does not import every
     real model's and reward's libraries.
     """
     from vaderbench.catalogue import load_all
 
-    load_all(until)
+    load_all(until, kind)
 
 
 ALIGNERS: Registry = Registry("aligner")

@@ -9,8 +9,8 @@ report draws them as a stacked bar per method, and what they leave of the wall t
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 #: the phases, in the order of a step
 PHASES = ("sample", "reward", "loss", "backward", "optimizer", "evaluate", "log")

@@ -8,8 +8,9 @@ the model's `check_size` rule (read from configs alone).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 

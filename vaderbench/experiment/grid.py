@@ -100,7 +100,7 @@ class Trial:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Trial":
+    def from_dict(cls, values: dict[str, Any]) -> Trial:
         return cls(**values)
 
 

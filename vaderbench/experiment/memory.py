@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from vaderbench.experiment.grid import Trial
 from vaderbench.experiment.schema import ExperimentError

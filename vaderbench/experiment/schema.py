@@ -85,7 +85,7 @@ class Budget(Section):
 class Evaluation(Section):
     """Held-out evaluation: the same prompts and noise for every method and every trial."""
 
-    #: evaluate every N optimiser steps (and before the first and after the last)
+    #: evaluate every N training steps (aligner rounds; and before the first and after the last)
     every: int = Field(10, ge=1)
     #: held-out videos per evaluation (the first `videos` prompts of a fixed shuffle of the eval set)
     videos: int = Field(8, ge=1)
@@ -96,7 +96,7 @@ class Evaluation(Section):
 
 
 class Checkpointing(Section):
-    #: save the aligner's state every N optimiser steps (and at the end)
+    #: save the aligner's state every N training steps (and at the end)
     every: int = Field(10, ge=1)
     #: checkpoints Ray keeps per trial
     keep: int = Field(2, ge=1)
@@ -187,6 +187,12 @@ SWEEP_ALIASES = {
 }
 
 
+def every_aligner() -> dict[str, dict[str, Any]]:
+    from vaderbench.aligner import registered_aligners  # torch: only when the file names no methods
+
+    return {name: {} for name in registered_aligners()}
+
+
 class Experiment(Section):
     #: the study's name: MLflow experiment and default output folder (default: the file's stem)
     name: str | None = None
@@ -197,8 +203,9 @@ class Experiment(Section):
     prompts: Prompts = Prompts()
     video: Video = Video()
     sampler: Sampler = Sampler()
-    #: method entries: aligner name (or any name with `aligner: <name>`, a variant) -> its settings
-    methods: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"vader": {}, "ddpo": {}, "dpo": {}})
+    #: method entries: aligner name (or any name with `aligner: <name>`, a variant) -> its settings (default:
+    #: every registered aligner at its defaults)
+    methods: dict[str, dict[str, Any]] = Field(default_factory=every_aligner)
     policy: PolicySwitches = PolicySwitches()
     #: the grid: method, seed, resolution, frames, lr, K, or any dotted key (policy.precision,
     #: sampler.num_steps, methods.ddpo.inner_epochs, ...) -> list of values

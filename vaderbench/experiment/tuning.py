@@ -30,8 +30,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from vaderbench.experiment.grid import Trial, aligner_of, applies, resolve
 from vaderbench.experiment.schema import SWEEP_ALIASES, Domain, Experiment, ExperimentError, resolution_label

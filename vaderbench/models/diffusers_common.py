@@ -8,7 +8,7 @@ same code path (tests save tiny random components in that layout).
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

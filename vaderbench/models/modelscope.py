@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
@@ -36,8 +36,8 @@ from vaderbench.models.diffusers_common import (
     frame_positions,
     local_config,
     local_transformers_config,
-    to_unit_range,
     parse_weight_dtype,
+    to_unit_range,
 )
 from vaderbench.registry import MODELS
 

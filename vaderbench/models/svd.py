@@ -25,8 +25,8 @@ policy must sample at that resolution (`latent_shape` says so otherwise).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -14,14 +14,14 @@ from __future__ import annotations
 import inspect
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, ModelMixin
-from diffusers.loaders import PeftAdapterMixin
 from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
 from torch import nn
 
 from vaderbench.models.base import (
@@ -189,7 +189,8 @@ def upsample_frames(x: torch.Tensor) -> torch.Tensor:
 
 
 class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
-    """Pixel-unshuffle by `patch`, add coordinate codes, a two-level (2+1)D UNet with cross-attention, pixel-shuffle back."""
+    """Pixel-unshuffle by `patch`, add coordinate codes, a two-level (2+1)D UNet with cross-attention, pixel-shuffle
+    back."""
 
     _supports_gradient_checkpointing = True
 
@@ -238,7 +239,8 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
     def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor):
         b, c, f, h, w = sample.shape
         if text.shape[1] != self.config.text_length:
-            raise ValueError(f"the toy denoiser takes {self.config.text_length} token states (the tokenizer pads to it), got {text.shape[1]}")
+            raise ValueError(f"the toy denoiser takes {self.config.text_length} token states (the tokenizer pads to it), "
+                f"got {text.shape[1]}")
         p = self.config.patch
         # Activations stay channels-last ([B, F, H, W, C] in memory) throughout: oneDNN's convolutions run
         # fastest on it, and the frame-wise and temporal convolutions see it as plain 2D channels-last views.
@@ -292,13 +294,13 @@ class ToyVideoModel(VideoModel):
         self.spatial_multiple = 2 * denoiser.config.patch
 
     @classmethod
-    def random(cls, vocab: Sequence[str], seed: int = 0, **unet_config) -> "ToyVideoModel":
+    def random(cls, vocab: Sequence[str], seed: int = 0, **unet_config) -> ToyVideoModel:
         """Randomly initialised weights (tests, and the start of `vaderbench toyworld build`)."""
         torch.manual_seed(seed)
         return cls(ToyVideoUNet(**unet_config), ToyTextEncoder(vocab=list(vocab)), toy_scheduler())
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> "ToyVideoModel":
+    def from_pretrained(cls, path: str | Path) -> ToyVideoModel:
         path = Path(path)
         return cls(
             ToyVideoUNet.from_pretrained(path / "unet"),
@@ -322,8 +324,8 @@ class ToyVideoModel(VideoModel):
         return self.encode_prompts([""] * batch_size)
 
     def predict_noise(self, latents, timesteps, condition):
-        # the denoiser predicts v (trained on `scheduler.get_velocity`): in pixel space the caption decides the picture at
-        # high noise, where an epsilon loss barely weighs the clean video (by alpha_bar / (1 - alpha_bar))
+        # the denoiser predicts v (trained on `scheduler.get_velocity`): in pixel space the caption decides the picture
+        # at high noise, where an epsilon loss barely weighs the clean video (by alpha_bar / (1 - alpha_bar))
         v = self.denoiser(latents, timesteps, condition["text"], condition["text_mask"])
         return v_to_epsilon(v, latents, self.scheduler.alphas_cumprod, timesteps)
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -21,7 +21,15 @@ from vaderbench.report.findings import findings
 from vaderbench.report.load import Runs, load_runs
 from vaderbench.report.markdown import Section, cells, markdown_table, number, pivot, report_markdown, section_markdown
 from vaderbench.report.samples import comparison_rows
-from vaderbench.report.select import MissingRuns, classify, method_display, param_column, short_name, with_resolution
+from vaderbench.report.select import (
+    MissingRuns,
+    classify,
+    method_display,
+    param_column,
+    reference_method,
+    short_name,
+    with_resolution,
+)
 from vaderbench.report.tables import with_series
 
 REPORT_FOLDER = "report"
@@ -43,11 +51,16 @@ def resolution_gap(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     section.tables.append(("Reward after training (steps read: "
                            + "; ".join(sorted(set(table["steps"]))) + ")",
                            pivot(table.rename(columns={"resolution_label": "resolution"}), ["resolution"], ["series"])))
+    reference = reference_method(trials["method"])
     if not gaps.empty:
-        section.tables.append(("Gap to VADER", pivot(gaps.rename(columns={"resolution_label": "resolution"}),
-                                                     ["resolution"], ["comparison"])))
+        section.tables.append((f"Gap to {method_display(reference)}",
+                               pivot(gaps.rename(columns={"resolution_label": "resolution"}), ["resolution"],
+                                     ["comparison"])))
+    elif reference is None:
+        section.notes.append("no reward-gradient method among the trials: no gap computed")
     else:
-        section.notes.append("no VADER and baseline trials at a common resolution: no gap computed")
+        section.notes.append(f"no {method_display(reference)} and baseline trials at a common resolution: "
+                             "no gap computed")
     if not room.empty:
         section.tables.append(("Headroom: the reward of chance videos, of the base model and of the oracle render "
                                "of each evaluation prompt (logged by every trial before its first update)",
@@ -124,10 +137,10 @@ def k_ablation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
 def generalisation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     table = tables.generalisation(trials, runs.metrics)
     section = Section(caption=(
-        f"Trained models: `{tables.TRAIN_METRIC}` (training prompts) and `{tables.FINAL_METRIC}` (held-out prompts) "
-        f"at each trial's last step. Base model: `{tables.FINAL_METRIC}` at step 0 (before any update) and "
-        f"`{tables.TRAIN_METRIC}` at the first step (sampled before the first update), averaged per seed over "
-        "the methods' trials, interval over seeds."
+        f"Trained models: `{tables.TRAIN_METRIC}` (training prompts) and `{tables.FINAL_METRIC}` "
+        f"(held-out prompts) at each trial's last step. Base model: `{tables.FINAL_METRIC}` at step 0 "
+        f"(before any update) and `{tables.TRAIN_METRIC}` at the first step (sampled before the first update), "
+        "averaged per seed over the methods' trials, interval over seeds."
     ))
     laid = table.rename(columns={"resolution_label": "resolution"})
     section.tables.append(("Reward", pivot(laid, ["resolution", "model"], ["prompts"])))

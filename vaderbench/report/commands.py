@@ -10,7 +10,8 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the runs are: shared by `vaderbench report` and the scripts in `analysis/`."""
     parser.add_argument(
         "output_dir", nargs="?", metavar="OUTPUT_DIR",
-        help="the output folder of a `vaderbench run` (its mlflow.db is the store; the report goes to OUTPUT_DIR/report/)",
+        help="the output folder of a `vaderbench run` (its mlflow.db is the store; the report goes to "
+        "OUTPUT_DIR/report/)",
     )
     parser.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: the store's only one with runs)")
     parser.add_argument(
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def section_main(name: str, description: str, argv: list[str] | None = None) -> int:
-    """The scripts in `analysis/`: regenerate one figure (OUTPUT_DIR/report/<name>.png and .svg) and print its Markdown."""
+    """The scripts in `analysis/`: regenerate one figure (OUTPUT_DIR/report/<name>.png and .svg) and print its
+    Markdown."""
     from vaderbench.cli import UserError
     from vaderbench.report.build import render_section
 

@@ -10,7 +10,8 @@ Per resolution, from the finished final trials (one trial per method and seed):
 - *cost to a target*: per trial, the reward queries (and device-seconds) spent when its held-out reward
   first reached the target, interpolated linearly between the evaluations around the crossing; a trial
   that never reached it is "not reached", and what it spent by its last evaluation is a lower bound;
-- *ratios*: reference method / each other method of the mean cost to a target, with a percentile
+- *ratios*: reference method (the reward-gradient one, by its aligner's `family`) / each other method of the
+  mean cost to a target, with a percentile
   bootstrap interval over seeds; if some trial of the other method never reached the target, its
   budget stands in for its cost and the ratio is an upper bound ("<="); if the reference never reached
   it, there is no ratio;
@@ -29,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from vaderbench.report.select import MissingRuns, metric_points, with_resolution
+from vaderbench.registry import ALIGNERS
+from vaderbench.report.select import MissingRuns, metric_points, reference_method, with_resolution
 from vaderbench.report.stats import (
     Estimate,
     detectable_difference,
@@ -46,8 +48,6 @@ CHANCE_METRIC, ORACLE_METRIC = "eval_chance_reward", "eval_oracle_reward"
 HEADROOM_TARGET = 0.5
 #: a final reward's 95% interval should be narrower (half-width) than this share of the headroom
 PRECISION_TARGET = 0.1
-#: the method whose efficiency is compared with every other's (the reward-gradient method)
-REFERENCE = "vader"
 SPENDING = {"queries": "reward_queries", "device_s": "device_time_s"}
 
 
@@ -94,10 +94,13 @@ def step_zero_mean(metrics: pd.DataFrame, metric: str, ids) -> float | None:
     return float(points["value"].mean()) if not points.empty else None
 
 
-def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str = REFERENCE) -> dict:
-    """The summary of an efficiency study (the layout of `summary.json`): see the module's docstring."""
+def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None = None) -> dict:
+    """The summary of an efficiency study (the layout of `summary.json`): see the module's docstring.
+
+    `reference` defaults to the reward-gradient method; the baselines are the methods of other families."""
     if trials.empty:
         raise MissingRuns("no finished trials")
+    reference = reference or reference_method(trials["method"])
     trials = with_resolution(trials)
     if not metrics["metric"].eq(FINAL_METRIC).any():
         raise MissingRuns(f"no finished trial logged `{FINAL_METRIC}`")
@@ -129,7 +132,7 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str = REFERE
             methods[method] = entry
         if gold_base is not None and not math.isnan(gold_base):
             headroom["gold_base"] = float(gold_base)
-        baselines = {m: v for m, v in seeds_of.items() if m != reference and v.size}
+        baselines = {m: v for m, v in seeds_of.items() if m != reference and v.size and not reward_gradient(m)}
         targets = {}
         if baselines:
             best = max(baselines, key=lambda m: baselines[m].mean())
@@ -178,6 +181,10 @@ def precision(methods: dict, headroom: dict) -> dict:
         target = PRECISION_TARGET * (headroom["oracle"] - headroom["base"])
     met = None if widest is None or target is None else bool(widest < target)
     return {"widest_half_width": widest, "target": target, "met": met}
+
+
+def reward_gradient(method: str) -> bool:
+    return method in ALIGNERS and ALIGNERS.get(method).family == "reward-gradient"
 
 
 def ratios(costs: dict, reference: str) -> dict:

@@ -18,10 +18,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from vaderbench.aligner import registered_aligners
 from vaderbench.report.select import method_display, short_name
 
 PALETTE = sns.color_palette("colorblind")
-KNOWN_METHODS = ("vader", "ddpo", "dpo")
 BASE_COLOUR = (0.55, 0.55, 0.55)
 LINE_STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D")
@@ -30,12 +30,14 @@ REWARD_LABEL = "held-out reward (reward units)"
 
 
 def method_colour(method: str) -> tuple:
-    """The colour of a method in every figure: fixed for the paper's three, stable by name for others."""
+    """The colour of a method in every figure: by its place among the registered aligners (the report's order),
+    stable by name for a method no aligner here registers."""
     if method == "base":
         return BASE_COLOUR
-    if method in KNOWN_METHODS:
-        return PALETTE[KNOWN_METHODS.index(method)]
-    spare = PALETTE[len(KNOWN_METHODS):]
+    known = registered_aligners()
+    if method in known:
+        return PALETTE[known.index(method) % len(PALETTE)]
+    spare = PALETTE[len(known) % len(PALETTE):] or PALETTE
     return spare[zlib.crc32(method.encode()) % len(spare)]
 
 
@@ -51,11 +53,11 @@ def series_styles(table: pd.DataFrame) -> dict[str, dict]:
 
 def paper_style():
     """The report's style as an rc context: whitegrid, paper-size text; the caller's rcParams are left as they were."""
-    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"), **{
+    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"),
         "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "legend.fontsize": 7, "legend.title_fontsize": 7,
         "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.4, "lines.markersize": 4,
-        "svg.fonttype": "none",  # text stays text in the SVG
-    }}
+        "svg.fonttype": "none"  # text stays text in the SVG
+    }
     return matplotlib.rc_context(rc)
 
 
@@ -108,7 +110,7 @@ def headroom_lines(ax, room: pd.DataFrame) -> None:
 
 def resolution_gap(table: pd.DataFrame, gaps: pd.DataFrame, room: pd.DataFrame | None = None) -> Figure:
     """Figure 3: final reward against resolution per method (chance and oracle as reference lines); the gap
-    to VADER against resolution."""
+    to the reward-gradient method against resolution."""
     figure, axes = panels(2 if not gaps.empty else 1)
     headroom_lines(axes[0], room if room is not None else pd.DataFrame())
     styles = series_styles(table)
@@ -129,7 +131,7 @@ def resolution_gap(table: pd.DataFrame, gaps: pd.DataFrame, room: pd.DataFrame |
         ax.axhline(0, color="black", linewidth=0.8)
         resolution_axis(ax, gaps)
         ax.set_ylabel("reward gap (reward units)")
-        ax.set_title("VADER's lead vs resolution (Welch 95% CI)")
+        ax.set_title(f"{method_display(gaps['reference'].iloc[0])}'s lead vs resolution (Welch 95% CI)")
         ax.legend(frameon=False)
     return figure
 
@@ -161,7 +163,7 @@ def k_ablation(table: pd.DataFrame) -> Figure:
                     color=method_colour(method), linestyle=LINE_STYLES[i % len(LINE_STYLES)],
                     marker=MARKERS[i % len(MARKERS)])
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_xlabel("optimiser step")
+    ax.set_xlabel("training step (aligner round)")
     ax.set_ylabel("training reward (reward units)")
     ax.set_title("truncated backprop: K steps in the graph")
     ax.legend(frameon=False)
@@ -318,7 +320,7 @@ def proxy_and_gold(table: pd.DataFrame, room: pd.DataFrame) -> Figure:
         top.set_xlabel("held-out reward (the learned reward optimised)")
         top.set_ylabel("gold reward (the rule it was trained on)")
         top.set_title(f"reward vs gold over training, {label} px")
-        bottom.set_xlabel("optimiser step")
+        bottom.set_xlabel("training step (aligner round)")
         bottom.set_ylabel("caption fidelity")
         bottom.set_ylim(-0.02, 1.02)
         bottom.set_title(f"caption fidelity, {label} px")

@@ -35,7 +35,8 @@ def headroom_line(label: str, summary: dict) -> str | None:
     if room.get("oracle") is None or room.get("base") is None:
         return None
     methods = summary["resolutions"][label]["methods"]
-    closed = [f"{method_display(m)} {estimate_text(*triple([100 * v if v is not None else None for v in e['headroom_closed']]))}%"
+    closed = [f"{method_display(m)} "
+              f"{estimate_text(*triple([100 * v if v is not None else None for v in e['headroom_closed']]))}%"
               for m, e in ordered(methods) if "headroom_closed" in e]
     chance = f"chance {number(room['chance'])}, " if room.get("chance") is not None else ""
     return (f"- {label} px ({chance}base {number(room['base'])}, oracle {number(room['oracle'])}): share of the "

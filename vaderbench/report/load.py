@@ -2,8 +2,8 @@
 
 The layout `vaderbench run` writes: one MLflow experiment per YAML file, one parent run per invocation,
 one child run per trial (tag `mlflow.parentRunId`) whose params name its point in the sweep (`method`,
-`resolution`, `K`, `lr`, `seed`, ...) and whose metrics are logged per optimiser step. A trial is any run
-with a `method` param; every other run is a parent (or unrelated) run.
+`resolution`, `K`, `lr`, `seed`, ...) and whose metrics are logged per training step (one aligner round). A
+trial is any run with a `method` param; every other run is a parent (or unrelated) run.
 """
 
 from __future__ import annotations

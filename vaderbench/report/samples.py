@@ -139,7 +139,7 @@ def comparison_rows(client: MlflowClient, trials: pd.DataFrame, frames: int = 4,
     shown = min(captions, len(start[0]))
     blocks, texts = [], []
     for i in range(shown):
-        def row(label, method, videos, values):
+        def row(label, method, videos, values, i=i):
             return Row(label, method, videos[i], values[i] if i < len(values) else {})
 
         rows = [row("base model", "base", *start)]

@@ -8,6 +8,10 @@ listed in the report, never averaged in.
 A *series* is a set of trials that differ only in their seed: its label is the method's name plus every
 param that takes more than one value among that method's trials (except the seed and the figure's own
 axis), so trials of different settings are never averaged together.
+
+Methods are named, ordered and compared as their registered aligners say (`title`, `family`): the base
+model first, then the registered aligners by family (reward gradients, policy gradients, preferences) and
+name, then any method no aligner here registers, by name.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ import re
 
 import pandas as pd
 
+from vaderbench.aligner import registered_aligners
+from vaderbench.registry import ALIGNERS
 from vaderbench.report.load import TRIAL_COLUMNS
 
-METHOD_NAMES = {"vader": "VADER", "ddpo": "DDPO", "dpo": "DPO"}
 FAILED_STATUSES = {"FAILED", "KILLED"}
 
 
@@ -94,21 +99,29 @@ def classify(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def method_display(method: str) -> str:
-    return METHOD_NAMES.get(method, method)
+    """The aligner's `title` ("VADER"), or the logged name of a method no aligner here registers."""
+    return ALIGNERS.get(method).title if method in ALIGNERS else method
 
 
 def method_rank(method: str) -> tuple[int, str]:
-    known = ["base", *METHOD_NAMES]
+    known = ["base", *registered_aligners()]
     return (known.index(method), "") if method in known else (len(known), method)
 
 
 def method_order(methods: list[str]) -> list[str]:
-    """Methods in the report's order: the base model, VADER, DDPO, DPO, then others by name."""
+    """Methods in the report's order (see the module's docstring)."""
     return sorted(methods, key=method_rank)
 
 
+def reference_method(methods) -> str | None:
+    """The method the report compares with the others: the first reward-gradient method among `methods`."""
+    gradient = [m for m in method_order(list(set(methods)))
+                if m in ALIGNERS and ALIGNERS.get(m).family == "reward-gradient"]
+    return gradient[0] if gradient else None
+
+
 def method_first(table: pd.DataFrame, then: list[str]) -> pd.DataFrame:
-    """Rows ordered by method (base model, VADER, DDPO, DPO, then others by name), then by `then`."""
+    """Rows ordered by method (the report's order, see the module's docstring), then by `then`."""
     rank = table["method"].map(method_rank)
     return (table.assign(_rank=rank).sort_values(["_rank", *then], kind="stable")
             .drop(columns="_rank").reset_index(drop=True))

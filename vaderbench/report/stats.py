@@ -11,8 +11,8 @@ degrees of freedom by Welch–Satterthwaite. With fewer than two seeds behind a 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

@@ -20,14 +20,15 @@ import pandas as pd
 
 from vaderbench.report.select import (
     MissingRuns,
-    short_name,
     last_points,
     method_display,
     method_first,
     metric_points,
     param_column,
+    reference_method,
     series_labels,
     setting_columns,
+    short_name,
     varies,
     with_resolution,
 )
@@ -77,11 +78,13 @@ def resolution_gap(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = FI
 
 
 def resolution_gap_differences(
-    trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = FINAL_METRIC, reference: str = "vader"
+    trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = FINAL_METRIC, reference: str | None = None
 ) -> pd.DataFrame:
-    """Per resolution: reference series minus each other method's series, with Welch's interval."""
+    """Per resolution: reference series (default: the reward-gradient method's) minus each other method's series,
+    with Welch's interval."""
     trials = with_series(with_resolution(trials), exclude=("resolution",))
     finals = final_rewards(trials, metrics, metric)
+    reference = reference or reference_method(finals["method"])
     rows = []
     ours = finals[finals["method"] == reference]
     theirs = finals[finals["method"] != reference]
@@ -89,11 +92,12 @@ def resolution_gap_differences(
         for other, b in theirs[theirs["side"] == side].groupby("series"):
             estimate = welch_interval(a["value"], b["value"])
             rows.append({
-                "comparison": f"{mine} − {other}", "method": b["method"].iloc[0],
+                "comparison": f"{mine} − {other}", "reference": reference, "method": b["method"].iloc[0],
                 "side": side, "resolution_label": a["resolution_label"].iloc[0],
                 "mean": estimate.mean, "low": estimate.low, "high": estimate.high, "n": estimate.n,
             })
-    gaps = pd.DataFrame(rows, columns=["comparison", "method", "side", "resolution_label", "mean", "low", "high", "n"])
+    gaps = pd.DataFrame(rows, columns=["comparison", "reference", "method", "side", "resolution_label", "mean", "low",
+                                       "high", "n"])
     return method_first(gaps, ["comparison", "side"])
 
 

@@ -43,7 +43,7 @@ def tracking_of(experiment, output: Path) -> tuple[str, Path | None]:
     from vaderbench.runner.tracking import default_store
 
     uri = experiment.tracking.uri or os.environ.get("MLFLOW_TRACKING_URI") or default_store(output)
-    local = uri.startswith("sqlite:") or uri.startswith("file:") or "://" not in uri
+    local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
     return uri, (output / "mlartifacts") if local else None
 
 

@@ -76,7 +76,7 @@ def start_ray(address: str | None, preload_modules: tuple[str, ...] = ()) -> str
     address = address or os.environ.get("RAY_ADDRESS")
     modules = ("vaderbench.runner.trial", "peft", *preload_modules)
     runtime_env = {"worker_process_setup_hook": f"{__name__}.preload", "env_vars": {PRELOAD: ",".join(modules)}}
-    common = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True, runtime_env=runtime_env)
+    common = {"logging_level": logging.ERROR, "log_to_driver": False, "configure_logging": True, "runtime_env": runtime_env}
     if address:
         ray.init(address=address, **common)
         return address
@@ -166,7 +166,8 @@ def trial_resources(config: dict[str, Any]):
 
 
 def asha(early_stopping, trials: list[Trial]):
-    """Tune's ASHA on the tuning score (the validation reward, folded at the oracle's), its rungs in optimiser steps, one instance per method and
+    """Tune's ASHA on the tuning score (the validation reward, folded at the oracle's), its rungs in training
+    steps (aligner rounds), one instance per method and
     resolution: a trial is stopped for falling behind the other settings of its own method, never for
     being a method whose rewards are lower."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -218,7 +219,7 @@ class SweepOutcome:
 
 
 def run_sweep(
-    trials: list[Trial], tracker: "Tracker", parent_id: str, *, storage: Path, resources: dict[str, Any],
+    trials: list[Trial], tracker: Tracker, parent_id: str, *, storage: Path, resources: dict[str, Any],
     progress=None, collective_timeout_s: int = 1800, early_stopping=None,
 ) -> SweepOutcome:
     """Run `trials` through Tune (as many at once as fit); every result goes to MLflow from here.
@@ -226,7 +227,6 @@ def run_sweep(
     With `early_stopping` (the experiment's `tune.early_stopping`), Tune's ASHA scheduler stops the trials
     whose held-out reward falls behind at its rungs (steps grace, grace x reduction, ...).
     """
-    import ray
     from ray import tune
 
     from vaderbench.runner.logger import TrialLogger

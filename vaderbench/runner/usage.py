@@ -68,7 +68,7 @@ class CoreUsage:
         return sum(times) - idle, sum(times)
 
     @classmethod
-    def start(cls) -> "CoreUsage":
+    def start(cls) -> CoreUsage:
         import psutil
 
         return cls(psutil.cpu_count() or 1, cls._machine_times(), TreeCpu())

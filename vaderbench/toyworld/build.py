@@ -31,7 +31,7 @@ class BuildSteps:
     #: 10000 steps of the same recipe drew held-out shapes at 0.47-0.53 on 240 captions, under chance + 0.2
     base: int = 20000
 
-    def scaled(self, factor: float) -> "BuildSteps":
+    def scaled(self, factor: float) -> BuildSteps:
         return BuildSteps(**{k: max(1, int(v * factor)) for k, v in vars(self).items()})
 
 

@@ -35,7 +35,8 @@ def add_parser(subparsers) -> None:
     build.add_argument("--scale", type=float, default=1.0, help="multiply every model's training steps (a quick check: 0.01)")
     build.add_argument(
         "--only", nargs="+", metavar="STAGE", choices=STAGES, default=list(STAGES),
-        help=f"train only these stages ({', '.join(STAGES)}; default all); a stage's weights do not depend on the others'",
+        help=f"train only these stages ({', '.join(STAGES)}; default all); a stage's weights do not depend on "
+        "the others'",
     )
     build.set_defaults(func=run_build)
 
@@ -86,7 +87,7 @@ def run_eval(args) -> int:
         print(f"\n{title} on held-out captions ({'/'.join(results[name])} px)")
         keys = list(results["chance"])
         print(f"{'size':>6s} " + " ".join(f"{key:>10s}" for key in keys))
-        for size, row in list(results[name].items()) + [("chance", results["chance"])]:
+        for size, row in [*results[name].items(), ("chance", results["chance"])]:
             print(f"{size:>6s} " + " ".join(f"{row[key]:10.3f}" for key in keys))
     print_headroom(results["headroom"])
     return 0

@@ -39,7 +39,8 @@ def video_batch(
     augment=True,
     spread: float = 1.0,
 ) -> tuple[torch.Tensor, Scenes]:
-    """`count` videos [N, F, 3, S, S] of one random size from `sizes`, and their scenes (`spread`: see `random_scenes`)."""
+    """`count` videos [N, F, 3, S, S] of one random size from `sizes`, and their scenes (`spread`: see
+    `random_scenes`)."""
     scenes = random_scenes(count, generator, objects, spread=spread)
     frame_count = frames if isinstance(frames, int) else choice(frames, generator)
     videos = render(scenes, frame_count, choice(sizes, generator))

@@ -62,7 +62,8 @@ def diagnose(model: ToyVideoModel, weights: Path, size: int, count: int, seed: i
 
 
 def _with_other(scenes: Scenes, attribute: str) -> Scenes:
-    """The same scenes with the first object's colour, shape or direction moved to the next one (never the background's colour)."""
+    """The same scenes with the first object's colour, shape or direction moved to the next one (never the
+    background's colour)."""
     changed = replace(scenes, **{attribute: getattr(scenes, attribute).clone()})
     values = getattr(changed, attribute)
     count = {"colour": len(COLOURS), "shape": len(SHAPES), "direction": len(DIRECTIONS)}[attribute]

@@ -16,7 +16,7 @@ while caption fidelity falls is drifting from the prompt. Every measure is in [0
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -64,7 +64,7 @@ def pixel_direction(videos: torch.Tensor) -> torch.Tensor:
     Still when the centroid moved less than half the clip's travel, else the axis it moved most along.
     """
     need_frames(videos, "a direction")
-    b, f = videos.shape[:2]
+    b = videos.shape[0]
     seen = read_frames(videos[:, [0, -1]].flatten(0, 1))
     centroid, present = seen.centroid.view(b, 2, 2), seen.present.view(b, 2).all(dim=1)
     dx, dy = (centroid[:, 1] - centroid[:, 0]).unbind(dim=1)

@@ -13,8 +13,8 @@ the base model leaves room: at most halfway (a position <= 0.5).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 

@@ -9,7 +9,7 @@ gold of chance videos and of the oracle videos (`toyworld.headroom`, the numbers
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -43,7 +43,7 @@ class ToyJudge:
         self.classifier = ToyActionReward().freeze().classifier.to(device)
 
     @classmethod
-    def of(cls, reward, prompts: Sequence[str]) -> "ToyJudge | None":
+    def of(cls, reward, prompts: Sequence[str]) -> ToyJudge | None:
         """A judge when the reward has a gold and the prompts are toy captions; None otherwise."""
         return cls(reward) if hasattr(reward, "gold") and toy_captions(prompts) else None
 

@@ -15,7 +15,7 @@ give the same videos. Kinds:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -1,0 +1,17 @@
+"""The aligners the contract tests run on: every registered one, so that a new method file is under contract
+with no edit to the tests."""
+
+from dataclasses import fields
+
+from vaderbench.aligner import registered_aligners
+from vaderbench.registry import ALIGNERS
+
+
+def aligner_names() -> list[str]:
+    return registered_aligners()
+
+
+def aligners_with(*settings: str) -> list[str]:
+    """The registered aligners whose settings include all of `settings`: the capability an invariant needs
+    (`clip_range`, `minibatches`, `inner_epochs`: PPO's clipped updates; `beta`: Diffusion-DPO's loss)."""
+    return [name for name in aligner_names() if set(settings) <= {f.name for f in fields(ALIGNERS.get(name).Config)}]

@@ -1,0 +1,60 @@
+"""The package's modules import each other in one direction: no cycle, function-level imports included."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: where each installed package's sources live (algorithms/ and rewards/ install inside vaderbench)
+SOURCES = {"vaderbench": ROOT / "vaderbench", "vaderbench.algorithms": ROOT / "algorithms",
+           "vaderbench.rewards": ROOT / "rewards"}
+
+
+def module_files() -> dict[str, Path]:
+    modules = {}
+    for package, folder in SOURCES.items():
+        for path in folder.rglob("*.py"):
+            parts = [p for p in path.relative_to(folder).with_suffix("").parts if p != "__init__"]
+            modules[".".join([package, *parts])] = path
+    return modules
+
+
+def imports_between(modules: dict[str, Path]) -> dict[str, set[str]]:
+    """Module -> the package modules it imports anywhere in its body. A module's own parent packages are left
+    out: Python imports them before the module in any case, so they add no order of their own."""
+    edges = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        edges[name] = {m for m in found if m in modules and m != name and not name.startswith(m + ".")}
+    return edges
+
+
+def cycle_through(edges: dict[str, set[str]], start: str) -> list[str] | None:
+    """A path of imports from `start` back to itself, if there is one."""
+    stack, seen = [(start, [start])], set()
+    while stack:
+        module, path = stack.pop()
+        for target in sorted(edges[module]):
+            if target == start:
+                return [*path, start]
+            if target not in seen:
+                seen.add(target)
+                stack.append((target, [*path, target]))
+    return None
+
+
+def test_no_module_of_the_package_imports_itself_through_others():
+    edges = imports_between(module_files())
+    assert "vaderbench.runner.logger" in edges and "vaderbench.algorithms.vader" in edges
+    cycles = [cycle for module in sorted(edges) if (cycle := cycle_through(edges, module))]
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycle_through({"a": {"b"}, "b": {"c"}, "c": {"a"}}, "a") == ["a", "b", "c", "a"]
+    assert cycle_through({"a": {"b"}, "b": set()}, "a") is None
