@@ -61,7 +61,9 @@ class DdpoConfig(AlignerConfig):
         if self.eta <= 0:
             raise ValueError("eta must be > 0 for ddpo: a deterministic DDIM step has no log-probability")
         if self.clip_range <= 0 or self.adv_clip_max <= 0:
-            raise ValueError(f"clip_range and adv_clip_max must be positive, got {self.clip_range}, {self.adv_clip_max}")
+            raise ValueError(
+                f"clip_range and adv_clip_max must be positive, got {self.clip_range}, {self.adv_clip_max}"
+            )
         if not 0 < self.timestep_fraction <= 1:
             raise ValueError(f"timestep_fraction must be in (0, 1], got {self.timestep_fraction}")
         if self.inner_epochs < 1 or self.minibatches < 1:
@@ -82,7 +84,12 @@ class Ddpo(Aligner):
     family = "policy-gradient"
     Config = DdpoConfig
     # a policy-gradient method needs larger steps and more rounds than VADER: that gap is the paper's point
-    contract_settings: ClassVar[dict] = {"lr": 3e-2, "clip_range": 1.0, "per_prompt_stat_tracking": False, "batch_size": 8}
+    contract_settings: ClassVar[dict] = {
+        "lr": 3e-2,
+        "clip_range": 1.0,
+        "per_prompt_stat_tracking": False,
+        "batch_size": 8,
+    }
     contract_rounds = 20
 
     def __init__(self, *args, **kwargs):
@@ -120,7 +127,10 @@ class Ddpo(Aligner):
         for epoch in range(config.inner_epochs):
             # each sample trains on its own shuffled timesteps, seeded by its global seed
             order = torch.stack(
-                [torch.randperm(num_steps, generator=torch.Generator().manual_seed(derive_seed(s, epoch))) for s in seeds]
+                [
+                    torch.randperm(num_steps, generator=torch.Generator().manual_seed(derive_seed(s, epoch)))
+                    for s in seeds
+                ]
             )
             # and the samples are shuffled before they are split into minibatches (this worker's shard only)
             shuffle = derive_seed(self.seed, "ddpo-minibatches", self.rounds, epoch, distributed.rank())

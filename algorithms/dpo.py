@@ -60,7 +60,9 @@ class DpoConfig(AlignerConfig):
         if self.beta is not None and self.beta <= 0:
             raise ValueError(f"beta must be positive, got {self.beta}")
         if self.group_size < 2:
-            raise ValueError(f"group_size must be >= 2 for dpo (pairs are two samples of one prompt), got {self.group_size}")
+            raise ValueError(
+                f"group_size must be >= 2 for dpo (pairs are two samples of one prompt), got {self.group_size}"
+            )
         if self.pairs_per_update < 1 or self.updates_per_round < 1:
             raise ValueError("pairs_per_update and updates_per_round must be >= 1")
         if self.buffer_capacity < self.batch_size and not self.on_policy:
@@ -68,14 +70,20 @@ class DpoConfig(AlignerConfig):
 
 
 def dpo_loss(
-    model_winner: torch.Tensor, model_loser: torch.Tensor, ref_winner: torch.Tensor, ref_loser: torch.Tensor, beta: float
+    model_winner: torch.Tensor,
+    model_loser: torch.Tensor,
+    ref_winner: torch.Tensor,
+    ref_loser: torch.Tensor,
+    beta: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pair loss and the inside term -beta/2 ((mse_w - mse_l) - (ref_w - ref_l)) (> 0: the pair is ranked right)."""
     inside = -0.5 * beta * ((model_winner - model_loser) - (ref_winner - ref_loser))
     return -F.logsigmoid(inside), inside
 
 
-@ALIGNERS.register("dpo", "Diffusion-DPO on pairs of the model's own samples ranked by the reward, from a replay buffer")
+@ALIGNERS.register(
+    "dpo", "Diffusion-DPO on pairs of the model's own samples ranked by the reward, from a replay buffer"
+)
 class Dpo(Aligner):
     name = "dpo"
     title = "DPO"

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import torch
 
 from vaderbench import distributed
-from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
 from vaderbench.algorithms.ddpo import ppo_clipped_loss
+from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
 from vaderbench.ddim import gaussian_log_prob
 from vaderbench.models.base import Footprint
 from vaderbench.policy import denoiser_passes

@@ -133,8 +133,10 @@ def bench_denoiser(args, variants: dict[str, Callable], peak: float) -> None:
             for p in policy.trainable_parameters():
                 p.normal_(0, 0.02)
     lora = sum(p.numel() for p in now.trainable_parameters())
-    print(f"denoiser {sum(p.numel() for p in now.model.denoiser.parameters()) / 1e6:.3f} M parameters "
-          f"({lora} LoRA), {args.frames} frames")
+    print(
+        f"denoiser {sum(p.numel() for p in now.model.denoiser.parameters()) / 1e6:.3f} M parameters "
+        f"({lora} LoRA), {args.frames} frames"
+    )
     labels = list(policies)
     base = labels[-1] if len(labels) > 1 else None
     header = f"{'size':>4} {'batch':>5} {'pass':>7} {'prec':>4} {'GFLOP':>7} | "
@@ -150,8 +152,11 @@ def bench_denoiser(args, variants: dict[str, Callable], peak: float) -> None:
             t = torch.randint(0, 1000, (batch,), generator=generator)
             condition = now.model.encode_prompts([PROMPT] * batch)
             for precision in args.precision:
-                autocast = (lambda: contextlib.nullcontext()) if precision == "no" else (
-                    lambda: torch.autocast("cpu", dtype=DTYPES[precision]))
+                autocast = (
+                    (lambda: contextlib.nullcontext())
+                    if precision == "no"
+                    else (lambda: torch.autocast("cpu", dtype=DTYPES[precision]))
+                )
 
                 def forward(policy):
                     with torch.no_grad(), autocast():
@@ -165,8 +170,9 @@ def bench_denoiser(args, variants: dict[str, Callable], peak: float) -> None:
 
                 for name, run in (("fwd", forward), ("fwd+bwd", forward_backward)):
                     flops = counted_flops(lambda: run(now))
-                    took = interleaved_medians({k: (lambda p=p: run(p)) for k, p in policies.items()},
-                                               args.repeats, args.clock)
+                    took = interleaved_medians(
+                        {k: (lambda p=p: run(p)) for k, p in policies.items()}, args.repeats, args.clock
+                    )
                     row = f"{size:>4} {batch:>5} {name:>7} {precision:>4} {flops / 1e9:>7.2f} | "
                     row += " ".join(f"{1000 * took[k]:>13.1f}" for k in labels)
                     row += f" {took[base] / took['now']:>6.2f}x | " if base else " | "
@@ -187,18 +193,26 @@ def bench_aligners(args, variants: dict[str, Callable]) -> None:
     for label, factory in variants.items():
         names[label] = f"bench-{label}"
         MODELS.register(names[label])(factory)
-    trials = [trial for trial in load_experiment(args.study, force=True).trials
-              if trial.height == args.aligner_size and trial.seed == 0 and trial.aligner in args.aligners]
-    print(f"\none aligner step, {args.study} at {args.aligner_size} px "
-          f"(median of {args.aligner_repeats}, s, {args.clock} clock)")
+    trials = [
+        trial
+        for trial in load_experiment(args.study, force=True).trials
+        if trial.height == args.aligner_size and trial.seed == 0 and trial.aligner in args.aligners
+    ]
+    print(
+        f"\none aligner step, {args.study} at {args.aligner_size} px "
+        f"(median of {args.aligner_repeats}, s, {args.clock} clock)"
+    )
     header = f"{'method':>8} " + " ".join(f"{label[:10]:>10}" for label in variants)
     print(header + (" speedup" if len(variants) > 1 else ""))
     for trial in trials:
-        aligners = {label: build_trial_aligner(dataclasses.replace(trial, model=name), torch.device("cpu"))
-                    for label, name in names.items()}
+        aligners = {
+            label: build_trial_aligner(dataclasses.replace(trial, model=name), torch.device("cpu"))
+            for label, name in names.items()
+        }
         prompts = train_batch(load_prompts(trial.prompts["train"]), aligners["now"].prompts_per_step, trial.seed, 0)
-        took = interleaved_medians({k: (lambda a=a: a.step(prompts)) for k, a in aligners.items()},
-                                   args.aligner_repeats, args.clock)
+        took = interleaved_medians(
+            {k: (lambda a=a: a.step(prompts)) for k, a in aligners.items()}, args.aligner_repeats, args.clock
+        )
         row = f"{trial.aligner:>8} " + " ".join(f"{took[k]:>10.2f}" for k in variants)
         if len(variants) > 1:
             row += f" {took[list(variants)[-1]] / took['now']:>6.2f}x"
@@ -211,8 +225,13 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="REV", help="also time toy.py as it is at this git revision")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the study runs each trial on 1)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
-    parser.add_argument("--batches", type=int, nargs="+", default=[8, 16],
-                        help="denoiser batch: 8 = 4 videos x guidance (training), 16 = evaluation's 8 videos x 2")
+    parser.add_argument(
+        "--batches",
+        type=int,
+        nargs="+",
+        default=[8, 16],
+        help="denoiser batch: 8 = 4 videos x guidance (training), 16 = evaluation's 8 videos x 2",
+    )
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--precision", nargs="+", default=["no"], choices=["no", "bf16", "fp16"])
     parser.add_argument("--repeats", type=int, default=5)

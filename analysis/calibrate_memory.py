@@ -32,13 +32,21 @@ COMMON = {"budget": {"steps": 1}, "eval": {"videos": 1}, "reward": "colourfulnes
 
 
 def point(model, method, frames, resolution, steps=4, guidance=2.0, **settings):
-    return {"model": model, "video": {"frames": frames, "resolution": resolution},
-            "sampler": {"num_steps": steps, "guidance_scale": guidance}, "methods": {method: settings}}
+    return {
+        "model": model,
+        "video": {"frames": frames, "resolution": resolution},
+        "sampler": {"num_steps": steps, "guidance_scale": guidance},
+        "methods": {method: settings},
+    }
 
 
 def points(models: dict[str, str]) -> list[dict]:
-    toy, scope, cog, svd = "toy", {"name": "modelscope", "path": models["modelscope"]}, \
-        {"name": "cogvideox", "path": models["cogvideox"]}, {"name": "svd", "path": models["svd"]}
+    toy, scope, cog, svd = (
+        "toy",
+        {"name": "modelscope", "path": models["modelscope"]},
+        {"name": "cogvideox", "path": models["cogvideox"]},
+        {"name": "svd", "path": models["svd"]},
+    )
     return [
         point(toy, "vader", 8, 64, batch_size=2),
         point(toy, "vader", 8, 128, batch_size=2, truncation={"k": 2}),
@@ -75,11 +83,22 @@ def measure(trial_json: str, prompts_json: str) -> None:
     trial = Trial.from_dict(json.loads(trial_json))
     for module in trial.modules:  # what a trial's worker imports
         importlib.import_module(module)
-    name, options = (trial.model, {}) if isinstance(trial.model, str) else (
-        trial.model["name"], {k: v for k, v in trial.model.items() if k != "name"})
+    name, options = (
+        (trial.model, {})
+        if isinstance(trial.model, str)
+        else (trial.model["name"], {k: v for k, v in trial.model.items() if k != "name"})
+    )
     policy = Policy(MODELS.get(name)(**options), **trial.policy)
-    aligner = build_aligner(trial.aligner, policy, build_reward(trial.reward), trial.settings,
-                            frames=trial.frames, height=trial.height, width=trial.width, seed=trial.seed)
+    aligner = build_aligner(
+        trial.aligner,
+        policy,
+        build_reward(trial.reward),
+        trial.settings,
+        frames=trial.frames,
+        height=trial.height,
+        width=trial.width,
+        seed=trial.seed,
+    )
     prompts = json.loads(prompts_json)
     aligner.step([prompts[i % len(prompts)] for i in range(aligner.prompts_per_step)])
     print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
@@ -123,25 +142,33 @@ def main(argv=None) -> None:
         prompts = [models["image"]] if "svd" in json.dumps(trial.model) else ["a red circle moving left", "a cat"]
         child = subprocess.run(
             [sys.executable, __file__, "--child", json.dumps(trial.to_dict()), json.dumps(prompts)],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if child.returncode:
             sys.exit(f"{trial.id}: the measurement failed:\n{child.stderr[-3000:]}")
         peak = json.loads(child.stdout.strip().splitlines()[-1])["peak"]
         kept = estimate.activations / memory.ACTIVATION_FACTOR
         rows.append((trial, estimate, kept, peak))
-        print(f"{trial.id:40s} {trial.frames:3d}x{trial.height:<4d} measured {peak / 2**20:8.0f} MiB  "
-              f"estimated {estimate.total / 2**20:8.0f} MiB  ({estimate.total / peak - 1:+.1%})", flush=True)
+        print(
+            f"{trial.id:40s} {trial.frames:3d}x{trial.height:<4d} measured {peak / 2**20:8.0f} MiB  "
+            f"estimated {estimate.total / 2**20:8.0f} MiB  ({estimate.total / peak - 1:+.1%})",
+            flush=True,
+        )
 
     design = np.array([[1.0, kept] for _, _, kept, _ in rows])
     target = np.array([peak - e.weights - e.stored for _, e, _, peak in rows])
     (base, factor), *_ = np.linalg.lstsq(design, target, rcond=None)
     fitted = [(base + e.weights + factor * kept + e.stored) / peak - 1 for _, e, kept, peak in rows]
     in_use = [e.total / peak - 1 for _, e, _, peak in rows]
-    print(f"\nin use: BASE_BYTES {memory.BASE_BYTES / 2**20:.0f} MiB, "
-          f"ACTIVATION_FACTOR {memory.ACTIVATION_FACTOR:.2f}: errors {min(in_use):+.1%} .. {max(in_use):+.1%}")
-    print(f"fitted: BASE_BYTES {base / 2**20:.0f} MiB, ACTIVATION_FACTOR {factor:.2f}: "
-          f"errors {min(fitted):+.1%} .. {max(fitted):+.1%}")
+    print(
+        f"\nin use: BASE_BYTES {memory.BASE_BYTES / 2**20:.0f} MiB, "
+        f"ACTIVATION_FACTOR {memory.ACTIVATION_FACTOR:.2f}: errors {min(in_use):+.1%} .. {max(in_use):+.1%}"
+    )
+    print(
+        f"fitted: BASE_BYTES {base / 2**20:.0f} MiB, ACTIVATION_FACTOR {factor:.2f}: "
+        f"errors {min(fitted):+.1%} .. {max(fitted):+.1%}"
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,15 @@ def run_one(args, switches: dict) -> dict:
         before = torch.cuda.memory_allocated()
     else:
         before = current_rss_bytes()
-    trajectory = policy.sample(prompts, list(range(args.batch)), sampler, frames=args.frames, height=args.height,
-                               width=args.width, grad_from=grad_from)
+    trajectory = policy.sample(
+        prompts,
+        list(range(args.batch)),
+        sampler,
+        frames=args.frames,
+        height=args.height,
+        width=args.width,
+        grad_from=grad_from,
+    )
     frames = policy.decode(trajectory.final, frame_index)
     (-reward(frames, prompts).mean()).backward()
     if args.device == "cuda":
@@ -93,7 +100,9 @@ def main(argv=None) -> None:
         for i, (label, _) in enumerate(COMBINATIONS):
             out = subprocess.run(
                 [sys.executable, __file__, "--model", model, "--run-one", str(i), *child],
-                check=True, capture_output=True, text=True,
+                check=True,
+                capture_output=True,
+                text=True,
             )
             results.append((label, json.loads(out.stdout.strip().splitlines()[-1])))
     base = results[0][1]

@@ -25,15 +25,17 @@ def block(report: Path) -> str:
     summary = json.loads((report / "summary.json").read_text())
     provenance = next(line for line in (report / "report.md").read_text().splitlines() if line.startswith("Study "))
     relative = report.resolve().relative_to(ROOT).as_posix()
-    return "\n".join([
-        BEGIN,
-        f"![Resolution gap: held-out reward per method and resolution]({relative}/resolution_gap.png)",
-        "",
-        *headline(summary),
-        "",
-        f"{provenance} Full report: [{relative}/report.md]({relative}/report.md).",
-        END,
-    ])
+    return "\n".join(
+        [
+            BEGIN,
+            f"![Resolution gap: held-out reward per method and resolution]({relative}/resolution_gap.png)",
+            "",
+            *headline(summary),
+            "",
+            f"{provenance} Full report: [{relative}/report.md]({relative}/report.md).",
+            END,
+        ]
+    )
 
 
 def with_block(readme: str, text: str) -> str:
@@ -53,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     updated = with_block(readme, block(args.report))
     if args.check:
         if updated != readme:
-            print(f"{args.readme}: the study block is stale: run python analysis/readme_study.py {args.report}",
-                  file=sys.stderr)
+            print(
+                f"{args.readme}: the study block is stale: run python analysis/readme_study.py {args.report}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     args.readme.write_text(updated)

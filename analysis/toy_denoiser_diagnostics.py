@@ -21,7 +21,9 @@ from vaderbench.toyworld.weights import WEIGHTS_DIR
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="a toy weights folder (default: the shipped one)")
+    parser.add_argument(
+        "--weights", type=Path, default=WEIGHTS_DIR, help="a toy weights folder (default: the shipped one)"
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--videos", type=int, default=64, help="videos per resolution")
     parser.add_argument("--seed", type=int, default=99)
@@ -30,8 +32,10 @@ def main() -> None:
     print(f"{'size':>4} {'t':>4} {'noise rms':>9} {'estimate rms':>12} {'shape':>6} {'direction':>9}")
     for size in args.sizes:
         for row in diagnose(model, args.weights, size, args.videos, args.seed):
-            print(f"{row['size']:>4} {row['t']:>4} {row['noise_rms']:>9.3f} {row['estimate_rms']:>12.3f} "
-                  f"{row['shape']:>6.2f} {row['direction']:>9.2f}")
+            print(
+                f"{row['size']:>4} {row['t']:>4} {row['noise_rms']:>9.3f} {row['estimate_rms']:>12.3f} "
+                f"{row['shape']:>6.2f} {row['direction']:>9.2f}"
+            )
     print("\nRMS change of the clean estimate when one caption word changes (same noisy input)")
     print(f"{'size':>4} {'t':>4} {'colour':>7} {'shape':>7} {'direction':>9}")
     for size in args.sizes:

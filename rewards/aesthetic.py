@@ -16,7 +16,9 @@ from vaderbench.rewards.base import ImageReward
 from vaderbench.rewards.checkpoints import load_state_dict
 from vaderbench.rewards.openclip import OpenClipImageInput, load_open_clip, unit
 
-HEAD_URL = "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth"
+HEAD_URL = (
+    "https://github.com/christophschuhmann/improved-aesthetic-predictor/raw/main/sac+logos+ava1-l14-linearMSE.pth"
+)
 CLIP_L14_OPENAI = "timm/vit_large_patch14_clip_224.openai/open_clip_model.safetensors"
 
 
@@ -26,8 +28,14 @@ class AestheticHead(nn.Module):
     def __init__(self, embed_dim: int = 768):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Linear(embed_dim, 1024), nn.Dropout(0.2), nn.Linear(1024, 128), nn.Dropout(0.2),
-            nn.Linear(128, 64), nn.Dropout(0.1), nn.Linear(64, 16), nn.Linear(16, 1),
+            nn.Linear(embed_dim, 1024),
+            nn.Dropout(0.2),
+            nn.Linear(1024, 128),
+            nn.Dropout(0.2),
+            nn.Linear(128, 64),
+            nn.Dropout(0.1),
+            nn.Linear(64, 16),
+            nn.Linear(16, 1),
         )
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:

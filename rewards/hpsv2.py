@@ -15,7 +15,9 @@ from vaderbench.rewards.base import ImageReward
 from vaderbench.rewards.openclip import OpenClipImageInput, load_open_clip, unit
 
 
-@REWARDS.register("hpsv2", "HPS v2.1 image-text preference score (cosine, about 0.2-0.3 for real images; higher is better)")
+@REWARDS.register(
+    "hpsv2", "HPS v2.1 image-text preference score (cosine, about 0.2-0.3 for real images; higher is better)"
+)
 class HPSv2Reward(ImageReward):
     def __init__(self, checkpoint: str = "xswu/HPSv2/HPS_v2.1_compressed.pt", clip_model: str = "ViT-H-14"):
         super().__init__()

@@ -22,7 +22,9 @@ def projected(output) -> torch.Tensor:
     return output.pooler_output if hasattr(output, "pooler_output") else output
 
 
-@REWARDS.register("pickscore", "PickScore image-text preference (100 x cosine, about 18-23 for real images; higher is better)")
+@REWARDS.register(
+    "pickscore", "PickScore image-text preference (100 x cosine, about 18-23 for real images; higher is better)"
+)
 class PickScoreReward(ImageReward):
     def __init__(
         self, model: str = "yuvalkirstain/PickScore_v1", processor: str = "laion/CLIP-ViT-H-14-laion2B-s32B-b79K"

@@ -21,7 +21,9 @@ def load_direction_classifier(weights: str | Path | None = None) -> DirectionCla
     return load_network(DirectionClassifier(), "direction_classifier", Path(weights) if weights else WEIGHTS_DIR)
 
 
-@REWARDS.register("toy_action", "toy world: probability of the prompt's motion direction from a video classifier (VideoMAE action)")
+@REWARDS.register(
+    "toy_action", "toy world: probability of the prompt's motion direction from a video classifier (VideoMAE action)"
+)
 class ToyActionReward(Reward):
     min_frames = 2
     prompt_free = False

@@ -17,7 +17,9 @@ from vaderbench.toyworld.nets import AestheticHead
 from vaderbench.toyworld.weights import WEIGHTS_DIR, load_network
 
 
-@REWARDS.register("toy_aesthetic", "toy world: MLP on the toy CLIP image embedding scoring contrast and saturation (LAION aesthetic)")
+@REWARDS.register(
+    "toy_aesthetic", "toy world: MLP on the toy CLIP image embedding scoring contrast and saturation (LAION aesthetic)"
+)
 class ToyAestheticReward(ImageReward):
     prompt_free = True
     oracle = "best_scene"  # the reference video that scores best (vaderbench.toyworld.references)

@@ -30,7 +30,9 @@ def unit_image_embedding(clip, images: torch.Tensor) -> torch.Tensor:
     return F.normalize(clip.encode_image(frames_to_input(images)), dim=-1)
 
 
-@REWARDS.register("toy_clip", "toy world: tiny CLIP frame-caption cosine similarity, averaged over frames (HPS/PickScore)")
+@REWARDS.register(
+    "toy_clip", "toy world: tiny CLIP frame-caption cosine similarity, averaged over frames (HPS/PickScore)"
+)
 class ToyClipReward(ImageReward):
     prompt_free = False
     oracle = "caption"  # the reference video that scores best (vaderbench.toyworld.references)

@@ -21,7 +21,9 @@ def load_detector(weights: str | Path | None = None) -> ShapeDetector:
     return load_network(ShapeDetector(), "shape_detector", Path(weights) if weights else WEIGHTS_DIR)
 
 
-@REWARDS.register("toy_object_removal", "toy world: minus the detected probability of the shape the prompt names (YOLOS removal)")
+@REWARDS.register(
+    "toy_object_removal", "toy world: minus the detected probability of the shape the prompt names (YOLOS removal)"
+)
 class ToyObjectRemovalReward(ImageReward):
     prompt_free = False
     oracle = "background"  # the reference video that scores best (vaderbench.toyworld.references)

@@ -42,10 +42,18 @@ def multiblock_target(grid_t: int, grid_h: int, grid_w: int, num_blocks: int, bl
     return spatial.expand(grid_t, grid_h, grid_w)
 
 
-@REWARDS.register("vjepa_consistency", "minus V-JEPA 2's masked feature-prediction L1 (leak-free), <= 0; higher is more consistent")
+@REWARDS.register(
+    "vjepa_consistency", "minus V-JEPA 2's masked feature-prediction L1 (leak-free), <= 0; higher is more consistent"
+)
 class VJEPAConsistencyReward(Reward):
-    def __init__(self, model: str = "facebook/vjepa2-vitl-fpc64-256", num_frames: int | None = None,
-                 num_blocks: int = 8, block_scale: float = 0.15, mask_seed: int = 0):
+    def __init__(
+        self,
+        model: str = "facebook/vjepa2-vitl-fpc64-256",
+        num_frames: int | None = None,
+        num_blocks: int = 8,
+        block_scale: float = 0.15,
+        mask_seed: int = 0,
+    ):
         super().__init__()
         from transformers import AutoVideoProcessor, VJEPA2Model
 

@@ -29,8 +29,13 @@ def yolos_resize_shape(height: int, width: int, shortest: int, longest: int | No
 
 @REWARDS.register("yolos_removal", "minus YOLOS's max probability of the target COCO class per frame, in [-1, 0]")
 class YolosRemovalReward(ImageReward):
-    def __init__(self, target: str, model: str = "hustvl/yolos-tiny", shortest_edge: int | None = None,
-                 longest_edge: int | None = None):
+    def __init__(
+        self,
+        target: str,
+        model: str = "hustvl/yolos-tiny",
+        shortest_edge: int | None = None,
+        longest_edge: int | None = None,
+    ):
         super().__init__()
         from transformers import AutoImageProcessor, YolosForObjectDetection
 

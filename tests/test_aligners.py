@@ -23,7 +23,9 @@ COMMON = {"num_steps": 6, "guidance_scale": 1.0}
 
 def make(method, settings=None, seed=0, model=None):
     policy = Policy(model or tiny_model(), lora_rank=4)
-    return build_aligner(method, policy, build_reward("colourfulness"), {**COMMON, **(settings or {})}, seed=seed, **GEOMETRY)
+    return build_aligner(
+        method, policy, build_reward("colourfulness"), {**COMMON, **(settings or {})}, seed=seed, **GEOMETRY
+    )
 
 
 def prompts_for(aligner):
@@ -217,8 +219,14 @@ def ddpo_minibatch_rows(settings, rounds=2, seed=0):
 
 def test_ddpo_shuffles_samples_into_minibatches_every_inner_epoch_deterministically():
     # two prompts, two copies each: contiguous chunks would always train a prompt's group alone
-    settings = {"batch_size": 4, "group_size": 2, "minibatches": 2, "inner_epochs": 2, "num_steps": 2,
-                "timestep_fraction": 0.5}
+    settings = {
+        "batch_size": 4,
+        "group_size": 2,
+        "minibatches": 2,
+        "inner_epochs": 2,
+        "num_steps": 2,
+        "timestep_fraction": 0.5,
+    }
     steps = ddpo_minibatch_rows(settings)
     assert len(steps) == 2 * 2 * 2
     for epoch in range(0, len(steps), 2):  # each inner epoch covers every sample once
@@ -233,8 +241,17 @@ def test_ddpo_logged_metrics_are_weighted_by_the_rows_of_uneven_micro_batches():
     # 3 samples in micro-batches of 2 and 1: the logged means must equal those of one micro-batch of 3
     metrics = []
     for micro in (None, 2):
-        aligner = make("ddpo", {"batch_size": 3, "inner_epochs": 2, "lr": 3e-2, "clip_range": 1e-3,
-                                "per_prompt_stat_tracking": False, "micro_batch_size": micro})
+        aligner = make(
+            "ddpo",
+            {
+                "batch_size": 3,
+                "inner_epochs": 2,
+                "lr": 3e-2,
+                "clip_range": 1e-3,
+                "per_prompt_stat_tracking": False,
+                "micro_batch_size": micro,
+            },
+        )
         metrics.append(aligner.step(prompts_for(aligner)))
     whole, split = metrics
     assert whole["approx_kl"] > 0 and 0 < whole["clipfrac"] < 1  # the second epoch moved the ratio
@@ -269,7 +286,7 @@ def test_dpo_pair_loss_puts_the_winner_first_and_averages_each_error_over_its_el
         a = aligner.policy.model.scheduler.alphas_cumprod[timesteps[:n]].view(-1, 1, 1, 1, 1)
         noisy = a.sqrt() * x + (1 - a).sqrt() * noise[:n]
         condition = aligner.policy.model.encode_prompts([PROMPTS[0]] * n)
-        with torch.no_grad(), (aligner.policy.reference() if reference else torch.enable_grad()):
+        with torch.no_grad(), aligner.policy.reference() if reference else torch.enable_grad():
             eps = aligner.policy.model.predict_noise(noisy, timesteps[:n], condition)
         return torch.stack([((eps[i] - noise[i]) ** 2).sum() / eps[i].numel() for i in range(n)])
 

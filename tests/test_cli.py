@@ -41,4 +41,7 @@ def test_a_name_lookup_imports_registering_modules_only_until_the_name_is_found(
 
 def test_help_does_not_import_torch():
     script = "import sys\nfrom vaderbench.cli import build_parser\nbuild_parser()\nprint('torch' in sys.modules)\n"
-    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

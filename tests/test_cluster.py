@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 from mlflow import MlflowClient
-
 from processes import adopting_orphans, free_port
+
 from vaderbench.runner.tracking import EXPERIMENT_KIND, NODE_TAG, TRIAL_TAG
 
 pytestmark = pytest.mark.slow
@@ -28,9 +28,23 @@ def ray_start(env: dict, *options: str) -> None:
     # ports Ray would otherwise take at fixed defaults, where another Ray on the machine may sit
     ports = ["--dashboard-agent-listen-port", str(free_port()), "--object-store-memory", str(80 * 2**20)]
     # this Python's `ray`: the nodes' worker processes run the Python that started them, and import this tree
-    done = subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "start", "--num-cpus=1", "--num-gpus=0",
-                           "--disable-usage-stats", *ports, *options],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--num-cpus=1",
+            "--num-gpus=0",
+            "--disable-usage-stats",
+            *ports,
+            *options,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -57,42 +71,86 @@ def artifacts_of(client, run_id, path=None):
 def test_two_workers_on_two_nodes_log_through_a_tracking_server(tmp_path):
     # Ray's sockets live under its temporary folder, whose path must stay short (a Unix socket's limit)
     ray_temp = Path(tempfile.mkdtemp(prefix="vb-ray-", dir="/tmp"))
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
-           "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     env.pop("RAY_ADDRESS", None)
     gcs, server_port = free_port(), free_port()
     server_uri = f"http://127.0.0.1:{server_port}"
     artifacts = tmp_path / "server-artifacts"
     try:
         with adopting_orphans():
-            ray_start(env, "--head", "--node-ip-address=127.0.0.1", f"--port={gcs}", "--include-dashboard=false",
-                      f"--temp-dir={ray_temp}")
+            ray_start(
+                env,
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                f"--port={gcs}",
+                "--include-dashboard=false",
+                f"--temp-dir={ray_temp}",
+            )
             ray_start(env, f"--address=127.0.0.1:{gcs}")
             with (tmp_path / "server.log").open("w") as log:
                 server = subprocess.Popen(
-                    [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(server_port),
-                     "--workers", "1",
-                     "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-                     "--serve-artifacts", "--artifacts-destination", str(artifacts)],
-                    stdout=log, stderr=subprocess.STDOUT, env=env)
+                    [
+                        sys.executable,
+                        "-m",
+                        "mlflow",
+                        "server",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(server_port),
+                        "--workers",
+                        "1",
+                        "--backend-store-uri",
+                        f"sqlite:///{tmp_path / 'server.db'}",
+                        "--serve-artifacts",
+                        "--artifacts-destination",
+                        str(artifacts),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
             wait_for(f"{server_uri}/health", server)
 
             config = tmp_path / "cluster.yaml"
-            config.write_text(yaml.safe_dump({
-                "name": "cluster",
-                "video": {"frames": 2, "resolution": 8},
-                "sampler": {"num_steps": 3},
-                "methods": {"vader": {"batch_size": 2}},
-                "budget": {"steps": 2},
-                "eval": {"every": 2, "videos": 2, "sample_videos": 1},
-                "checkpoint": {"every": 2},
-                "resources": {"workers": 2, "cpus_per_worker": 1},
-                "tracking": {"uri": server_uri},
-            }))
+            config.write_text(
+                yaml.safe_dump(
+                    {
+                        "name": "cluster",
+                        "video": {"frames": 2, "resolution": 8},
+                        "sampler": {"num_steps": 3},
+                        "methods": {"vader": {"batch_size": 2}},
+                        "budget": {"steps": 2},
+                        "eval": {"every": 2, "videos": 2, "sample_videos": 1},
+                        "checkpoint": {"every": 2},
+                        "resources": {"workers": 2, "cpus_per_worker": 1},
+                        "tracking": {"uri": server_uri},
+                    }
+                )
+            )
             run = subprocess.run(
-                [sys.executable, "-m", "vaderbench.cli", "run", str(config), "--output", str(tmp_path / "out"),
-                 "--address", f"127.0.0.1:{gcs}", "--no-report"],
-                env=env, capture_output=True, text=True, timeout=420)
+                [
+                    sys.executable,
+                    "-m",
+                    "vaderbench.cli",
+                    "run",
+                    str(config),
+                    "--output",
+                    str(tmp_path / "out"),
+                    "--address",
+                    f"127.0.0.1:{gcs}",
+                    "--no-report",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=420,
+            )
             assert run.returncode == 0, run.stdout + run.stderr
 
             client = MlflowClient(server_uri)

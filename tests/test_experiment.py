@@ -61,8 +61,11 @@ def test_efficiency_study_has_the_issue_shape():
         ({"sweep": {"policy.precison": ["bf16"]}}, "sweep.policy.precison", "unknown sweep key"),
         ({"sweep": {"method": ["vader", "sft"]}}, "sweep.method", "'sft' is not an entry of `methods`"),
         ({"methods": {"vader": {"lr": -1}}}, "methods.vader", "lr must be positive"),
-        ({"methods": {"vader": {"batch_size": 3}}, "resources": {"workers": 2}}, "methods.vader.batch_size",
-         "must split into whole prompt groups"),
+        (
+            {"methods": {"vader": {"batch_size": 3}}, "resources": {"workers": 2}},
+            "methods.vader.batch_size",
+            "must split into whole prompt groups",
+        ),
         ({"sampler": {"num_steps": 4, "eta": 7.0}}, "sampler.eta", "less than or equal to 1"),
         ({"methods": {"ddpo": {"batch_size": 2, "eta": 7.0}}}, "methods.ddpo", "eta must be between 0"),
         ({"video": {"frames": 4, "resolution": 2.5}}, "video.resolution", "valid integer"),
@@ -141,8 +144,11 @@ def test_editing_a_setting_changes_the_ids_of_the_trials_it_changes(tmp_path):
     "text, key, expected",
     [
         ("name: a\nseed: 1\nname: b\n", "name", "duplicate key on lines 1 and 3"),
-        ("methods:\n  vader:\n    lr: 0.1\n    batch_size: 2\n    lr: 0.2\n", "methods.vader.lr",
-         "duplicate key on lines 3 and 5"),
+        (
+            "methods:\n  vader:\n    lr: 0.1\n    batch_size: 2\n    lr: 0.2\n",
+            "methods.vader.lr",
+            "duplicate key on lines 3 and 5",
+        ),
         ("sweep:\n  seed: [0]\nsweep:\n  seed: [1]\n", "sweep", "duplicate key on lines 1 and 3"),
     ],
 )

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
-
 from processes import command_line, descendants
-from test_sweep import INTERRUPTED, STEPS, ray_address, steps_of, trial_runs  # noqa: F401 (a fixture)
+from safetensors.torch import load_file
+from test_sweep import INTERRUPTED, STEPS, steps_of, trial_runs
+
 from vaderbench.cli import main
 from vaderbench.runner.tracking import ERROR_TAG, TRIAL_TAG
 
@@ -27,8 +27,10 @@ pytestmark = pytest.mark.slow
 
 def checkpoint_steps(output: Path) -> list[list[int]]:
     """The complete checkpoints of every trial on disk, by step."""
-    return [sorted(int(c.name.split("-")[1]) for c in folder.glob("checkpoint-*") if "." not in c.name)
-            for folder in output.glob("ray/*/trials/*")]
+    return [
+        sorted(int(c.name.split("-")[1]) for c in folder.glob("checkpoint-*") if "." not in c.name)
+        for folder in output.glob("ray/*/trials/*")
+    ]
 
 
 def trial_processes() -> list[int]:
@@ -48,8 +50,7 @@ KILLED = {
 }
 
 
-def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_the_same(ray_address, tmp_path,
-                                                                                          capsys):
+def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_the_same(ray_address, tmp_path, capsys):
     from vaderbench.experiment.load import load_experiment
     from vaderbench.runner.sweep import run_worker
 
@@ -80,15 +81,23 @@ def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_
     assert run.info.status == "FINISHED"
     assert steps_of(client, run, "reward_queries") == list(range(13))  # none missing, none twice
     assert steps_of(client, run, "eval_reward_mean") == [0, 6, 12]
-    logged = load_file(client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors",
-                                                 str(tmp_path)))
+    logged = load_file(
+        client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(tmp_path))
+    )
 
     # the same trial uninterrupted, in this process as in a trial's process (one thread per worker)
     (trial,) = load_experiment(config)[1]
     threads = torch.get_num_threads()
     try:
-        run_worker({"storage_path": str(tmp_path / "whole"), "cpus_per_worker": 1, "gpus_per_worker": 0,
-                    "trial": trial.to_dict()}, lambda metrics: None)
+        run_worker(
+            {
+                "storage_path": str(tmp_path / "whole"),
+                "cpus_per_worker": 1,
+                "gpus_per_worker": 0,
+                "trial": trial.to_dict(),
+            },
+            lambda metrics: None,
+        )
     finally:
         torch.set_num_threads(threads)
     final = tmp_path / "whole" / "trials" / trial.id / "checkpoint-000012" / "artifacts" / "lora"
@@ -98,16 +107,20 @@ def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_
 
 def test_a_reward_that_overflows_fails_its_trial_and_the_others_finish(ray_address, tmp_path, capsys):
     config, output = tmp_path / "overflow.yaml", tmp_path / "out"
-    config.write_text(yaml.safe_dump({
-        "name": "overflow",
-        "video": {"frames": 2, "resolution": 8},
-        "sampler": {"num_steps": 3},
-        "methods": {"vader": {"batch_size": 2}},
-        # float32 holds up to 3.4e38: the weighted reward is infinite from the first video
-        "sweep": {"reward": ["toy_aesthetic", {"toy_aesthetic": 1e39}]},
-        "budget": {"steps": 2},
-        "eval": {"every": 2, "videos": 2, "sample_videos": 0},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "overflow",
+                "video": {"frames": 2, "resolution": 8},
+                "sampler": {"num_steps": 3},
+                "methods": {"vader": {"batch_size": 2}},
+                # float32 holds up to 3.4e38: the weighted reward is infinite from the first video
+                "sweep": {"reward": ["toy_aesthetic", {"toy_aesthetic": 1e39}]},
+                "budget": {"steps": 2},
+                "eval": {"every": 2, "videos": 2, "sample_videos": 0},
+            }
+        )
+    )
     assert main(["run", str(config), "--output", str(output)]) == 1
     captured = capsys.readouterr()
     client, (parent,), trials = trial_runs(output, "overflow")
@@ -125,9 +138,24 @@ def test_a_reward_that_overflows_fails_its_trial_and_the_others_finish(ray_addre
 
 
 def start_run(config: Path, output: Path, address: str, *more: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vaderbench.cli", "run", str(config), "--output", str(output),
-                             "--address", address, "--no-report", *more],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vaderbench.cli",
+            "run",
+            str(config),
+            "--output",
+            str(output),
+            "--address",
+            address,
+            "--no-report",
+            *more,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def test_resume_after_the_driver_is_killed_finishes_every_trial_once(ray_address, tmp_path, capsys):
@@ -161,8 +189,16 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial_once(ray_address
 
 def test_two_runs_on_one_output_folder_at_once_both_finish_whole(ray_address, tmp_path):
     config, output = tmp_path / "twice.yaml", tmp_path / "out"
-    config.write_text(yaml.safe_dump({**INTERRUPTED, "name": "twice", "budget": {"steps": 4},
-                                      "eval": {"every": 2, "videos": 2, "sample_videos": 1}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                **INTERRUPTED,
+                "name": "twice",
+                "budget": {"steps": 4},
+                "eval": {"every": 2, "videos": 2, "sample_videos": 1},
+            }
+        )
+    )
     processes = [start_run(config, output, ray_address) for _ in range(2)]
     for process in processes:
         text = process.communicate(timeout=400)[0]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import torch
-
 from tiny_world import PROMPTS, tiny_model
+
 from vaderbench.ddim import gaussian_log_prob
 from vaderbench.flow import flow_sde_step
 from vaderbench.models.toy import ToyFlowModel, ToyVideoModel
 from vaderbench.policy import Policy, SamplerSettings
 
-GEOMETRY = dict(frames=3, height=16, width=16)
+GEOMETRY = {"frames": 3, "height": 16, "width": 16}
 
 
 def tiny_flow_model() -> ToyFlowModel:

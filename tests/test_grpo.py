@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from tiny_world import PROMPTS, tiny_model
-from vaderbench.aligner import build_aligner
+
 from vaderbench.algorithms.grpo import gaussian_kl, group_advantages
+from vaderbench.aligner import build_aligner
 from vaderbench.models.toy import ToyFlowModel
 from vaderbench.policy import Policy
 from vaderbench.rewards import build_reward
 
-GEOMETRY = dict(frames=4, height=16, width=16)
+GEOMETRY = {"frames": 4, "height": 16, "width": 16}
 COMMON = {"num_steps": 6, "guidance_scale": 1.0}
 
 

@@ -65,7 +65,8 @@ def test_vader_keeps_k_guided_calls_and_the_decoder_per_micro_batch():
     assert three_guided == 2 * (2 * 3 * FOOTPRINT.denoiser_bytes + FOOTPRINT.decoder_bytes)
     # `rand` may keep every step
     assert kept(Vader, batch_size=1, guidance_scale=1.0, num_steps=7, truncation={"mode": "rand"})[0] == (
-        7 * FOOTPRINT.denoiser_bytes + FOOTPRINT.decoder_bytes)
+        7 * FOOTPRINT.denoiser_bytes + FOOTPRINT.decoder_bytes
+    )
     assert kept(Vader, batch_size=4, workers=2, guidance_scale=1.0)[0] == one / 2
 
 

@@ -62,7 +62,9 @@ def test_fifo_buffer_keeps_the_newest_samples():
     assert buffer.prompts == ["c", "d", "e"]
     restored = ReplayBuffer(capacity=3)
     restored.load_state_dict(buffer.state_dict())
-    assert restored.prompts == buffer.prompts and torch.equal(torch.stack(restored.latents), torch.stack(buffer.latents))
+    assert restored.prompts == buffer.prompts and torch.equal(
+        torch.stack(restored.latents), torch.stack(buffer.latents)
+    )
 
 
 @pytest.mark.parametrize("capacity, eviction", [(1, "fifo"), (4, "oldest")])
@@ -111,14 +113,16 @@ def test_ppo_clipped_loss_is_the_clipped_surrogate_on_both_sides_of_the_clip():
     eps = 0.2
     advantages = torch.tensor([2.0, 2.0, 2.0, -3.0, -3.0, -3.0])
     ratio = torch.tensor([1.1, 1.5, 0.5, 1.1, 1.5, 0.5])
-    expected_per_sample = torch.tensor([
-        -2.0 * 1.1,  # inside the range: -A r
-        -2.0 * 1.2,  # A > 0, r above the range: the clipped -A (1 + eps) is larger, no incentive beyond it
-        -2.0 * 0.5,  # A > 0, r below the range: max(-A r, -A (1 - eps)) = -A r, unclipped (pessimistic)
-        3.0 * 1.1,  # inside the range, negative advantage
-        3.0 * 1.5,  # A < 0, r above the range: -A r is larger, unclipped (pessimistic)
-        3.0 * 0.8,  # A < 0, r below the range: the clipped -A (1 - eps)
-    ])
+    expected_per_sample = torch.tensor(
+        [
+            -2.0 * 1.1,  # inside the range: -A r
+            -2.0 * 1.2,  # A > 0, r above the range: the clipped -A (1 + eps) is larger, no incentive beyond it
+            -2.0 * 0.5,  # A > 0, r below the range: max(-A r, -A (1 - eps)) = -A r, unclipped (pessimistic)
+            3.0 * 1.1,  # inside the range, negative advantage
+            3.0 * 1.5,  # A < 0, r above the range: -A r is larger, unclipped (pessimistic)
+            3.0 * 0.8,  # A < 0, r below the range: the clipped -A (1 - eps)
+        ]
+    )
     torch.testing.assert_close(ppo_clipped_loss(advantages, ratio, eps), expected_per_sample.mean())
     for i in range(len(ratio)):
         one = slice(i, i + 1)

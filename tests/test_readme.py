@@ -34,14 +34,20 @@ def test_the_headline_calls_a_claim_supported_only_when_its_interval_excludes_th
     summary = {
         "reference": "vader",
         "resolutions": {
-            "16": {"methods": {"vader": method, "ddpo": method},
-                   "gap": {"best_baseline": "ddpo", "difference": [0.2, 0.1, 0.3], "detectable": 0.1},
-                   "precision": {"widest_half_width": 0.1, "target": 0.01, "met": False}},
-            "32": {"methods": {"vader": method, "ddpo": method},
-                   "gap": {"best_baseline": "ddpo", "difference": [0.05, -0.05, 0.15], "detectable": 0.2}},
+            "16": {
+                "methods": {"vader": method, "ddpo": method},
+                "gap": {"best_baseline": "ddpo", "difference": [0.2, 0.1, 0.3], "detectable": 0.1},
+                "precision": {"widest_half_width": 0.1, "target": 0.01, "met": False},
+            },
+            "32": {
+                "methods": {"vader": method, "ddpo": method},
+                "gap": {"best_baseline": "ddpo", "difference": [0.05, -0.05, 0.15], "detectable": 0.2},
+            },
         },
-        "ratios": {"16": {"vader/ddpo": {"best_baseline": {"queries": {"ratio": [0.2, 0.1, 0.4], "upper_bound": True}}}},
-                   "32": {"vader/ddpo": {"best_baseline": {"queries": {"ratio": [nan, nan, nan], "upper_bound": False}}}}},
+        "ratios": {
+            "16": {"vader/ddpo": {"best_baseline": {"queries": {"ratio": [0.2, 0.1, 0.4], "upper_bound": True}}}},
+            "32": {"vader/ddpo": {"best_baseline": {"queries": {"ratio": [nan, nan, nan], "upper_bound": False}}}},
+        },
         "headroom": {"16": {"gold_base": 0.35}},
         "gap_slope": [-0.1, -0.3, 0.1],
     }

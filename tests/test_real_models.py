@@ -51,7 +51,9 @@ def load(name, saved, **options):
 def test_truncated_backprop_through_subsampled_frames_trains_lora_only(saved, name):
     model, prompts, frames = load(name, saved)
     policy = Policy(model, lora_rank=2, gradient_checkpointing=True)
-    trajectory = policy.sample(prompts, [0, 1], SAMPLER, frames=frames, height=16, width=16, grad_from=SAMPLER.num_steps - 1)
+    trajectory = policy.sample(
+        prompts, [0, 1], SAMPLER, frames=frames, height=16, width=16, grad_from=SAMPLER.num_steps - 1
+    )
     video = policy.decode(trajectory.final, torch.tensor([0, frames - 1]))
     assert video.shape == (2, 2, 3, 16, 16)
     assert 0 <= video.min() and video.max() <= 1

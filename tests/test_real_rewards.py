@@ -78,8 +78,12 @@ def test_open_clip_preprocessing_matches_open_clip_transform(rewards, image, nam
     clip = rewards[name].clip
     cfg = open_clip.get_model_preprocess_cfg(clip)
     transform = open_clip.image_transform(
-        cfg["size"], is_train=False, mean=cfg["mean"], std=cfg["std"],
-        interpolation=cfg["interpolation"], resize_mode=cfg["resize_mode"],
+        cfg["size"],
+        is_train=False,
+        mean=cfg["mean"],
+        std=cfg["std"],
+        interpolation=cfg["interpolation"],
+        resize_mode=cfg["resize_mode"],
     )
     pil, tensor = image
     assert_close_to_processor(rewards[name].image_input(tensor), transform(pil)[None])
@@ -228,7 +232,12 @@ def test_vjepa_needs_a_tubelet_of_frames(rewards):
 
 def test_weighted_sum_of_real_rewards_from_a_spec(saved):
     spec = {
-        "aesthetic": {"weight": 1.0, "head": saved["head"], "clip_model": saved["clip_model"], "clip_checkpoint": saved["clip"]},
+        "aesthetic": {
+            "weight": 1.0,
+            "head": saved["head"],
+            "clip_model": saved["clip_model"],
+            "clip_checkpoint": saved["clip"],
+        },
         "hpsv2": {"weight": 2.0, "checkpoint": saved["hps"], "clip_model": saved["clip_model"]},
     }
     reward = build_reward(spec)

@@ -20,8 +20,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from scipy import stats
 
-from vaderbench.experiment.tuning import TUNING_METRIC, tuning_score
 from vaderbench.cli import main
+from vaderbench.experiment.tuning import TUNING_METRIC, tuning_score
 from vaderbench.report import tables, write_report
 from vaderbench.report.build import SECTIONS, finished_only, render_section
 from vaderbench.report.commands import section_main
@@ -36,9 +36,12 @@ SEEDS = (0, 1, 2)
 RESOLUTIONS = (16, 32)
 #: eval_reward_mean at the last step (4) per (method, resolution), one value per seed
 FINAL_EVAL = {
-    ("vader", 16): [0.50, 0.55, 0.62], ("vader", 32): [0.70, 0.74, 0.81],
-    ("ddpo", 16): [0.40, 0.47, 0.41], ("ddpo", 32): [0.41, 0.38, 0.45],
-    ("dpo", 16): [0.45, 0.43, 0.49], ("dpo", 32): [0.44, 0.46, 0.40],
+    ("vader", 16): [0.50, 0.55, 0.62],
+    ("vader", 32): [0.70, 0.74, 0.81],
+    ("ddpo", 16): [0.40, 0.47, 0.41],
+    ("ddpo", 32): [0.41, 0.38, 0.45],
+    ("dpo", 16): [0.45, 0.43, 0.49],
+    ("dpo", 32): [0.44, 0.46, 0.40],
 }
 #: the base model's held-out reward (eval at step 0) per seed: the same evaluation noise for every method
 BASE_EVAL = {16: [0.30, 0.32, 0.29], 32: [0.20, 0.25, 0.21]}
@@ -46,8 +49,10 @@ BASE_EVAL = {16: [0.30, 0.32, 0.29], 32: [0.20, 0.25, 0.21]}
 BASE_TRAIN = {"vader": [0.31, 0.33, 0.30], "ddpo": [0.29, 0.35, 0.28], "dpo": [0.30, 0.31, 0.33]}
 FAILED_MARKER = 99.0  # a value that would show in any mean it leaked into
 #: the reward and gold of chance and oracle videos of the evaluation prompts, per resolution
-REFERENCES = {r: {("chance", "reward"): 0.1, ("oracle", "reward"): 0.9, ("chance", "gold"): 0.5,
-                  ("oracle", "gold"): 0.8} for r in RESOLUTIONS}
+REFERENCES = {
+    r: {("chance", "reward"): 0.1, ("oracle", "reward"): 0.9, ("chance", "gold"): 0.5, ("oracle", "gold"): 0.8}
+    for r in RESOLUTIONS
+}
 
 
 def new_store(root: Path, name: str = "synthetic") -> tuple[MlflowClient, str, str]:
@@ -57,8 +62,15 @@ def new_store(root: Path, name: str = "synthetic") -> tuple[MlflowClient, str, s
     return client, experiment, parent
 
 
-def add_trial(client, experiment, parent, params: dict, curves: dict[str, dict[int, float]],
-              status: str = "FINISHED", gifs: Path | None = None) -> str:
+def add_trial(
+    client,
+    experiment,
+    parent,
+    params: dict,
+    curves: dict[str, dict[int, float]],
+    status: str = "FINISHED",
+    gifs: Path | None = None,
+) -> str:
     name = "-".join(f"{v}" for v in params.values())
     run = client.create_run(experiment, run_name=name, tags={"mlflow.parentRunId": parent}).info.run_id
     metrics = [Metric(key, value, 0, step) for key, points in curves.items() for step, value in points.items()]
@@ -80,8 +92,10 @@ def efficiency_curves(method: str, resolution: int, seed: int, final: float) -> 
         "device_time_s": {s: 60.0 * s for s in range(1, 5)},
         "peak_memory_mb": dict.fromkeys(range(1, 5), 100.0 + resolution),
         # cumulative seconds per phase: 1 s a step in each phase, the trial's seed more in sampling
-        **{metric_name(phase): {s: s * (1.0 + (seed if phase == "sample" else 0)) for s in range(5)}
-           for phase in PHASES},
+        **{
+            metric_name(phase): {s: s * (1.0 + (seed if phase == "sample" else 0)) for s in range(5)}
+            for phase in PHASES
+        },
         "wall_time_s": {s: s * (len(PHASES) + seed + 0.5) for s in range(5)},
         "startup_s": {4: 2.0 + seed},
         # the truth falls as the learned reward rises (over-optimisation), fidelity holds
@@ -97,13 +111,31 @@ def write_efficiency_study(root: Path, gifs: Path | None = None) -> tuple[Mlflow
     for (method, resolution), finals in FINAL_EVAL.items():
         for seed, final in zip(SEEDS, finals):
             params = {"method": method, "resolution": resolution, "K": 1, "lr": 1e-3, "seed": seed, "model": "toy"}
-            add_trial(client, experiment, parent, params, efficiency_curves(method, resolution, seed, final),
-                      gifs=gifs if seed == 0 else None)
+            add_trial(
+                client,
+                experiment,
+                parent,
+                params,
+                efficiency_curves(method, resolution, seed, final),
+                gifs=gifs if seed == 0 else None,
+            )
     poison = {"eval_reward_mean": {0: FAILED_MARKER, 2: FAILED_MARKER}, "reward_mean": {1: FAILED_MARKER}}
-    add_trial(client, experiment, parent, {"method": "ddpo", "resolution": 32, "K": 1, "lr": 1e-3, "seed": 3,
-                                           "model": "toy"}, poison, status="FAILED")
-    add_trial(client, experiment, parent, {"method": "vader", "resolution": 16, "K": 1, "lr": 1e-3, "seed": 3,
-                                           "model": "toy"}, poison, status="RUNNING")
+    add_trial(
+        client,
+        experiment,
+        parent,
+        {"method": "ddpo", "resolution": 32, "K": 1, "lr": 1e-3, "seed": 3, "model": "toy"},
+        poison,
+        status="FAILED",
+    )
+    add_trial(
+        client,
+        experiment,
+        parent,
+        {"method": "vader", "resolution": 16, "K": 1, "lr": 1e-3, "seed": 3, "model": "toy"},
+        poison,
+        status="RUNNING",
+    )
     client.set_terminated(parent)
     return client, experiment, parent
 
@@ -207,18 +239,44 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
     # K ablation (VADER, K = 10), on-policy DDPO, and a memory switch
     for seed in SEEDS[:2]:
         k10 = efficiency_curves("vader", 16, seed, 0.5 + seed / 10)
-        add_trial(client, experiment, parent, {"method": "vader", "resolution": 16, "K": 10, "lr": 1e-3,
-                                               "seed": seed, "model": "toy"}, k10)
+        add_trial(
+            client,
+            experiment,
+            parent,
+            {"method": "vader", "resolution": 16, "K": 10, "lr": 1e-3, "seed": seed, "model": "toy"},
+            k10,
+        )
         on_policy = efficiency_curves("ddpo", 32, seed, 0.3 + seed / 10)
-        add_trial(client, experiment, parent, {"method": "ddpo", "resolution": 32, "K": 1, "lr": 1e-3, "seed": seed,
-                                               "model": "toy", "variant": "on-policy"}, on_policy)
+        add_trial(
+            client,
+            experiment,
+            parent,
+            {
+                "method": "ddpo",
+                "resolution": 32,
+                "K": 1,
+                "lr": 1e-3,
+                "seed": seed,
+                "model": "toy",
+                "variant": "on-policy",
+            },
+            on_policy,
+        )
     # a tuning stage: four learning rates of VADER on one tuning seed, one stopped early, one past the oracle
     for lr, final, steps in ((1e-4, 0.40, 4), (1e-3, 0.70, 4), (1e-2, 0.30, 2), (1e-1, 1.20, 4)):
         rewards = {s: final * s / steps for s in range(0, steps + 1, 2)}
-        curves = {"eval_reward_mean": rewards, TUNING_METRIC: {s: tuning_score(r, 0.9) for s, r in rewards.items()},
-                  **({"budget_spent": {4: 1.0}} if steps == 4 else {})}
-        add_trial(client, experiment, parent, {"method": "vader", "resolution": 32, "K": 1, "lr": lr, "seed": 1000,
-                                               "model": "toy", "stage": "tune"}, curves)
+        curves = {
+            "eval_reward_mean": rewards,
+            TUNING_METRIC: {s: tuning_score(r, 0.9) for s, r in rewards.items()},
+            **({"budget_spent": {4: 1.0}} if steps == 4 else {}),
+        }
+        add_trial(
+            client,
+            experiment,
+            parent,
+            {"method": "vader", "resolution": 32, "K": 1, "lr": lr, "seed": 1000, "model": "toy", "stage": "tune"},
+            curves,
+        )
     path, _ = write_report(tmp_path / "out")
     folder = path.parent
     assert folder == tmp_path / "out" / "report"
@@ -245,10 +303,21 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
 def test_missing_runs_skip_their_figures_with_a_reason(tmp_path, capsys):
     client, experiment, parent = new_store(tmp_path)
     for seed in SEEDS[:2]:  # VADER only, no evaluation before training, no ledger, no sample videos
-        add_trial(client, experiment, parent, {"method": "vader", "resolution": 16, "seed": seed},
-                  {"reward_mean": {1: 0.1 * seed, 2: 0.2 + seed}, "eval_reward_mean": {2: 0.3 + seed}})
-    add_trial(client, experiment, parent, {"method": "ddpo", "resolution": 16, "seed": 0},
-              {"reward_mean": {1: FAILED_MARKER}}, status="FAILED")
+        add_trial(
+            client,
+            experiment,
+            parent,
+            {"method": "vader", "resolution": 16, "seed": seed},
+            {"reward_mean": {1: 0.1 * seed, 2: 0.2 + seed}, "eval_reward_mean": {2: 0.3 + seed}},
+        )
+    add_trial(
+        client,
+        experiment,
+        parent,
+        {"method": "ddpo", "resolution": 16, "seed": 0},
+        {"reward_mean": {1: FAILED_MARKER}},
+        status="FAILED",
+    )
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "k_ablation.png").write_bytes(b"a figure of an earlier report")
     assert main(["report", str(tmp_path)]) == 0
@@ -282,8 +351,13 @@ def test_params_flattened_under_a_prefix_are_found(tmp_path):
     client, experiment, parent = new_store(tmp_path)
     for method, finals in (("vader", [0.6, 0.7]), ("ddpo", [0.4, 0.42])):
         for seed, final in enumerate(finals):
-            add_trial(client, experiment, parent, {"config/method": method, "config/resolution": "32x32",
-                                                   "config/seed": seed}, {"eval_reward_mean": {0: 0.1, 5: final}})
+            add_trial(
+                client,
+                experiment,
+                parent,
+                {"config/method": method, "config/resolution": "32x32", "config/seed": seed},
+                {"eval_reward_mean": {0: 0.1, 5: final}},
+            )
     runs, finished = finished_trials(tmp_path)
     table = tables.resolution_gap(finished, runs.metrics)
     assert list(table["series"]) == ["VADER", "DDPO"] and list(table["resolution_label"]) == ["32", "32"]
@@ -310,35 +384,53 @@ def test_a_single_seed_has_no_interval_and_says_n_1():
     assert cell(estimate.mean, estimate.low, estimate.high, estimate.n) == "0.25 (n=1)"
 
 
-@pytest.mark.parametrize("mean, half, text", [
-    (0.8133, 0.09218, "0.813 ± 0.092"),
-    (0.81334, 0.0034, "0.8133 ± 0.0034"),
-    (12.71, 6.353, "12.7 ± 6.4"),
-    (1523.4, 212.0, "1523 ± 212"),
-    (0.78, 0.0, "0.78 (no spread)"),
-])
+@pytest.mark.parametrize(
+    "mean, half, text",
+    [
+        (0.8133, 0.09218, "0.813 ± 0.092"),
+        (0.81334, 0.0034, "0.8133 ± 0.0034"),
+        (12.71, 6.353, "12.7 ± 6.4"),
+        (1523.4, 212.0, "1523 ± 212"),
+        (0.78, 0.0, "0.78 (no spread)"),
+    ],
+)
 def test_numbers_are_printed_to_the_precision_their_interval_supports(mean, half, text):
     assert estimate_text(mean, mean - half, mean + half) == text
 
 
 def test_a_rerun_trial_supersedes_the_older_one():
     common = {"method": "vader", "resolution": "16", "seed": "0"}
-    trials = pd.DataFrame([
-        {"run_id": "a", "run_name": "a", "parent_run_id": "p1", "status": "FAILED", "start_time": 1, **common},
-        {"run_id": "b", "run_name": "b", "parent_run_id": "p2", "status": "FINISHED", "start_time": 2, **common},
-        {"run_id": "c", "run_name": "c", "parent_run_id": "p3", "status": "FINISHED", "start_time": 3, **common},
-        {"run_id": "d", "run_name": "d", "parent_run_id": "p3", "status": "FAILED", "start_time": 3,
-         **common, "seed": "1"},
-    ])
+    trials = pd.DataFrame(
+        [
+            {"run_id": "a", "run_name": "a", "parent_run_id": "p1", "status": "FAILED", "start_time": 1, **common},
+            {"run_id": "b", "run_name": "b", "parent_run_id": "p2", "status": "FINISHED", "start_time": 2, **common},
+            {"run_id": "c", "run_name": "c", "parent_run_id": "p3", "status": "FINISHED", "start_time": 3, **common},
+            {
+                "run_id": "d",
+                "run_name": "d",
+                "parent_run_id": "p3",
+                "status": "FAILED",
+                "start_time": 3,
+                **common,
+                "seed": "1",
+            },
+        ]
+    )
     assert list(classify(trials)["state"]) == ["superseded", "superseded", "finished", "failed"]
 
 
-@pytest.mark.parametrize("paths, expected", [
-    (["samples/end.gif", "samples/start.gif"], ("samples/start.gif", "samples/end.gif")),
-    (["videos/step_100.gif", "videos/step_0.gif", "videos/step_50.gif"], ("videos/step_0.gif", "videos/step_100.gif")),
-    (["before_alignment.gif", "after_alignment.gif"], ("before_alignment.gif", "after_alignment.gif")),
-    (["samples/only.gif"], None),
-])
+@pytest.mark.parametrize(
+    "paths, expected",
+    [
+        (["samples/end.gif", "samples/start.gif"], ("samples/start.gif", "samples/end.gif")),
+        (
+            ["videos/step_100.gif", "videos/step_0.gif", "videos/step_50.gif"],
+            ("videos/step_0.gif", "videos/step_100.gif"),
+        ),
+        (["before_alignment.gif", "after_alignment.gif"], ("before_alignment.gif", "after_alignment.gif")),
+        (["samples/only.gif"], None),
+    ],
+)
 def test_start_and_end_gifs_are_told_apart_by_name_or_step(paths, expected):
     assert start_and_end(paths) == expected
 
@@ -362,11 +454,15 @@ def test_the_samples_show_base_each_method_and_the_oracle_of_the_same_captions_w
 
     client, _, _ = write_efficiency_study(tmp_path / "out", gifs=write_gifs(tmp_path / "gifs"))
     _, finished = finished_trials(tmp_path / "out")
-    blocks, captions, notes = comparison_rows(client, with_series(with_resolution(finished), exclude=("resolution", "seed")))
+    blocks, captions, notes = comparison_rows(
+        client, with_series(with_resolution(finished), exclude=("resolution", "seed"))
+    )
     assert captions == ["caption 0", "caption 1"] and not notes
     for i, block in enumerate(blocks):
         assert [row.label for row in block] == ["base model", "VADER", "DDPO", "DPO", "oracle render"]
-        assert [row.values["reward"] for row in block] == pytest.approx([0.5 + i / 100] + [0.7 + i / 100] * 3 + [0.9 + i / 100])
+        assert [row.values["reward"] for row in block] == pytest.approx(
+            [0.5 + i / 100] + [0.7 + i / 100] * 3 + [0.9 + i / 100]
+        )
         assert all(row.frames.shape == (4, 8, 8, 3) for row in block)  # one of the two videos, 4 of its 5 frames
 
 
@@ -376,21 +472,28 @@ def test_the_summary_holds_headroom_targets_ratios_and_the_gap_slope(efficiency_
     runs, finished = finished_trials(efficiency_study)
     summary = analyse(finished, runs.metrics)
     at16 = summary["resolutions"]["16"]
-    assert summary["headroom"]["16"] == pytest.approx({"chance": 0.1, "base": np.mean(BASE_EVAL[16]), "oracle": 0.9,
-                                                      "gold_base": 0.4})
+    assert summary["headroom"]["16"] == pytest.approx(
+        {"chance": 0.1, "base": np.mean(BASE_EVAL[16]), "oracle": 0.9, "gold_base": 0.4}
+    )
     vader = at16["methods"]["vader"]
     assert vader["final"][0] == pytest.approx(np.mean(FINAL_EVAL[("vader", 16)])) and vader["seeds"] == 3
     base = np.mean(BASE_EVAL[16])
-    assert vader["headroom_closed"][0] == pytest.approx(np.mean([(f - base) / (0.9 - base) for f in FINAL_EVAL[("vader", 16)]]))
+    assert vader["headroom_closed"][0] == pytest.approx(
+        np.mean([(f - base) / (0.9 - base) for f in FINAL_EVAL[("vader", 16)]])
+    )
     # the target: DPO's mean final reward at 16 px (the best baseline); VADER's queries to it, by hand:
     target = np.mean(FINAL_EVAL[("dpo", 16)])
     assert at16["targets"]["best_baseline"] == pytest.approx(target)
+
     def queries_to(method, per_step):  # by hand: linear between the evaluations around the crossing
         costs = []
         for base, final in zip(BASE_EVAL[16], FINAL_EVAL[(method, 16)]):
             steps = [(base, 0.0), ((base + final) / 2, 2 * per_step), (final, 4 * per_step)]
-            crossing = [q0 + (target - r0) / (r1 - r0) * (q1 - q0) for (r0, q0), (r1, q1) in itertools.pairwise(steps)
-                        if r0 < target <= r1]
+            crossing = [
+                q0 + (target - r0) / (r1 - r0) * (q1 - q0)
+                for (r0, q0), (r1, q1) in itertools.pairwise(steps)
+                if r0 < target <= r1
+            ]
             costs.append(crossing[0] if crossing else 4 * per_step)  # not reached: what it spent, a bound
         return costs
 
@@ -418,8 +521,10 @@ def test_the_summary_gives_the_gap_welch_s_interval_and_checks_the_precision_tar
     difference = vader.mean() - dpo.mean()
     assert at16["gap"]["difference"] == pytest.approx([difference, difference - half, difference + half])
     # precision: the widest final interval's half-width against a tenth of the base-to-oracle headroom
-    halves = [scipy_stats.t.ppf(0.975, 2) * np.std(FINAL_EVAL[(m, 16)], ddof=1) / np.sqrt(3)
-              for m in ("vader", "ddpo", "dpo")]
+    halves = [
+        scipy_stats.t.ppf(0.975, 2) * np.std(FINAL_EVAL[(m, 16)], ddof=1) / np.sqrt(3) for m in ("vader", "ddpo", "dpo")
+    ]
     target = PRECISION_TARGET * (0.9 - np.mean(BASE_EVAL[16]))
-    assert at16["precision"] == pytest.approx({"widest_half_width": max(halves), "target": target,
-                                               "met": bool(max(halves) < target)})
+    assert at16["precision"] == pytest.approx(
+        {"widest_half_width": max(halves), "target": target, "met": bool(max(halves) < target)}
+    )

@@ -67,8 +67,9 @@ def test_cost_to_a_target_interpolates_between_the_evaluations_around_the_crossi
 
     from vaderbench.report.efficiency import cost_to
 
-    points = pd.DataFrame({"step": [0, 10, 20, 30], "reward": [0.50, 0.55, 0.65, 0.70],
-                           "queries": [0.0, 40.0, 80.0, 120.0]})
+    points = pd.DataFrame(
+        {"step": [0, 10, 20, 30], "reward": [0.50, 0.55, 0.65, 0.70], "queries": [0.0, 40.0, 80.0, 120.0]}
+    )
     # 0.60 lies halfway between the evaluations at 40 and 80 queries
     assert cost_to(points, 0.60, "queries").spent == pytest.approx(60.0)
     assert cost_to(points, 0.60, "queries").reached

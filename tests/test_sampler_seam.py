@@ -9,11 +9,11 @@ architecture, ModelScope, CogVideoX and SVD at tiny size.
 from __future__ import annotations
 
 import pytest
+import tiny_models as tm
 import torch
 from PIL import Image
-
-import tiny_models as tm
 from tiny_world import PROMPTS, TINY_UNET
+
 from vaderbench import catalogue
 from vaderbench.ddim import ddim_step, gaussian_log_prob
 from vaderbench.models.base import cat_conditions, index_condition
@@ -70,7 +70,11 @@ def frozen_step_log_prob(policy, latents, timesteps, prev_timesteps, prompts, st
     condition, null = policy.encode(prompts)
     x_t, x_prev = latents[step_index, rows], latents[step_index + 1, rows]
     eps = frozen_guided_noise(
-        model, x_t, timesteps[step_index], index_condition(condition, rows), index_condition(null, rows),
+        model,
+        x_t,
+        timesteps[step_index],
+        index_condition(condition, rows),
+        index_condition(null, rows),
         sampler.guidance_scale,
     ).float()
     mean, std = frozen_step(model, eps, timesteps[step_index], prev_timesteps[step_index], x_t, sampler.eta)
@@ -104,13 +108,17 @@ def saved(tmp_path_factory):
 def model_and_geometry(name, saved):
     if name == "toy":
         # random weights: bitwise equality needs no trained model (and skips the tiny model's fit)
-        return ToyVideoModel.random(VOCAB, **TINY_UNET), PROMPTS[:2], dict(frames=3, height=16, width=16)
+        return ToyVideoModel.random(VOCAB, **TINY_UNET), PROMPTS[:2], {"frames": 3, "height": 16, "width": 16}
     catalogue.load_all()
     if name == "svd":
         model = MODELS.get("svd")(path=saved["svd"], image_size=(16, 16))
-        return model, saved["images"], dict(frames=3, height=16, width=16)
+        return model, saved["images"], {"frames": 3, "height": 16, "width": 16}
     frames = 9 if name == "cogvideox" else 4
-    return MODELS.get(name)(path=saved[name]), ["a red cat", "a dog running"], dict(frames=frames, height=16, width=16)
+    return (
+        MODELS.get(name)(path=saved[name]),
+        ["a red cat", "a dog running"],
+        {"frames": frames, "height": 16, "width": 16},
+    )
 
 
 @pytest.mark.parametrize("name", ["toy", "modelscope", "cogvideox", "svd"])

@@ -5,8 +5,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: where each installed package's sources live (algorithms/ and rewards/ install inside vaderbench)
-SOURCES = {"vaderbench": ROOT / "vaderbench", "vaderbench.algorithms": ROOT / "algorithms",
-           "vaderbench.rewards": ROOT / "rewards"}
+SOURCES = {
+    "vaderbench": ROOT / "vaderbench",
+    "vaderbench.algorithms": ROOT / "algorithms",
+    "vaderbench.rewards": ROOT / "rewards",
+}
 
 
 def module_files() -> dict[str, Path]:

@@ -32,7 +32,9 @@ def smoke_eval_rewards() -> dict[str, dict[str, float]]:
         reports = []
         with tempfile.TemporaryDirectory() as checkpoints:
             run_trial(trial, reports.append, CheckpointStore(Path(checkpoints)))
-        rewards[f"{trial.method}_r{trial.resolution}"] = {str(r["step"]): r["eval_reward_mean"] for r in reports if "eval_reward_mean" in r}
+        rewards[f"{trial.method}_r{trial.resolution}"] = {
+            str(r["step"]): r["eval_reward_mean"] for r in reports if "eval_reward_mean" in r
+        }
     return rewards
 
 
@@ -54,6 +56,8 @@ def test_smoke_study_held_out_rewards_match_the_recorded_numbers():
 
 
 if __name__ == "__main__":
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
+    ).stdout.strip()
     REFERENCE.write_text(json.dumps({"commit": commit, "rewards": smoke_eval_rewards()}, indent=2) + "\n")
     print(f"recorded {REFERENCE} at {commit}", file=sys.stderr)

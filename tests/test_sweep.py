@@ -26,17 +26,6 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 PER_STEP = ("reward_mean", "reward_std", "reward_queries", "samples", "wall_time_s", "device_time_s", "peak_memory_mb")
 
 
-@pytest.fixture(scope="module")
-def ray_address():
-    import ray
-
-    from vaderbench.runner.sweep import start_ray
-
-    start_ray(None)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
 def trial_runs(output: Path, experiment: str):
     client = MlflowClient(default_store(output))
     found = client.get_experiment_by_name(experiment)
@@ -72,13 +61,19 @@ def test_smoke_study_runs_every_trial_through_ray_into_mlflow_and_the_report(ray
         assert ("K" in params) == (params["method"] == "vader")
         # every step's metrics, none lost and none twice, though two trials logged at once
         for metric in PER_STEP:
-            assert steps_of(client, run, metric) == ([1, 2, 3] if metric.startswith("reward_") and "queries" not in metric
-                                                     else [0, 1, 2, 3]), (run.info.run_name, metric)
+            assert steps_of(client, run, metric) == (
+                [1, 2, 3] if metric.startswith("reward_") and "queries" not in metric else [0, 1, 2, 3]
+            ), (run.info.run_name, metric)
         assert steps_of(client, run, "eval_reward_mean") == [0, 2, 3]
         own = {"vader": "grad_norm", "ddpo": "approx_kl", "dpo": "implicit_acc"}[params["method"]]
         assert steps_of(client, run, own) == [1, 2, 3]
-        assert {"samples/start.gif", "samples/end.gif", "lora/pytorch_lora_weights.safetensors",
-                "lora/adapter_config.json", "config/trial.json"} <= set(artifacts_of(client, run.info.run_id))
+        assert {
+            "samples/start.gif",
+            "samples/end.gif",
+            "lora/pytorch_lora_weights.safetensors",
+            "lora/adapter_config.json",
+            "config/trial.json",
+        } <= set(artifacts_of(client, run.info.run_id))
     # two trials did run at the same time, on the one sqlite store
     spans = sorted((r.info.start_time, r.info.end_time) for r in trials)
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
@@ -107,16 +102,28 @@ INTERRUPTED = {
 def test_resume_after_ctrl_c_finishes_only_the_unfinished_trials(ray_address, tmp_path):
     config, output = tmp_path / "interrupted.yaml", tmp_path / "out"
     config.write_text(yaml.safe_dump(INTERRUPTED))
-    command = [sys.executable, "-m", "vaderbench.cli", "run", str(config), "--output", str(output),
-               "--address", ray_address, "--no-report"]
+    command = [
+        sys.executable,
+        "-m",
+        "vaderbench.cli",
+        "run",
+        str(config),
+        "--output",
+        str(output),
+        "--address",
+        ray_address,
+        "--no-report",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
     # interrupt once one trial has finished and the next has written a checkpoint (watched on disk: the
     # trials log their metrics to MLflow in batches, seconds late)
     while time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
-        steps = [sorted(int(c.name.split("-")[1]) for c in folder.glob("checkpoint-*") if "." not in c.name)
-                 for folder in output.glob("ray/*/trials/*")]
+        steps = [
+            sorted(int(c.name.split("-")[1]) for c in folder.glob("checkpoint-*") if "." not in c.name)
+            for folder in output.glob("ray/*/trials/*")
+        ]
         if [STEPS] in [s[-1:] for s in steps] and any(s and s[-1] < STEPS for s in steps):
             process.send_signal(signal.SIGINT)
             break
@@ -145,23 +152,29 @@ def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path, me
     weights = {}
     for workers in (1, 2):
         config = tmp_path / f"ddp{workers}.yaml"
-        config.write_text(yaml.safe_dump({
-            "name": f"ddp{workers}",
-            "video": {"frames": 2, "resolution": 8},
-            "sampler": {"num_steps": 3},
-            "methods": {method: {"batch_size": 4, "lr": 1e-2}},
-            "budget": {"steps": 3},
-            "eval": {"every": 3, "videos": 2, "sample_videos": 0},
-            "checkpoint": {"every": 3},
-            "resources": {"workers": workers},
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "name": f"ddp{workers}",
+                    "video": {"frames": 2, "resolution": 8},
+                    "sampler": {"num_steps": 3},
+                    "methods": {method: {"batch_size": 4, "lr": 1e-2}},
+                    "budget": {"steps": 3},
+                    "eval": {"every": 3, "videos": 2, "sample_videos": 0},
+                    "checkpoint": {"every": 3},
+                    "resources": {"workers": workers},
+                }
+            )
+        )
         output = tmp_path / f"out{workers}"
         assert main(["run", str(config), "--output", str(output), "--no-report"]) == 0
         client, _, (run,) = trial_runs(output, f"ddp{workers}")
         assert run.data.params["workers"] == str(workers)
         local = client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(tmp_path))
-        history = {key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
-                   for key in ("reward_mean", "grad_norm", "optimizer_steps")}
+        history = {
+            key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
+            for key in ("reward_mean", "grad_norm", "optimizer_steps")
+        }
         weights[workers] = (load_file(local), history)
         os.remove(local)
     (one, history_one), (two, history_two) = weights[1], weights[2]
@@ -187,8 +200,13 @@ TUNED = {
     "eval": {"every": 2, "videos": 2, "sample_videos": 0},
     "checkpoint": {"every": 2},
     # rigged: an lr that cannot move the reward in 3 steps, and one that moves it a lot
-    "tune": {"trials": 2, "seeds": [100], "space": {"vader": {"lr": {"choice": [1e-9, 0.05]}}},
-             "budget": {"steps": 3}, "early_stopping": None},
+    "tune": {
+        "trials": 2,
+        "seeds": [100],
+        "space": {"vader": {"lr": {"choice": [1e-9, 0.05]}}},
+        "budget": {"steps": 3},
+        "early_stopping": None,
+    },
 }
 
 

@@ -40,7 +40,12 @@ def scenes_and_videos(count, seed, frames=8, size=32):
 
 
 def names(scenes, i):
-    return COLOURS[scenes.colour[i, 0]], SHAPES[scenes.shape[i, 0]], DIRECTIONS[scenes.direction[i, 0]], COLOURS[scenes.background[i]]
+    return (
+        COLOURS[scenes.colour[i, 0]],
+        SHAPES[scenes.shape[i, 0]],
+        DIRECTIONS[scenes.direction[i, 0]],
+        COLOURS[scenes.background[i]],
+    )
 
 
 def other(options, value, shift=1):
@@ -87,7 +92,9 @@ def test_object_removal_prefers_the_video_without_the_named_shape(rewards):
     without.shape[:, 0] = (scenes.shape[:, 0] + 1) % len(SHAPES)
     prompts = [caption(*names(scenes, i)) for i in range(PAIRS)]
     with torch.no_grad():
-        wins = rewards["toy_object_removal"](render(without, 8, 32), prompts) > rewards["toy_object_removal"](with_shape, prompts)
+        wins = rewards["toy_object_removal"](render(without, 8, 32), prompts) > rewards["toy_object_removal"](
+            with_shape, prompts
+        )
     assert wins.sum() >= PAIRS - 1
 
 
@@ -145,7 +152,9 @@ def test_base_model_draws_held_out_captions_above_chance_and_random_weights_do_n
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate"])
-@pytest.mark.parametrize("file", ["shape_detector.safetensors", "toy_clip.json", "base/unet/diffusion_pytorch_model.safetensors"])
+@pytest.mark.parametrize(
+    "file", ["shape_detector.safetensors", "toy_clip.json", "base/unet/diffusion_pytorch_model.safetensors"]
+)
 def test_missing_or_corrupt_weights_say_how_to_rebuild(tmp_path, damage, file):
     shutil.copytree(WEIGHTS_DIR, tmp_path / "weights")
     target = tmp_path / "weights" / file
@@ -196,7 +205,9 @@ def test_coordinate_codes_are_fourier_features_of_progress_y_x_and_tell_every_ce
     centres = (torch.arange(8) + 0.5) / 8  # in frame units, the same place at any resolution
     assert torch.allclose(codes[2, 0, 0], torch.sin(math.pi * centres), atol=1e-6)  # x at pi
     assert torch.allclose(codes[4, 0, :, 0], torch.sin(2 * math.pi * centres), atol=1e-6)  # y at 2 pi
-    assert torch.allclose(codes[9 + 6, :, 0, 0], torch.cos(4 * math.pi * torch.linspace(0, 1, 4)), atol=1e-6)  # progress at 4 pi
+    assert torch.allclose(
+        codes[9 + 6, :, 0, 0], torch.cos(4 * math.pi * torch.linspace(0, 1, 4)), atol=1e-6
+    )  # progress at 4 pi
     cells = codes.flatten(1).T
     distance = torch.cdist(cells, cells) + 10 * torch.eye(len(cells))
     assert distance.min() > 0.05  # every (frame, y, x) has its own code

@@ -138,7 +138,10 @@ def test_build_is_deterministic_from_its_seed_and_a_stage_alone_matches_the_whol
     assert all(same_tensors(tmp_path / "a", tmp_path / "b", path) for path in files)
 
     # the base model's stage alone: the same weights as in the whole build, and nothing else written
-    assert main(["toyworld", "build", "--out", str(tmp_path / "c"), "--scale", "0.001", "--seed", "7", "--only", "base"]) == 0
+    assert (
+        main(["toyworld", "build", "--out", str(tmp_path / "c"), "--scale", "0.001", "--seed", "7", "--only", "base"])
+        == 0
+    )
     written = sorted(p.relative_to(tmp_path / "c") for p in (tmp_path / "c").rglob("*.safetensors"))
     assert written and all(path.parts[0] == "base" for path in written)
     assert all(same_tensors(tmp_path / "a", tmp_path / "c", path) for path in written)

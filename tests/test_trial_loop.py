@@ -67,8 +67,15 @@ def test_a_trial_reports_every_step_evaluates_and_checkpoints_on_schedule(tmp_pa
     assert math.isfinite(first["eval_reward_mean"]) and "reward_mean" not in first
     assert [r["step"] for r in recorder.reports if "eval_reward_mean" in r] == [0, 2, 4]
     for report in recorder.reports[1:]:
-        for key in ("reward_mean", "reward_std", "reward_queries", "samples", "wall_time_s", "device_time_s",
-                    "peak_memory_mb"):
+        for key in (
+            "reward_mean",
+            "reward_std",
+            "reward_queries",
+            "samples",
+            "wall_time_s",
+            "device_time_s",
+            "peak_memory_mb",
+        ):
             assert key in report, (key, report)
         assert report["reward_queries"] == report["step"] * 2 and report["samples"] == report["step"] * 2
     assert recorder.reports[-1]["device_time_s"] > 0 and recorder.reports[-1]["peak_memory_mb"] > 50
@@ -85,8 +92,9 @@ def test_final_lora_weights_load_into_a_fresh_model_through_diffusers(tmp_path):
     loop = TrialLoop(trial, store(tmp_path))
     loop.run(recorder)
     fresh = MODELS.get("toy")()
-    fresh.denoiser.load_lora_adapter(str(recorder.checkpoints[4] / ARTIFACTS / "lora"), weight_name=LORA_WEIGHTS,
-                                     prefix=None)
+    fresh.denoiser.load_lora_adapter(
+        str(recorder.checkpoints[4] / ARTIFACTS / "lora"), weight_name=LORA_WEIGHTS, prefix=None
+    )
     model = loop.aligner.policy.model
     x, t = torch.randn(2, 3, 2, 8, 8), torch.tensor([900, 100])
     condition = model.encode_prompts(["a red square moving up on a blue background"] * 2)
@@ -133,7 +141,10 @@ def test_reward_query_budget_stops_the_trial(tmp_path):
 
 
 def test_every_method_is_evaluated_on_the_same_prompts_and_noise(tmp_path):
-    loops = [TrialLoop(dataclasses.replace(trial_of(tmp_path, m), seed=s), store(tmp_path, m)) for m, s in (("vader", 0), ("dpo", 1))]
+    loops = [
+        TrialLoop(dataclasses.replace(trial_of(tmp_path, m), seed=s), store(tmp_path, m))
+        for m, s in (("vader", 0), ("dpo", 1))
+    ]
     assert loops[0].eval_prompts == loops[1].eval_prompts and loops[0].eval_seeds == loops[1].eval_seeds
     first = [loop.evaluate()["eval_reward_mean"] for loop in loops]
     assert first[0] == first[1]  # same base model, prompts and noise: the same number
@@ -179,8 +190,9 @@ def test_the_logger_writes_each_step_once_replays_included(tmp_path):
     history = [{"step": s, "reward_queries": 2.0 * s} for s in range(4)]
     logger.on_trial_result(0, [], TuneTrial, {"step": 3, REPLAY: history, "training_iteration": 1})
     logger.on_trial_result(0, [], TuneTrial, {"step": 3, "reward_queries": 6.0, "time_total_s": 1.0})
-    logger.on_trial_result(0, [], TuneTrial, {"step": 4, "reward_queries": 8.0, "time_total_s": 1.0,
-                                              WORKER_NODES: ["a", "b"]})
+    logger.on_trial_result(
+        0, [], TuneTrial, {"step": 4, "reward_queries": 8.0, "time_total_s": 1.0, WORKER_NODES: ["a", "b"]}
+    )
     assert tracker.logged == [(2, {"reward_queries": 4.0}), (3, {"reward_queries": 6.0}), (4, {"reward_queries": 8.0})]
     assert tracker.nodes == [("run", ["a", "b"])]
 

@@ -32,8 +32,12 @@ STUDY = {
     "sweep": {"method": ["vader", "dpo"], "resolution": [8, 16], "seed": [0, 1]},
     "budget": {"steps": 4},
     "eval": {"every": 2, "videos": 2},
-    "tune": {"trials": 3, "seeds": [7, 8], "budget": {"steps": 2},
-             "space": {"vader": {"lr": {"loguniform": [1e-4, 1e-1]}}}},
+    "tune": {
+        "trials": 3,
+        "seeds": [7, 8],
+        "budget": {"steps": 2},
+        "space": {"vader": {"lr": {"loguniform": [1e-4, 1e-1]}}},
+    },
 }
 
 
@@ -71,12 +75,15 @@ def test_tuning_is_evaluated_on_prompts_the_final_evaluation_never_sees(tmp_path
     assert not set(tune_prompts) & set(final_prompts)  # the next prompts of the same shuffle
 
 
-@pytest.mark.parametrize("change, key", [
-    ({"seeds": [1]}, "tune.seeds"),
-    ({"space": {"ppo": {"lr": {"uniform": [0, 1]}}}}, "tune.space.ppo"),
-    ({"space": {"dpo": {"K": {"choice": [1, 2]}}}}, "tune.space.dpo.K"),
-    ({"space": {"vader": {"lr": {"loguniform": [0.1, 0.01]}}}}, "tune.space.vader.lr"),
-])
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"seeds": [1]}, "tune.seeds"),
+        ({"space": {"ppo": {"lr": {"uniform": [0, 1]}}}}, "tune.space.ppo"),
+        ({"space": {"dpo": {"K": {"choice": [1, 2]}}}}, "tune.space.dpo.K"),
+        ({"space": {"vader": {"lr": {"loguniform": [0.1, 0.01]}}}}, "tune.space.vader.lr"),
+    ],
+)
 def test_a_bad_tuning_section_names_its_key(tmp_path, change, key):
     with pytest.raises(ExperimentError, match=key.replace(".", r"\.")):
         experiment, path = study(tmp_path, tune={**STUDY["tune"], **change})
@@ -154,13 +161,13 @@ def test_the_tuning_score_folds_the_reward_at_the_oracle_so_an_exploit_is_not_ch
     oracle = 0.7
     # rigged: the largest lr drives the reward far past the oracle (an exploit); the middle one comes closest
     reward = {by_lr[0]: 0.55, by_lr[1]: 0.68, by_lr[2]: 1.3}
-    results = {t.id: {TUNING_METRIC: tuning_score(reward[t.settings["lr"]], oracle), BUDGET_SPENT: 1.0}
-               for t in trials}
+    results = {t.id: {TUNING_METRIC: tuning_score(reward[t.settings["lr"]], oracle), BUDGET_SPENT: 1.0} for t in trials}
     assert choose(trials, results) == {("vader", "8"): {"lr": by_lr[1]}}
 
 
 def test_early_stopping_without_a_budget_in_steps_is_refused_before_anything_starts(tmp_path):
-    with pytest.raises(ExperimentError, match="tune.early_stopping: early stopping needs a budget in steps"):
+    with pytest.raises(ExperimentError, match=r"tune\.early_stopping: early stopping needs a budget in steps"):
         study(tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "reward_queries": 4}})
-    study(tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "reward_queries": 4},
-                          "early_stopping": None})  # accepted
+    study(
+        tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "reward_queries": 4}, "early_stopping": None}
+    )  # accepted

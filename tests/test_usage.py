@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 from vaderbench.runner.usage import CoreUsage, TreeCpu, startup_summary
 
@@ -13,8 +12,10 @@ def test_an_ended_child_that_nobody_waited_for_counts_towards_the_study_s_cpu_ti
     usage, tree = CoreUsage.start(), TreeCpu(interval=0.05)
     # the child ignores SIGCHLD, so its ended child is reaped by the kernel and its CPU time is added to no
     # one's: like a worker under Ray's raylet
-    parent = ("import signal, subprocess, sys, time; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
-              f"subprocess.Popen([sys.executable, '-c', {BURN!r}]); time.sleep(2.5)")
+    parent = (
+        "import signal, subprocess, sys, time; signal.signal(signal.SIGCHLD, signal.SIG_IGN); "
+        f"subprocess.Popen([sys.executable, '-c', {BURN!r}]); time.sleep(2.5)"
+    )
     subprocess.run([sys.executable, "-c", parent], check=True)
     assert tree.seconds() >= 0.4  # of 0.5 s burnt: at most one sampling interval missed
     tree.close()

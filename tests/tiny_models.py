@@ -37,8 +37,14 @@ def clip_text_encoder(hidden_size: int, vocab_size: int):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     config = CLIPTextConfig(
-        hidden_size=hidden_size, intermediate_size=16, num_attention_heads=2, num_hidden_layers=1,
-        vocab_size=vocab_size, max_position_embeddings=77, bos_token_id=vocab_size - 2, eos_token_id=vocab_size - 1,
+        hidden_size=hidden_size,
+        intermediate_size=16,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        vocab_size=vocab_size,
+        max_position_embeddings=77,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
     )
     return CLIPTextModel(config)
 
@@ -49,20 +55,35 @@ def save_tiny_modelscope(path: Path) -> Path:
     torch.manual_seed(0)
     tokenizer = clip_tokenizer()
     UNet3DConditionModel(
-        block_out_channels=(4, 8), norm_num_groups=4, down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=8, attention_head_dim=2,
-        in_channels=4, out_channels=4, layers_per_block=1, sample_size=16,
+        block_out_channels=(4, 8),
+        norm_num_groups=4,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=8,
+        attention_head_dim=2,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        sample_size=16,
     ).save_pretrained(path / "unet")
     AutoencoderKL(
-        block_out_channels=(8, 8), down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2,
-        latent_channels=4, sample_size=32, norm_num_groups=2,
+        block_out_channels=(8, 8),
+        down_block_types=["DownEncoderBlock2D"] * 2,
+        up_block_types=["UpDecoderBlock2D"] * 2,
+        latent_channels=4,
+        sample_size=32,
+        norm_num_groups=2,
     ).save_pretrained(path / "vae")
     clip_text_encoder(8, len(tokenizer)).save_pretrained(path / "text_encoder")
     tokenizer.save_pretrained(path / "tokenizer")
     # the real repository's scheduler config
     DDIMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
     ).save_pretrained(path / "scheduler")
     return path
 
@@ -74,13 +95,27 @@ def save_tiny_cogvideox(path: Path) -> Path:
     torch.manual_seed(0)
     tokenizer = t5_tokenizer()
     CogVideoXTransformer3DModel(
-        num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
-        text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
-        temporal_compression_ratio=4, max_text_seq_length=16,
+        num_attention_heads=4,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=4,
+        time_embed_dim=2,
+        text_embed_dim=32,
+        num_layers=1,
+        sample_width=2,
+        sample_height=2,
+        sample_frames=9,
+        patch_size=2,
+        temporal_compression_ratio=4,
+        max_text_seq_length=16,
     ).save_pretrained(path / "transformer")
     AutoencoderKLCogVideoX(
-        down_block_types=("CogVideoXDownBlock3D",) * 4, up_block_types=("CogVideoXUpBlock3D",) * 4,
-        block_out_channels=(8,) * 4, latent_channels=4, layers_per_block=1, norm_num_groups=2,
+        down_block_types=("CogVideoXDownBlock3D",) * 4,
+        up_block_types=("CogVideoXUpBlock3D",) * 4,
+        block_out_channels=(8,) * 4,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=2,
         temporal_compression_ratio=4,
     ).save_pretrained(path / "vae")
     T5EncoderModel(
@@ -89,8 +124,13 @@ def save_tiny_cogvideox(path: Path) -> Path:
     tokenizer.save_pretrained(path / "tokenizer")
     # CogVideoX-2b's scheduler config
     CogVideoXDDIMScheduler(
-        beta_schedule="scaled_linear", clip_sample=False, prediction_type="v_prediction", rescale_betas_zero_snr=True,
-        set_alpha_to_one=True, snr_shift_scale=3.0, timestep_spacing="trailing",
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        prediction_type="v_prediction",
+        rescale_betas_zero_snr=True,
+        set_alpha_to_one=True,
+        snr_shift_scale=3.0,
+        timestep_spacing="trailing",
     ).save_pretrained(path / "scheduler")
     return path
 
@@ -101,25 +141,45 @@ def save_tiny_svd(path: Path) -> Path:
 
     torch.manual_seed(0)
     UNetSpatioTemporalConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32, in_channels=8, out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=8,
+        out_channels=4,
         down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
-        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"), cross_attention_dim=32,
-        num_attention_heads=8, projection_class_embeddings_input_dim=96, addition_time_embed_dim=32,
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        cross_attention_dim=32,
+        num_attention_heads=8,
+        projection_class_embeddings_input_dim=96,
+        addition_time_embed_dim=32,
     ).save_pretrained(path / "unet")
     AutoencoderKLTemporalDecoder(
         block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D"] * 2, latent_channels=4
     ).save_pretrained(path / "vae")
     CLIPVisionModelWithProjection(
-        CLIPVisionConfig(hidden_size=32, projection_dim=32, num_hidden_layers=5, num_attention_heads=4,
-                         image_size=32, intermediate_size=37, patch_size=1)
+        CLIPVisionConfig(
+            hidden_size=32,
+            projection_dim=32,
+            num_hidden_layers=5,
+            num_attention_heads=4,
+            image_size=32,
+            intermediate_size=37,
+            patch_size=1,
+        )
     ).save_pretrained(path / "image_encoder")
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
         path / "feature_extractor"
     )
     # stabilityai/stable-video-diffusion-img2vid-xt's scheduler config
     EulerDiscreteScheduler(
-        beta_schedule="scaled_linear", prediction_type="v_prediction", use_karras_sigmas=True, sigma_min=0.002,
-        sigma_max=700.0, timestep_type="continuous", interpolation_type="linear", steps_offset=1,
+        beta_schedule="scaled_linear",
+        prediction_type="v_prediction",
+        use_karras_sigmas=True,
+        sigma_min=0.002,
+        sigma_max=700.0,
+        timestep_type="continuous",
+        interpolation_type="linear",
+        steps_offset=1,
     ).save_pretrained(path / "scheduler")
     return path
 
@@ -169,10 +229,23 @@ def save_tiny_pickscore(path: Path) -> Path:
     torch.manual_seed(0)
     tokenizer = clip_tokenizer()
     config = CLIPConfig(
-        text_config={"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1,
-                     "vocab_size": len(tokenizer), "bos_token_id": len(tokenizer) - 2, "eos_token_id": len(tokenizer) - 1},
-        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1,
-                       "image_size": 32, "patch_size": 8},
+        text_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 1,
+            "vocab_size": len(tokenizer),
+            "bos_token_id": len(tokenizer) - 2,
+            "eos_token_id": len(tokenizer) - 1,
+        },
+        vision_config={
+            "hidden_size": 16,
+            "intermediate_size": 32,
+            "num_attention_heads": 2,
+            "num_hidden_layers": 1,
+            "image_size": 32,
+            "patch_size": 8,
+        },
         projection_dim=16,
     )
     CLIPModel(config).save_pretrained(path)
@@ -189,8 +262,16 @@ def save_tiny_yolos(path: Path) -> Path:
 
     torch.manual_seed(0)
     YolosForObjectDetection(
-        YolosConfig(image_size=[32, 32], patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                    intermediate_size=37, num_detection_tokens=10, id2label=YOLOS_LABELS)
+        YolosConfig(
+            image_size=[32, 32],
+            patch_size=8,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            num_detection_tokens=10,
+            id2label=YOLOS_LABELS,
+        )
     ).save_pretrained(path)
     YolosImageProcessor(size={"shortest_edge": 32, "longest_edge": 64}).save_pretrained(path)
     return path
@@ -204,8 +285,17 @@ def save_tiny_videomae(path: Path) -> Path:
 
     torch.manual_seed(0)
     VideoMAEForVideoClassification(
-        VideoMAEConfig(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, hidden_size=32, num_hidden_layers=2,
-                       num_attention_heads=4, intermediate_size=37, id2label=VIDEOMAE_LABELS)
+        VideoMAEConfig(
+            image_size=32,
+            patch_size=8,
+            num_frames=4,
+            tubelet_size=2,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=37,
+            id2label=VIDEOMAE_LABELS,
+        )
     ).save_pretrained(path)
     VideoMAEImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
     return path
@@ -216,9 +306,20 @@ def save_tiny_vjepa(path: Path) -> Path:
 
     torch.manual_seed(0)
     VJEPA2Model(
-        VJEPA2Config(crop_size=32, patch_size=8, frames_per_clip=4, tubelet_size=2, hidden_size=32,
-                     num_attention_heads=2, num_hidden_layers=2, mlp_ratio=1.0, pred_hidden_size=32,
-                     pred_num_attention_heads=2, pred_num_hidden_layers=2, pred_num_mask_tokens=10)
+        VJEPA2Config(
+            crop_size=32,
+            patch_size=8,
+            frames_per_clip=4,
+            tubelet_size=2,
+            hidden_size=32,
+            num_attention_heads=2,
+            num_hidden_layers=2,
+            mlp_ratio=1.0,
+            pred_hidden_size=32,
+            pred_num_attention_heads=2,
+            pred_num_hidden_layers=2,
+            pred_num_mask_tokens=10,
+        )
     ).save_pretrained(path)
     VJEPA2VideoProcessor(size={"shortest_edge": 36}, crop_size={"height": 32, "width": 32}).save_pretrained(path)
     return path

@@ -68,7 +68,9 @@ class AlignerConfig:
             raise ValueError(f"micro_batch_size must be >= 1, got {self.micro_batch_size}")
         if self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be positive, got {self.max_grad_norm}")
-        if not (self.decode_frames in ("all", "alt") or (isinstance(self.decode_frames, int) and self.decode_frames >= 1)):
+        if not (
+            self.decode_frames in ("all", "alt") or (isinstance(self.decode_frames, int) and self.decode_frames >= 1)
+        ):
             raise ValueError(f"decode_frames must be 'all', 'alt' or a positive integer, got {self.decode_frames!r}")
         SamplerSettings(self.num_steps, self.eta, self.guidance_scale)
 
@@ -182,8 +184,14 @@ class Aligner(ABC):
     ) -> Trajectory:
         with self.clock.phase("sample"):
             trajectory = self.policy.sample(
-                prompts, seeds, self.sampler, frames=self.frames, height=self.height, width=self.width,
-                grad_from=grad_from, stochastic_steps=stochastic_steps,
+                prompts,
+                seeds,
+                self.sampler,
+                frames=self.frames,
+                height=self.height,
+                width=self.width,
+                grad_from=grad_from,
+                stochastic_steps=stochastic_steps,
             )
         self.ledger.samples += len(prompts) * distributed.world_size()
         return trajectory
@@ -205,7 +213,9 @@ class Aligner(ABC):
             return torch.arange(0, self.frames, 2)
         return torch.tensor(sorted(self.rng.sample(range(self.frames), self._frames_scored())))
 
-    def score(self, latents: torch.Tensor, prompts: Sequence[str], frame_index: torch.Tensor | None = None) -> torch.Tensor:
+    def score(
+        self, latents: torch.Tensor, prompts: Sequence[str], frame_index: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Decode the chosen frames and query the reward model (counted on the ledger)."""
         with self.clock.phase("reward"):
             frames = self.policy.decode(latents, frame_index)

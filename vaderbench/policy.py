@@ -180,7 +180,6 @@ class Policy(nn.Module):
         uncond, cond = both.chunk(2)
         return uncond + guidance * (cond - uncond)
 
-
     def sample(
         self,
         prompts: Sequence[str],

@@ -20,7 +20,9 @@ def load_prompts(name_or_path: str) -> list[str]:
         prompts = [line.strip() for line in Path(name_or_path).read_text(encoding="utf-8").splitlines() if line.strip()]
     else:
         known = ", ".join(PROMPT_SETS.names()) or "none registered"
-        raise ValueError(f"unknown prompt set {name_or_path!r}: neither a registered set ({known}), a file nor a folder")
+        raise ValueError(
+            f"unknown prompt set {name_or_path!r}: neither a registered set ({known}), a file nor a folder"
+        )
     if not prompts:
         raise ValueError(f"prompt set {name_or_path!r} is empty")
     return prompts

@@ -14,7 +14,7 @@ flow schedulers pass them); a step goes from `timestep` to `prev_timestep` in th
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -110,7 +110,8 @@ def check_prompts(experiment: Experiment, path) -> None:
                 break
         else:
             raise ExperimentError(
-                path, f"prompts.{which}",
+                path,
+                f"prompts.{which}",
                 f"{value!r} is neither a registered prompt set ({', '.join(PROMPT_SETS.names())}), a prompt file nor a "
                 "folder of images",
             )
@@ -126,7 +127,8 @@ def check_sweep_keys(experiment: Experiment, path) -> None:
         if parts[0] == "methods":
             if len(parts) < 3 or parts[1] not in experiment.methods:
                 raise ExperimentError(
-                    path, f"sweep.{key}",
+                    path,
+                    f"sweep.{key}",
                     f"expected methods.<entry>.<setting> with an entry of `methods` ({', '.join(experiment.methods)})",
                 )
             continue
@@ -134,14 +136,17 @@ def check_sweep_keys(experiment: Experiment, path) -> None:
         for part in parts:
             if not isinstance(node, dict) or part not in node:
                 raise ExperimentError(
-                    path, f"sweep.{key}",
+                    path,
+                    f"sweep.{key}",
                     "unknown sweep key; expected " + ", ".join(SWEEP_ALIASES) + " or a dotted key of the file "
                     "(policy.precision, sampler.num_steps, methods.<entry>.<setting>, ...)",
                 )
             node = node[part]
     for value in experiment.sweep.get("method", []):
         if value not in experiment.methods:
-            raise ExperimentError(path, "sweep.method", f"{value!r} is not an entry of `methods` ({', '.join(experiment.methods)})")
+            raise ExperimentError(
+                path, "sweep.method", f"{value!r} is not an entry of `methods` ({', '.join(experiment.methods)})"
+            )
 
 
 def describe(trial: Trial) -> str:
@@ -160,12 +165,15 @@ def check_trial(trial: Trial, experiment: Experiment, path) -> None:
     workers = experiment.resources.workers
     if config.batch_size % (workers * config.group_size):
         raise ExperimentError(
-            path, f"{key}.batch_size",
+            path,
+            f"{key}.batch_size",
             f"batch_size={config.batch_size} must split into whole prompt groups of {config.group_size} over "
             f"resources.workers={workers} (trial {describe(trial)})",
         )
     if experiment.eval.videos % workers:
-        raise ExperimentError(path, "eval.videos", f"{experiment.eval.videos} videos do not split over {workers} workers")
+        raise ExperimentError(
+            path, "eval.videos", f"{experiment.eval.videos} videos do not split over {workers} workers"
+        )
     name, options = model_name_and_options(trial.model)
     check_size = getattr(MODELS.get(name), "check_size", None)
     if check_size is not None:

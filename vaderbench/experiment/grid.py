@@ -175,7 +175,9 @@ def expand(experiment: Experiment) -> list[Trial]:
     trials, seen = [], set()
     for entry in entries:
         if entry not in base["methods"]:
-            raise ValueError(f"sweep.method names {entry!r}, which is not an entry of `methods` ({', '.join(base['methods'])})")
+            raise ValueError(
+                f"sweep.method names {entry!r}, which is not an entry of `methods` ({', '.join(base['methods'])})"
+            )
         aligner = aligner_of(entry, base["methods"][entry])
         own_axes = [(k, v) for k, v in axes if applies(k, entry, aligner)]
         for values in itertools.product(*(v for _, v in own_axes)):

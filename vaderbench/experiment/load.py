@@ -37,8 +37,11 @@ def load_experiment(path: str | Path, *, force: bool = False) -> Study:
     trials = check_experiment(experiment, path)
     tuning = tuning_trials(experiment, path)
     if tuning and experiment.tune.early_stopping is not None and not any(t.budget["steps"] for t in tuning):
-        raise ExperimentError(path, "tune.early_stopping", "early stopping needs a budget in steps (tune.budget.steps "
-                              "or budget.steps), or `early_stopping: null`")
+        raise ExperimentError(
+            path,
+            "tune.early_stopping",
+            "early stopping needs a budget in steps (tune.budget.steps or budget.steps), or `early_stopping: null`",
+        )
     for trial in tuning:
         check_trial(trial, experiment, path)
     if not force:

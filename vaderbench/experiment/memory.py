@@ -52,8 +52,10 @@ class MemoryEstimate:
         return BASE_BYTES + self.weights + self.activations + self.stored
 
     def describe(self) -> str:
-        return (f"about {gib(self.total)} (weights {gib(self.weights)}, activations {gib(self.activations)}, "
-                f"stored {gib(self.stored)}; within +-{CALIBRATION_ERROR:.0%} on the calibration runs)")
+        return (
+            f"about {gib(self.total)} (weights {gib(self.weights)}, activations {gib(self.activations)}, "
+            f"stored {gib(self.stored)}; within +-{CALIBRATION_ERROR:.0%} on the calibration runs)"
+        )
 
 
 def gib(size: float) -> str:
@@ -64,8 +66,11 @@ def estimate_trial_memory(trial: Trial) -> MemoryEstimate | None:
     """One worker's peak memory for `trial`, or None when its model cannot say (configs not on this machine)."""
     from vaderbench.registry import ALIGNERS
 
-    name, options = (trial.model, {}) if isinstance(trial.model, str) else (
-        trial.model["name"], {k: v for k, v in trial.model.items() if k != "name"})
+    name, options = (
+        (trial.model, {})
+        if isinstance(trial.model, str)
+        else (trial.model["name"], {k: v for k, v in trial.model.items() if k != "name"})
+    )
     footprint = _footprint(name, json.dumps(options, sort_keys=True), trial.frames, trial.height, trial.width)
     if footprint is None:
         return None
@@ -86,8 +91,9 @@ def _footprint(name: str, options_json: str, frames: int, height: int, width: in
     return footprint(frames, height, width, **json.loads(options_json)) if footprint else None
 
 
-def check_memory(trials: Sequence[Trial], limit_bytes: int, path: str | Path, where: str = "this machine",
-                 spread: bool = False) -> None:
+def check_memory(
+    trials: Sequence[Trial], limit_bytes: int, path: str | Path, where: str = "this machine", spread: bool = False
+) -> None:
     """ExperimentError for the first trial whose workers' estimated peak exceeds `limit_bytes`.
 
     Without a Ray address every worker of a trial runs on this machine: their peaks add up. On a cluster
@@ -102,7 +108,8 @@ def check_memory(trials: Sequence[Trial], limit_bytes: int, path: str | Path, wh
         workers = f" x {workers_here} workers" if workers_here > 1 else ""
         key = dominant_key(trial, estimate)
         raise ExperimentError(
-            path, key,
+            path,
+            key,
             f"trial {trial.id} ({trial.frames} frames at {trial.height}x{trial.width}) needs an estimated peak "
             f"memory of {estimate.describe()}{workers}, more than the {gib(limit_bytes)} of {where}; lower the "
             "resolution, frames or batch, or `vaderbench run --force` to run it anyway",

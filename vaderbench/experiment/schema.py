@@ -303,10 +303,13 @@ def parse_experiment(data: dict[str, Any], path: str | Path = "<experiment>") ->
 
 def _known_keys(section: str | None) -> list[str]:
     model: type[BaseModel] = Experiment
-    for part in (section.split(".") if section else []):
+    for part in section.split(".") if section else []:
         annotation = model.model_fields.get(part)
-        if annotation is None or not isinstance(annotation.annotation, type) or not issubclass(annotation.annotation, BaseModel):
+        if (
+            annotation is None
+            or not isinstance(annotation.annotation, type)
+            or not issubclass(annotation.annotation, BaseModel)
+        ):
             return []
         model = annotation.annotation
     return list(model.model_fields)
-

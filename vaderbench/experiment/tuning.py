@@ -81,8 +81,9 @@ def tuning_resolutions(experiment: Experiment) -> list[Any]:
 def check_space(experiment: Experiment, path: str | Path) -> None:
     for entry, space in experiment.tune.space.items():
         if entry not in experiment.methods:
-            raise ExperimentError(path, f"tune.space.{entry}",
-                                  f"not an entry of `methods` ({', '.join(experiment.methods)})")
+            raise ExperimentError(
+                path, f"tune.space.{entry}", f"not an entry of `methods` ({', '.join(experiment.methods)})"
+            )
         aligner = aligner_of(entry, experiment.methods[entry])
         for key in space:
             if key in ("method", "seed", "resolution"):
@@ -119,8 +120,11 @@ def tuning_trials(experiment: Experiment, path: str | Path = "<experiment>") -> 
                         trial = resolve(base, entry, aligner, point)
                     except ValueError as error:
                         raise ExperimentError(path, f"tune.space.{entry}", str(error).splitlines()[0]) from None
-                    trials.append(dataclasses.replace(
-                        trial, id=f"{TUNE}-{trial.id}", stage=TUNE, eval={**trial.eval, "split": VALIDATION}))
+                    trials.append(
+                        dataclasses.replace(
+                            trial, id=f"{TUNE}-{trial.id}", stage=TUNE, eval={**trial.eval, "split": VALIDATION}
+                        )
+                    )
     return trials
 
 
@@ -153,8 +157,12 @@ def choose(tuning: list[Trial], results: Mapping[str, Mapping[str, float]]) -> d
     return chosen
 
 
-def final_trials(experiment: Experiment, grid: list[Trial], chosen: Mapping[tuple[str, str], dict[str, Any]],
-                 path: str | Path = "<experiment>") -> list[Trial]:
+def final_trials(
+    experiment: Experiment,
+    grid: list[Trial],
+    chosen: Mapping[tuple[str, str], dict[str, Any]],
+    path: str | Path = "<experiment>",
+) -> list[Trial]:
     """The grid's trials, each method at its chosen setting for its resolution (or the tuning resolution)."""
     if experiment.tune is None:
         return grid

@@ -99,8 +99,13 @@ class FusedAttentionOnMeta(TorchFunctionMode):
         if mask is not None and mask.dtype == torch.bool:  # the fused kernel takes an additive mask
             mask = torch.zeros(mask.shape, dtype=query.dtype, device=mask.device)
         out, _ = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, given["key"], given["value"], given.get("dropout_p", 0.0), given.get("is_causal", False),
-            attn_mask=mask, scale=given.get("scale"),
+            query,
+            given["key"],
+            given["value"],
+            given.get("dropout_p", 0.0),
+            given.get("is_causal", False),
+            attn_mask=mask,
+            scale=given.get("scale"),
         )
         return out
 

@@ -49,7 +49,9 @@ class CogVideoXVideoModel(VideoModel):
     def __init__(self, transformer, vae, text_encoder, tokenizer, scheduler: CogVideoXDDIMScheduler, dtype):
         super().__init__()
         if scheduler.config.prediction_type != "v_prediction":
-            raise ValueError(f"CogVideoX adapter expects a v-prediction scheduler, got {scheduler.config.prediction_type!r}")
+            raise ValueError(
+                f"CogVideoX adapter expects a v-prediction scheduler, got {scheduler.config.prediction_type!r}"
+            )
         scheduler.alphas_cumprod = scheduler.alphas_cumprod.clamp(min=MIN_ALPHA_CUMPROD)
         self.denoiser = transformer
         self.vae = vae
@@ -93,7 +95,9 @@ class CogVideoXVideoModel(VideoModel):
         latent_frames = (frames - 1) // r + 1
         patch_t = self.denoiser.config.patch_size_t
         if patch_t and latent_frames % patch_t:
-            raise ValueError(f"this CogVideoX needs (frames - 1) / {r} + 1 to be a multiple of {patch_t}, got frames={frames}")
+            raise ValueError(
+                f"this CogVideoX needs (frames - 1) / {r} + 1 to be a multiple of {patch_t}, got frames={frames}"
+            )
         m = self.vae_scale_factor
         return (latent_frames, self.denoiser.config.in_channels, height // m, width // m)
 

@@ -112,7 +112,9 @@ def load_modelscope(
     return model.to(device) if device else model
 
 
-def _check_modelscope_size(frames: int, height: int, width: int, path: str = "damo-vilab/text-to-video-ms-1.7b", **_) -> None:
+def _check_modelscope_size(
+    frames: int, height: int, width: int, path: str = "damo-vilab/text-to-video-ms-1.7b", **_
+) -> None:
     vae = local_config(AutoencoderKL, path, "vae")
     if vae is not None:
         check_multiple("ModelScope", 2 ** (len(vae["block_out_channels"]) - 1), frames, height, width)
@@ -142,7 +144,11 @@ def modelscope_footprint(path: str, weight_dtype: str, frames: int, height: int,
 
 
 def _modelscope_footprint(
-    frames: int, height: int, width: int, path: str = "damo-vilab/text-to-video-ms-1.7b", weight_dtype: str = "fp32",
+    frames: int,
+    height: int,
+    width: int,
+    path: str = "damo-vilab/text-to-video-ms-1.7b",
+    weight_dtype: str = "fp32",
     **_,
 ) -> Footprint | None:
     return modelscope_footprint(path, weight_dtype, frames, height, width)
@@ -162,21 +168,39 @@ def save_small_modelscope(path: Path) -> str:
     vocab = {t: i for i, t in enumerate(letters + [f"{c}</w>" for c in letters] + ["<|startoftext|>", "<|endoftext|>"])}
     tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
     UNet3DConditionModel(
-        block_out_channels=(32, 64), norm_num_groups=8, down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32, attention_head_dim=8,
-        in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64),
+        norm_num_groups=8,
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
     ).save_pretrained(path / "unet")
     AutoencoderKL(
-        block_out_channels=(16, 32, 32), down_block_types=["DownEncoderBlock2D"] * 3,
-        up_block_types=["UpDecoderBlock2D"] * 3, latent_channels=4, norm_num_groups=8,
+        block_out_channels=(16, 32, 32),
+        down_block_types=["DownEncoderBlock2D"] * 3,
+        up_block_types=["UpDecoderBlock2D"] * 3,
+        latent_channels=4,
+        norm_num_groups=8,
     ).save_pretrained(path / "vae")
     CLIPTextModel(
-        CLIPTextConfig(hidden_size=32, intermediate_size=64, num_attention_heads=2, num_hidden_layers=1,
-                       vocab_size=len(vocab), max_position_embeddings=16, bos_token_id=len(vocab) - 2,
-                       eos_token_id=len(vocab) - 1)
+        CLIPTextConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_attention_heads=2,
+            num_hidden_layers=1,
+            vocab_size=len(vocab),
+            max_position_embeddings=16,
+            bos_token_id=len(vocab) - 2,
+            eos_token_id=len(vocab) - 1,
+        )
     ).save_pretrained(path / "text_encoder")
     tokenizer.save_pretrained(path / "tokenizer")
-    DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False).save_pretrained(path / "scheduler")
+    DDIMScheduler(beta_schedule="scaled_linear", clip_sample=False, set_alpha_to_one=False).save_pretrained(
+        path / "scheduler"
+    )
     return str(path)
 
 
@@ -195,7 +219,9 @@ def small_modelscope_path() -> str:
     return str(SMALL_MODELSCOPE)
 
 
-@MODELS.register("modelscope-small", "ModelScope's classes at a CPU-sized scale, random weights (memory ablations, plumbing)")
+@MODELS.register(
+    "modelscope-small", "ModelScope's classes at a CPU-sized scale, random weights (memory ablations, plumbing)"
+)
 def load_small_modelscope(weight_dtype: str = "fp32", device: str | None = None) -> ModelScopeVideoModel:
     """Saved once to a temporary folder, then loaded by `load_modelscope`: the real model's code path."""
     return load_modelscope(small_modelscope_path(), weight_dtype=weight_dtype, device=device)

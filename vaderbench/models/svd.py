@@ -129,7 +129,10 @@ class StableVideoDiffusionModel(VideoModel):
             crop = (crop["height"], crop["width"]) if isinstance(crop, dict) else (crop.height, crop.width)
             squeezed = torch.nn.functional.interpolate(images.float(), size=crop, mode="bicubic", antialias=True)
             clip_input = self.feature_extractor(
-                images=list(squeezed.clamp(0, 1)), do_resize=False, do_center_crop=False, do_rescale=False,
+                images=list(squeezed.clamp(0, 1)),
+                do_resize=False,
+                do_center_crop=False,
+                do_rescale=False,
                 return_tensors="pt",
             ).pixel_values
             embeds = self.image_encoder(clip_input.to(device, self.weight_dtype)).image_embeds
@@ -236,8 +239,12 @@ def _check_svd_size(frames: int, height: int, width: int, image_size: Sequence[i
 
 
 def _svd_footprint(
-    frames: int, height: int, width: int, path: str = "stabilityai/stable-video-diffusion-img2vid-xt",
-    weight_dtype: str = "fp32", **_,
+    frames: int,
+    height: int,
+    width: int,
+    path: str = "stabilityai/stable-video-diffusion-img2vid-xt",
+    weight_dtype: str = "fp32",
+    **_,
 ) -> Footprint | None:
     """SVD's memory at one size, from its configs: the UNet's call and the temporal decoder traced on meta."""
     unet_config = local_config(UNetSpatioTemporalConditionModel, path, "unet")

@@ -218,7 +218,9 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
         self.frame_mlp = nn.Sequential(
             nn.Linear(emb_dim + 2 * coordinate_frequencies, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
-        self.conv_in = nn.Conv3d(in_channels * patch * patch + 6 * coordinate_frequencies, c0, (1, 3, 3), padding=(0, 1, 1))
+        self.conv_in = nn.Conv3d(
+            in_channels * patch * patch + 6 * coordinate_frequencies, c0, (1, 3, 3), padding=(0, 1, 1)
+        )
         self.down0 = ResBlock(c0, c0, emb_dim)
         self.downsample = nn.Conv3d(c0, c1, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
         self.down1 = ResBlock(c1, c1, emb_dim)
@@ -239,8 +241,10 @@ class ToyVideoUNet(ModelMixin, ConfigMixin, PeftAdapterMixin):
     def forward(self, sample: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor):
         b, c, f, h, w = sample.shape
         if text.shape[1] != self.config.text_length:
-            raise ValueError(f"the toy denoiser takes {self.config.text_length} token states (the tokenizer pads to it), "
-                f"got {text.shape[1]}")
+            raise ValueError(
+                f"the toy denoiser takes {self.config.text_length} token states (the tokenizer pads to it), "
+                f"got {text.shape[1]}"
+            )
         p = self.config.patch
         # Activations stay channels-last ([B, F, H, W, C] in memory) throughout: oneDNN's convolutions run
         # fastest on it, and the frame-wise and temporal convolutions see it as plain 2D channels-last views.

@@ -43,51 +43,70 @@ def resolution_gap(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     table = tables.resolution_gap(trials, runs.metrics)
     gaps = tables.resolution_gap_differences(trials, runs.metrics)
     room = tables.headroom(trials, runs.metrics)
-    section = Section(caption=(
-        f"`{tables.FINAL_METRIC}` (held-out prompts, the same evaluation noise for every method) at each trial's "
-        "last step, mean ± 95% t-interval over seeds. Gaps: Welch's 95% interval of the difference of means "
-        "(n: the smaller group's seeds)."
-    ))
-    section.tables.append(("Reward after training (steps read: "
-                           + "; ".join(sorted(set(table["steps"]))) + ")",
-                           pivot(table.rename(columns={"resolution_label": "resolution"}), ["resolution"], ["series"])))
+    section = Section(
+        caption=(
+            f"`{tables.FINAL_METRIC}` (held-out prompts, the same evaluation noise for every method) at each trial's "
+            "last step, mean ± 95% t-interval over seeds. Gaps: Welch's 95% interval of the difference of means "
+            "(n: the smaller group's seeds)."
+        )
+    )
+    section.tables.append(
+        (
+            "Reward after training (steps read: " + "; ".join(sorted(set(table["steps"]))) + ")",
+            pivot(table.rename(columns={"resolution_label": "resolution"}), ["resolution"], ["series"]),
+        )
+    )
     reference = reference_method(trials["method"])
     if not gaps.empty:
-        section.tables.append((f"Gap to {method_display(reference)}",
-                               pivot(gaps.rename(columns={"resolution_label": "resolution"}), ["resolution"],
-                                     ["comparison"])))
+        section.tables.append(
+            (
+                f"Gap to {method_display(reference)}",
+                pivot(gaps.rename(columns={"resolution_label": "resolution"}), ["resolution"], ["comparison"]),
+            )
+        )
     elif reference is None:
         section.notes.append("no reward-gradient method among the trials: no gap computed")
     else:
-        section.notes.append(f"no {method_display(reference)} and baseline trials at a common resolution: "
-                             "no gap computed")
+        section.notes.append(
+            f"no {method_display(reference)} and baseline trials at a common resolution: no gap computed"
+        )
     if not room.empty:
-        section.tables.append(("Headroom: the reward of chance videos, of the base model and of the oracle render "
-                               "of each evaluation prompt (logged by every trial before its first update)",
-                               room.drop(columns="side").rename(columns={"resolution_label": "resolution"})
-                               .map(lambda v: number(v) if isinstance(v, float) else v)))
+        section.tables.append(
+            (
+                "Headroom: the reward of chance videos, of the base model and of the oracle render "
+                "of each evaluation prompt (logged by every trial before its first update)",
+                room.drop(columns="side")
+                .rename(columns={"resolution_label": "resolution"})
+                .map(lambda v: number(v) if isinstance(v, float) else v),
+            )
+        )
     return section, figures.resolution_gap(table, gaps, room)
 
 
 def proxy_and_gold(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     table = tables.proxy_and_gold(trials, runs.metrics)
     room = tables.headroom(trials, runs.metrics)
-    section = Section(caption=(
-        "Reward over-optimisation (Gao et al. 2022), measured against the toy world's truth: the learned reward "
-        f"of the evaluation videos (`{tables.FINAL_METRIC}`) against their gold (`{tables.GOLD_METRIC}`: the "
-        "rule the reward model was trained on, read from the pixels), one line per method from its first "
-        "evaluation to its last (arrow), mean over seeds; chance, base and oracle videos marked. A method "
-        "that moves right but not up wins the learned reward without the truth. Below: caption fidelity "
-        f"(`{tables.FIDELITY_METRIC}`: colour, shape, direction and background seen as the caption names them)."
-    ))
+    section = Section(
+        caption=(
+            "Reward over-optimisation (Gao et al. 2022), measured against the toy world's truth: the learned reward "
+            f"of the evaluation videos (`{tables.FINAL_METRIC}`) against their gold (`{tables.GOLD_METRIC}`: the "
+            "rule the reward model was trained on, read from the pixels), one line per method from its first "
+            "evaluation to its last (arrow), mean over seeds; chance, base and oracle videos marked. A method "
+            "that moves right but not up wins the learned reward without the truth. Below: caption fidelity "
+            f"(`{tables.FIDELITY_METRIC}`: colour, shape, direction and background seen as the caption names them)."
+        )
+    )
     last = table.sort_values("step").groupby(["series", "side"], as_index=False).last()
     first = table.sort_values("step").groupby(["series", "side"], as_index=False).first()
-    shown = pd.DataFrame({
-        "resolution": last["resolution_label"], "series": last["series"],
-        "reward: first → last": first["proxy"].map(number) + " → " + last["proxy"].map(number),
-        "gold: first → last": first["gold"].map(number) + " → " + last["gold"].map(number),
-        "fidelity: first → last": first["fidelity"].map(number) + " → " + last["fidelity"].map(number),
-    })
+    shown = pd.DataFrame(
+        {
+            "resolution": last["resolution_label"],
+            "series": last["series"],
+            "reward: first → last": first["proxy"].map(number) + " → " + last["proxy"].map(number),
+            "gold: first → last": first["gold"].map(number) + " → " + last["gold"].map(number),
+            "fidelity: first → last": first["fidelity"].map(number) + " → " + last["fidelity"].map(number),
+        }
+    )
     section.tables.append(("Mean over seeds, first and last evaluation", shown))
     return section, figures.proxy_and_gold(table, room)
 
@@ -95,10 +114,15 @@ def proxy_and_gold(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
 def final_points_table(curve: pd.DataFrame, x_name: str) -> pd.DataFrame:
     # `curve` is ordered by method, series, side, step: the last row of a group is its last evaluation
     last = curve.groupby(["series", "side"], sort=False, as_index=False).last().sort_values("side", kind="stable")
-    return pd.DataFrame({
-        "resolution": last["resolution_label"], "series": last["series"], "step": last["step"],
-        x_name: last["x"].map(lambda v: f"{v:.4g}"), "reward": cells(last),
-    })
+    return pd.DataFrame(
+        {
+            "resolution": last["resolution_label"],
+            "series": last["series"],
+            "step": last["step"],
+            x_name: last["x"].map(lambda v: f"{v:.4g}"),
+            "reward": cells(last),
+        }
+    )
 
 
 def spending_section(x: str, x_scale: float, x_label: str, x_name: str, panel_title: str):
@@ -106,10 +130,12 @@ def spending_section(x: str, x_scale: float, x_label: str, x_name: str, panel_ti
 
     def build(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
         curve = tables.curves(trials, runs.metrics, x=x, x_scale=x_scale)
-        section = Section(caption=(
-            f"`{tables.FINAL_METRIC}` at each evaluation step against `{x}` spent by then (mean over seeds), "
-            "band: 95% t-interval over seeds."
-        ))
+        section = Section(
+            caption=(
+                f"`{tables.FINAL_METRIC}` at each evaluation step against `{x}` spent by then (mean over seeds), "
+                "band: 95% t-interval over seeds."
+            )
+        )
         section.tables.append(("At the last evaluation", final_points_table(curve, x_name)))
         return section, figures.curves(curve, x_label, panel_title)
 
@@ -118,17 +144,22 @@ def spending_section(x: str, x_scale: float, x_label: str, x_name: str, panel_ti
 
 def on_off_policy(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     if not tables.has_policy_variants(trials):
-        raise MissingRuns("no method was run in more than one on-/off-policy variant (`variant`, "
-                          + ", ".join(f"`{k}`" for k in tables.POLICY_SWITCHES[1:]) + ")")
+        raise MissingRuns(
+            "no method was run in more than one on-/off-policy variant (`variant`, "
+            + ", ".join(f"`{k}`" for k in tables.POLICY_SWITCHES[1:])
+            + ")"
+        )
     return spending_section("device_time_s", HOURS, DEVICE_HOURS, "device-hours", "on- vs off-policy")(trials, runs)
 
 
 def k_ablation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     table = tables.k_ablation(trials, runs.metrics)
-    section = Section(caption=(
-        f"`{tables.TRAIN_METRIC}` (training prompts) at the paper's steps 1, 100, 200, 300 where logged, "
-        "and the last step; mean ± 95% t-interval over seeds."
-    ))
+    section = Section(
+        caption=(
+            f"`{tables.TRAIN_METRIC}` (training prompts) at the paper's steps 1, 100, 200, 300 where logged, "
+            "and the last step; mean ± 95% t-interval over seeds."
+        )
+    )
     laid = table.assign(column=table["series"] + ", K=" + table["K"])
     section.tables.append(("Training reward by step", pivot(laid, ["step"], ["column"])))
     return section, figures.k_ablation(table)
@@ -136,17 +167,21 @@ def k_ablation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
 
 def generalisation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     table = tables.generalisation(trials, runs.metrics)
-    section = Section(caption=(
-        f"Trained models: `{tables.TRAIN_METRIC}` (training prompts) and `{tables.FINAL_METRIC}` "
-        f"(held-out prompts) at each trial's last step. Base model: `{tables.FINAL_METRIC}` at step 0 "
-        f"(before any update) and `{tables.TRAIN_METRIC}` at the first step (sampled before the first update), "
-        "averaged per seed over the methods' trials, interval over seeds."
-    ))
+    section = Section(
+        caption=(
+            f"Trained models: `{tables.TRAIN_METRIC}` (training prompts) and `{tables.FINAL_METRIC}` "
+            f"(held-out prompts) at each trial's last step. Base model: `{tables.FINAL_METRIC}` at step 0 "
+            f"(before any update) and `{tables.TRAIN_METRIC}` at the first step (sampled before the first update), "
+            "averaged per seed over the methods' trials, interval over seeds."
+        )
+    )
     laid = table.rename(columns={"resolution_label": "resolution"})
     section.tables.append(("Reward", pivot(laid, ["resolution", "model"], ["prompts"])))
     base = table[table["method"] == "base"]
-    for prompts, source in (("held-out", f"`{tables.FINAL_METRIC}` at step 0"),
-                            ("train", f"`{tables.TRAIN_METRIC}` at step 0 or 1")):
+    for prompts, source in (
+        ("held-out", f"`{tables.FINAL_METRIC}` at step 0"),
+        ("train", f"`{tables.TRAIN_METRIC}` at step 0 or 1"),
+    ):
         if not (base["prompts"] == prompts).any():
             section.notes.append(f"no trial logged {source}: the base model's {prompts} reward is missing")
     return section, figures.generalisation(table)
@@ -155,10 +190,12 @@ def generalisation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
 def memory(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     table = tables.memory(trials, runs.metrics)
     switches = [c for c in table.columns if c not in ("method", "mean", "low", "high", "n")]
-    section = Section(caption=(
-        "Each trial's largest `peak_memory_mb` over its steps, per combination of the memory switches that "
-        "vary; mean ± 95% t-interval over seeds (MiB)."
-    ))
+    section = Section(
+        caption=(
+            "Each trial's largest `peak_memory_mb` over its steps, per combination of the memory switches that "
+            "vary; mean ± 95% t-interval over seeds (MiB)."
+        )
+    )
     shown = table[["method", *switches]].assign(**{"peak memory (MiB)": cells(table)})
     section.tables.append(("Peak memory", shown))
     return section, figures.memory(table, switches)
@@ -166,17 +203,31 @@ def memory(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
 
 def time_breakdown(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     table = tables.time_breakdown(trials, runs.metrics)
-    section = Section(caption=(
-        "Seconds per trial in each phase of its steps (the cumulative `time_<phase>_s` at its last step): "
-        "sampling, reward (decoding and scoring), the training loss's forward (DDPO's re-scoring, DPO's "
-        "denoising losses), backward, optimiser, held-out evaluation and logging (reports, checkpoints); "
-        "`other` is what they leave of `wall_time_s`, `start-up` is `startup_s` (the trial's run beyond its "
-        "loop: process, model and reward set-up). Mean over seeds."
-    ))
+    section = Section(
+        caption=(
+            "Seconds per trial in each phase of its steps (the cumulative `time_<phase>_s` at its last step): "
+            "sampling, reward (decoding and scoring), the training loss's forward (DDPO's re-scoring, DPO's "
+            "denoising losses), backward, optimiser, held-out evaluation and logging (reports, checkpoints); "
+            "`other` is what they leave of `wall_time_s`, `start-up` is `startup_s` (the trial's run beyond its "
+            "loop: process, model and reward set-up). Mean over seeds."
+        )
+    )
     shown = table.assign(seconds=table["mean"].map(lambda v: f"{v:.1f}"))
-    section.tables.append(("Seconds per trial", shown.pivot_table(
-        index=["resolution_label", "series"], columns="part", values="seconds", aggfunc="first", sort=False,
-    ).reset_index().rename(columns={"resolution_label": "resolution"}).fillna("—")))
+    section.tables.append(
+        (
+            "Seconds per trial",
+            shown.pivot_table(
+                index=["resolution_label", "series"],
+                columns="part",
+                values="seconds",
+                aggfunc="first",
+                sort=False,
+            )
+            .reset_index()
+            .rename(columns={"resolution_label": "resolution"})
+            .fillna("—"),
+        )
+    )
     return section, figures.time_breakdown(table)
 
 
@@ -184,23 +235,42 @@ def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     everything = classify(runs.trials)
     tuned = everything[(everything["state"] == "finished") & is_tuning(everything)]
     table, keys = tables.tuning(tuned, runs.metrics)
-    section = Section(caption=(
-        "The tuning stage: each method's settings drawn from its search space, run on the tuning seeds and "
-        "evaluated on validation prompts (held-out prompts other than the final evaluation's); Tune's ASHA "
-        "stopped the trials that fell behind (hollow markers, at their last evaluation). A method's choice "
-        "(star) is the setting with the best mean tuning score among those that ran to the budget (the validation "
-        "reward, folded at the oracle's where the reward has one: past the reward of the best real video, more "
-        "counts as less, so that exploiting the reward model is not chosen); the "
-        "final grid runs every method at its choice."
-    ))
-    shown = table.assign(**{"validation reward": table["reward"].map(number), "tuning score": table["score"].map(number),
-                            "ran to the budget": table["reached"].map({True: "yes", False: "stopped early"}),
-                            "chosen": table["chosen"].map({True: "**chosen**", False: ""}),
-                            "method": table["method"].map(method_display)})
-    columns = ["method", "resolution_label", *keys, "validation reward", "tuning score", "step", "ran to the budget",
-               "chosen"]
-    section.tables.append(("Settings tried", shown[columns].rename(
-        columns={"resolution_label": "resolution", **{k: short_name(k) for k in keys}})))
+    section = Section(
+        caption=(
+            "The tuning stage: each method's settings drawn from its search space, run on the tuning seeds and "
+            "evaluated on validation prompts (held-out prompts other than the final evaluation's); Tune's ASHA "
+            "stopped the trials that fell behind (hollow markers, at their last evaluation). A method's choice "
+            "(star) is the setting with the best mean tuning score among those that ran to the budget (the validation "
+            "reward, folded at the oracle's where the reward has one: past the reward of the best real video, more "
+            "counts as less, so that exploiting the reward model is not chosen); the "
+            "final grid runs every method at its choice."
+        )
+    )
+    shown = table.assign(
+        **{
+            "validation reward": table["reward"].map(number),
+            "tuning score": table["score"].map(number),
+            "ran to the budget": table["reached"].map({True: "yes", False: "stopped early"}),
+            "chosen": table["chosen"].map({True: "**chosen**", False: ""}),
+            "method": table["method"].map(method_display),
+        }
+    )
+    columns = [
+        "method",
+        "resolution_label",
+        *keys,
+        "validation reward",
+        "tuning score",
+        "step",
+        "ran to the budget",
+        "chosen",
+    ]
+    section.tables.append(
+        (
+            "Settings tried",
+            shown[columns].rename(columns={"resolution_label": "resolution", **{k: short_name(k) for k in keys}}),
+        )
+    )
     return section, figures.tuning(table, keys[0])
 
 
@@ -214,12 +284,15 @@ def samples(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     blocks, captions, notes = comparison_rows(runs.client, chosen)
     if not blocks:
         raise MissingRuns("no trial has start and end GIF artifacts")
-    section = Section(caption=(
-        "The first evaluation prompts at the highest resolution, the same noise in every row: the base model "
-        "(before any update), each method at the end of its lowest seed's trial, and the oracle render of the "
-        "caption; frames evenly spaced from the first to the last, with the values logged for each video "
-        "(`reward`: the learned reward optimised; `gold`: its truth; `fidelity_*`: the caption seen right)."
-    ), notes=notes)
+    section = Section(
+        caption=(
+            "The first evaluation prompts at the highest resolution, the same noise in every row: the base model "
+            "(before any update), each method at the end of its lowest seed's trial, and the oracle render of the "
+            "caption; frames evenly spaced from the first to the last, with the values logged for each video "
+            "(`reward`: the learned reward optimised; `gold`: its truth; `fidelity_*`: the caption seen right)."
+        ),
+        notes=notes,
+    )
     return section, figures.samples(blocks, captions)
 
 
@@ -227,10 +300,16 @@ def samples(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
 SECTIONS: dict[str, tuple[str, Callable]] = {
     "resolution_gap": ("Resolution gap (paper Figure 3)", resolution_gap),
     "proxy_and_gold": ("Learned reward against the truth: over-optimisation and prompt drift", proxy_and_gold),
-    "sample_efficiency": ("Sample efficiency (paper Figure 5, top)", spending_section(
-        "reward_queries", 1.0, "reward queries (videos scored)", "reward queries", "sample efficiency")),
-    "compute_efficiency": ("Compute efficiency (paper Figure 5, bottom)", spending_section(
-        "device_time_s", HOURS, DEVICE_HOURS, "device-hours", "compute efficiency")),
+    "sample_efficiency": (
+        "Sample efficiency (paper Figure 5, top)",
+        spending_section(
+            "reward_queries", 1.0, "reward queries (videos scored)", "reward queries", "sample efficiency"
+        ),
+    ),
+    "compute_efficiency": (
+        "Compute efficiency (paper Figure 5, bottom)",
+        spending_section("device_time_s", HOURS, DEVICE_HOURS, "device-hours", "compute efficiency"),
+    ),
     "k_ablation": ("K ablation (paper Table 9)", k_ablation),
     "generalisation": ("Generalisation: training vs held-out prompts (paper Table 1)", generalisation),
     "on_off_policy": ("On- vs off-policy baselines (paper Figure 12)", on_off_policy),
@@ -262,16 +341,24 @@ def build_section(name: str, trials: pd.DataFrame, runs: Runs, folder: Path) -> 
 def trial_summary(trials: pd.DataFrame) -> list[str]:
     """The report's header lines on the trials: how many of each state, and every trial left out."""
     counts = trials["state"].value_counts()
-    lines = ["Trials: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "failed", "unfinished", "superseded"))
-             + ". Only finished trials are averaged."]
+    lines = [
+        "Trials: "
+        + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("finished", "failed", "unfinished", "superseded"))
+        + ". Only finished trials are averaged."
+    ]
     left_out = trials[trials["state"] != "finished"]
     if not left_out.empty:
-        shown = pd.DataFrame({
-            "run": left_out["run_name"], "run id": left_out["run_id"], "status": left_out["status"],
-            "left out as": left_out["state"], "method": left_out["method"].map(method_display),
-            **{key: left_out[c] for key in ("resolution", "K", "lr", "seed") if (c := param_column(left_out, key))},
-            "why": left_out["error"].fillna(""),
-        })
+        shown = pd.DataFrame(
+            {
+                "run": left_out["run_name"],
+                "run id": left_out["run_id"],
+                "status": left_out["status"],
+                "left out as": left_out["state"],
+                "method": left_out["method"].map(method_display),
+                **{key: left_out[c] for key in ("resolution", "K", "lr", "seed") if (c := param_column(left_out, key))},
+                "why": left_out["error"].fillna(""),
+            }
+        )
         lines.append("Trials left out of every figure and table:\n\n" + markdown_table(shown))
     return lines
 
@@ -317,15 +404,16 @@ def provenance_lines(client, parent_id: str | None) -> list[str]:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(run.info.start_time / 1000))
     line = f"Study started {started}, vaderbench commit `{tags.get('vaderbench.commit', 'not recorded')}`"
     if "machine.cpu" in tags:
-        line += (f", on {tags['machine.cpu']} ({tags['machine.cores']} cores; flags: "
-                 f"{tags['machine.cpu_flags']})")
+        line += f", on {tags['machine.cpu']} ({tags['machine.cores']} cores; flags: {tags['machine.cpu_flags']})"
     walls = [m.value for m in client.get_metric_history(parent_id, "study_wall_time_s")]
     if walls:
         busy = client.get_metric_history(parent_id, "cores_busy")[-1].value
         own = client.get_metric_history(parent_id, "cores_busy_by_study")[-1].value
         times = "" if len(walls) == 1 else f" over {len(walls)} invocations (resumed)"
-        line += (f"; wall time {sum(walls) / 60:.1f} min{times}, the cores {100 * busy:.0f}% busy "
-                 f"({100 * own:.0f}% by the study's own processes)")
+        line += (
+            f"; wall time {sum(walls) / 60:.1f} min{times}, the cores {100 * busy:.0f}% busy "
+            f"({100 * own:.0f}% by the study's own processes)"
+        )
     return [line + ". " + written]
 
 
@@ -343,14 +431,20 @@ def write_report(
     store's only one with runs. The report is logged as artifacts (under `report/`) to `parent_run_id`,
     else to the experiment's newest parent run. Without `output_dir` it goes to `runs/<experiment>/`.
     """
-    runs = load_runs(Path(output_dir) if output_dir is not None else None, experiment=experiment, tracking_uri=tracking_uri)
+    runs = load_runs(
+        Path(output_dir) if output_dir is not None else None, experiment=experiment, tracking_uri=tracking_uri
+    )
     folder = report_folder(output_dir, runs)
     trials = classify(runs.trials)
     final = finished_only(trials)
     sections = [build_section(name, final, runs, folder) for name in SECTIONS]
     target = parent_run_id or (runs.parent_run_ids[0] if runs.parent_run_ids else None)
-    header = [f"# Report: {runs.experiment}", f"MLflow store `{runs.tracking_uri}`, experiment `{runs.experiment}`.",
-              *provenance_lines(runs.client, target), *trial_summary(trials)]
+    header = [
+        f"# Report: {runs.experiment}",
+        f"MLflow store `{runs.tracking_uri}`, experiment `{runs.experiment}`.",
+        *provenance_lines(runs.client, target),
+        *trial_summary(trials),
+    ]
     summary = study_summary(final, runs)
     if summary is not None:
         (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
@@ -375,6 +469,8 @@ def render_section(
     """One section alone (for the scripts in `analysis/`): writes its figure, returns its Markdown."""
     if name not in SECTIONS:
         raise ValueError(f"unknown report section {name!r}; known: {', '.join(SECTIONS)}")
-    runs = load_runs(Path(output_dir) if output_dir is not None else None, experiment=experiment, tracking_uri=tracking_uri)
+    runs = load_runs(
+        Path(output_dir) if output_dir is not None else None, experiment=experiment, tracking_uri=tracking_uri
+    )
     section = build_section(name, finished_only(classify(runs.trials)), runs, report_folder(output_dir, runs))
     return section_markdown(section)

@@ -9,11 +9,15 @@ import sys
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the runs are: shared by `vaderbench report` and the scripts in `analysis/`."""
     parser.add_argument(
-        "output_dir", nargs="?", metavar="OUTPUT_DIR",
+        "output_dir",
+        nargs="?",
+        metavar="OUTPUT_DIR",
         help="the output folder of a `vaderbench run` (its mlflow.db is the store; the report goes to "
         "OUTPUT_DIR/report/)",
     )
-    parser.add_argument("--experiment", metavar="NAME", help="MLflow experiment (default: the store's only one with runs)")
+    parser.add_argument(
+        "--experiment", metavar="NAME", help="MLflow experiment (default: the store's only one with runs)"
+    )
     parser.add_argument(
         "--tracking-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///OUTPUT_DIR/mlflow.db)"
     )

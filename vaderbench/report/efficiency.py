@@ -111,9 +111,11 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
         label = at["resolution_label"].iloc[0]
         ids = at["run_id"]
         finals = evals[evals["run_id"].isin(ids)].groupby("run_id").last()["reward"]
-        headroom = {"chance": step_zero_mean(metrics, CHANCE_METRIC, ids),
-                    "base": step_zero_mean(metrics, FINAL_METRIC, ids),
-                    "oracle": step_zero_mean(metrics, ORACLE_METRIC, ids)}
+        headroom = {
+            "chance": step_zero_mean(metrics, CHANCE_METRIC, ids),
+            "base": step_zero_mean(metrics, FINAL_METRIC, ids),
+            "oracle": step_zero_mean(metrics, ORACLE_METRIC, ids),
+        }
         summary["headroom"][label] = headroom
         gold = metric_points(metrics, GOLD_METRIC, ids)
         gold_last = gold.sort_values("step").groupby("run_id").last()["value"] if not gold.empty else pd.Series()

@@ -37,7 +37,7 @@ def method_colour(method: str) -> tuple:
     known = registered_aligners()
     if method in known:
         return PALETTE[known.index(method) % len(PALETTE)]
-    spare = PALETTE[len(known) % len(PALETTE):] or PALETTE
+    spare = PALETTE[len(known) % len(PALETTE) :] or PALETTE
     return spare[zlib.crc32(method.encode()) % len(spare)]
 
 
@@ -46,17 +46,29 @@ def series_styles(table: pd.DataFrame) -> dict[str, dict]:
     styles = {}
     for method, group in table.groupby("method"):
         for i, series in enumerate(sorted(group["series"].unique())):
-            styles[series] = {"color": method_colour(method), "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
-                              "marker": MARKERS[i % len(MARKERS)]}
+            styles[series] = {
+                "color": method_colour(method),
+                "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
+                "marker": MARKERS[i % len(MARKERS)],
+            }
     return styles
 
 
 def paper_style():
     """The report's style as an rc context: whitegrid, paper-size text; the caller's rcParams are left as they were."""
-    rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper"),
-        "font.size": 8, "axes.labelsize": 8, "axes.titlesize": 8, "legend.fontsize": 7, "legend.title_fontsize": 7,
-        "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.4, "lines.markersize": 4,
-        "svg.fonttype": "none"  # text stays text in the SVG
+    rc = {
+        **sns.axes_style("whitegrid"),
+        **sns.plotting_context("paper"),
+        "font.size": 8,
+        "axes.labelsize": 8,
+        "axes.titlesize": 8,
+        "legend.fontsize": 7,
+        "legend.title_fontsize": 7,
+        "xtick.labelsize": 7,
+        "ytick.labelsize": 7,
+        "lines.linewidth": 1.4,
+        "lines.markersize": 4,
+        "svg.fonttype": "none",  # text stays text in the SVG
     }
     return matplotlib.rc_context(rc)
 
@@ -80,15 +92,23 @@ def shared_legend(figure: Figure, axes) -> None:
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)
-    figure.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=min(len(entries), 4), frameon=False)
+    figure.legend(
+        entries.values(), entries.keys(), loc="outside lower center", ncols=min(len(entries), 4), frameon=False
+    )
 
 
 def line_with_band(ax, x, frame: pd.DataFrame, style: dict, label: str) -> None:
     ax.plot(x, frame["mean"], label=label, **style)
     finite = frame["low"].notna().to_numpy()
     if finite.any():
-        ax.fill_between(np.asarray(x)[finite], frame["low"][finite], frame["high"][finite],
-                        color=style["color"], alpha=0.18, linewidth=0)
+        ax.fill_between(
+            np.asarray(x)[finite],
+            frame["low"][finite],
+            frame["high"][finite],
+            color=style["color"],
+            alpha=0.18,
+            linewidth=0,
+        )
 
 
 def resolution_axis(ax, table: pd.DataFrame) -> None:
@@ -125,8 +145,11 @@ def resolution_gap(table: pd.DataFrame, gaps: pd.DataFrame, room: pd.DataFrame |
         ax = axes[1]
         for i, (comparison, rows) in enumerate(gaps.groupby("comparison", sort=True)):
             rows = rows.sort_values("side")
-            style = {"color": method_colour(rows["method"].iloc[0]), "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
-                     "marker": "o"}
+            style = {
+                "color": method_colour(rows["method"].iloc[0]),
+                "linestyle": LINE_STYLES[i % len(LINE_STYLES)],
+                "marker": "o",
+            }
             line_with_band(ax, rows["side"], rows, style, comparison)
         ax.axhline(0, color="black", linewidth=0.8)
         resolution_axis(ax, gaps)
@@ -159,9 +182,16 @@ def k_ablation(table: pd.DataFrame) -> Figure:
     ax = axes[0]
     for i, ((series, method, k), rows) in enumerate(table.groupby(["series", "method", "K"], sort=False)):
         err = np.vstack([rows["mean"] - rows["low"], rows["high"] - rows["mean"]])
-        ax.errorbar(rows["step"], rows["mean"], yerr=np.nan_to_num(err), label=f"{series}, K={k}", capsize=2,
-                    color=method_colour(method), linestyle=LINE_STYLES[i % len(LINE_STYLES)],
-                    marker=MARKERS[i % len(MARKERS)])
+        ax.errorbar(
+            rows["step"],
+            rows["mean"],
+            yerr=np.nan_to_num(err),
+            label=f"{series}, K={k}",
+            capsize=2,
+            color=method_colour(method),
+            linestyle=LINE_STYLES[i % len(LINE_STYLES)],
+            marker=MARKERS[i % len(MARKERS)],
+        )
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("training step (aligner round)")
     ax.set_ylabel("training reward (reward units)")
@@ -177,9 +207,18 @@ def bars(ax, table: pd.DataFrame, labels: list[str], groups: list[str], group_co
         rows = table[table[group_column] == group].set_index("model").reindex(labels)
         x = np.arange(len(labels)) + (j - (len(groups) - 1) / 2) * width
         err = np.vstack([rows["mean"] - rows["low"], rows["high"] - rows["mean"]])
-        ax.bar(x, rows["mean"], width, yerr=np.nan_to_num(err), capsize=2, label=group,
-               color=[method_colour(m) for m in rows["method"].fillna("base")],
-               hatch="//" if j else None, edgecolor="white", linewidth=0.5)
+        ax.bar(
+            x,
+            rows["mean"],
+            width,
+            yerr=np.nan_to_num(err),
+            capsize=2,
+            label=group,
+            color=[method_colour(m) for m in rows["method"].fillna("base")],
+            hatch="//" if j else None,
+            edgecolor="white",
+            linewidth=0.5,
+        )
     ax.set_xticks(np.arange(len(labels)), labels, rotation=20, ha="right")
 
 
@@ -241,8 +280,7 @@ def samples(blocks: list, captions: list[str]) -> Figure:
             colour = method_colour(row.method)
             middle = (top - row_inches / 2) / height
             figure.text(0.19, middle, row.label, ha="right", va="center", fontsize=7, color=colour)
-            figure.text(0.71, middle, sample_values(row.values), ha="left", va="center", fontsize=6.5,
-                        linespacing=1.3)
+            figure.text(0.71, middle, sample_values(row.values), ha="left", va="center", fontsize=6.5, linespacing=1.3)
             top -= row_inches
     return figure
 
@@ -256,8 +294,13 @@ def time_breakdown(table: pd.DataFrame) -> Figure:
     ax = figure.subplots()
     left = np.zeros(len(bars))
     for part in parts:
-        seconds = (table[table["part"] == part].set_index(["series", "resolution_label"])["mean"]
-                   .reindex(bars).fillna(0).to_numpy())
+        seconds = (
+            table[table["part"] == part]
+            .set_index(["series", "resolution_label"])["mean"]
+            .reindex(bars)
+            .fillna(0)
+            .to_numpy()
+        )
         ax.barh(np.arange(len(bars)), seconds, left=left, color=colours[part], label=part, height=0.7)
         left += seconds
     ax.set_yticks(np.arange(len(bars)), [f"{series}, {label} px" for series, label in bars])
@@ -314,8 +357,9 @@ def proxy_and_gold(table: pd.DataFrame, room: pd.DataFrame) -> Figure:
         refs = room[room["side"] == side] if not room.empty else room
         for name, marker in (("chance", "x"), ("oracle", "*"), ("base", "o")):
             if not refs.empty and name in refs and f"{name} gold" in refs:
-                top.scatter(refs[name], refs[f"{name} gold"], color=BASE_COLOUR, marker=marker, s=30, label=name,
-                            zorder=4)
+                top.scatter(
+                    refs[name], refs[f"{name} gold"], color=BASE_COLOUR, marker=marker, s=30, label=name, zorder=4
+                )
         label = at["resolution_label"].iloc[0]
         top.set_xlabel("held-out reward (the learned reward optimised)")
         top.set_ylabel("gold reward (the rule it was trained on)")

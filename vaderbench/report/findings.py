@@ -35,12 +35,17 @@ def headroom_line(label: str, summary: dict) -> str | None:
     if room.get("oracle") is None or room.get("base") is None:
         return None
     methods = summary["resolutions"][label]["methods"]
-    closed = [f"{method_display(m)} "
-              f"{estimate_text(*triple([100 * v if v is not None else None for v in e['headroom_closed']]))}%"
-              for m, e in ordered(methods) if "headroom_closed" in e]
+    closed = [
+        f"{method_display(m)} "
+        f"{estimate_text(*triple([100 * v if v is not None else None for v in e['headroom_closed']]))}%"
+        for m, e in ordered(methods)
+        if "headroom_closed" in e
+    ]
     chance = f"chance {number(room['chance'])}, " if room.get("chance") is not None else ""
-    return (f"- {label} px ({chance}base {number(room['base'])}, oracle {number(room['oracle'])}): share of the "
-            f"base-to-oracle headroom closed: " + ", ".join(closed) + ".")
+    return (
+        f"- {label} px ({chance}base {number(room['base'])}, oracle {number(room['oracle'])}): share of the "
+        f"base-to-oracle headroom closed: " + ", ".join(closed) + "."
+    )
 
 
 def gold_line(label: str, summary: dict, reference: str) -> str | None:
@@ -67,8 +72,10 @@ def precision_line(precision: dict | None) -> list[str]:
     if not precision or precision["met"] is None:
         return []
     state = "met" if precision["met"] else "NOT met: these finals cannot separate methods that close under a tenth"
-    return [f"  - precision: the widest 95% interval of a final reward is ± {number(precision['widest_half_width'])}"
-            f", against a tenth of the headroom ({number(precision['target'])}): {state}."]
+    return [
+        f"  - precision: the widest 95% interval of a final reward is ± {number(precision['widest_half_width'])}"
+        f", against a tenth of the headroom ({number(precision['target'])}): {state}."
+    ]
 
 
 def ratio_lines(label: str, summary: dict, reference: str) -> list[str]:
@@ -89,14 +96,22 @@ def ratio_lines(label: str, summary: dict, reference: str) -> list[str]:
                 if math.isnan(low):
                     parts.append(f"{SPENDING[spending]} x {text} (one seed: no interval)")
                 elif cell["upper_bound"]:
-                    parts.append(f"{SPENDING[spending]} <= {text} ({method_display(other)} did not reach it in "
-                                 "every seed: its budget stands in, an upper bound)")
+                    parts.append(
+                        f"{SPENDING[spending]} <= {text} ({method_display(other)} did not reach it in "
+                        "every seed: its budget stands in, an upper bound)"
+                    )
                 else:
-                    verdict = "fewer" if excludes(cell["ratio"], 1.0) and cell["ratio"][0] < 1 else (
-                        "more" if excludes(cell["ratio"], 1.0) else "not distinguishable from 1")
+                    verdict = (
+                        "fewer"
+                        if excludes(cell["ratio"], 1.0) and cell["ratio"][0] < 1
+                        else ("more" if excludes(cell["ratio"], 1.0) else "not distinguishable from 1")
+                    )
                     parts.append(f"{SPENDING[spending]} x {text} ({verdict})")
-            lines.append(f"  - {method_display(reference)} / {method_display(other)} to reach {TARGETS[target]}: "
-                         + "; ".join(parts) + ".")
+            lines.append(
+                f"  - {method_display(reference)} / {method_display(other)} to reach {TARGETS[target]}: "
+                + "; ".join(parts)
+                + "."
+            )
     return lines
 
 
@@ -109,8 +124,10 @@ def findings(summary: dict, reward: str | None = None, budget: str | None = None
         lines.append(" ".join(filter(None, [f"Reward `{reward}`." if reward else None, budget])) + "")
         lines.append("")
     for label, at in summary["resolutions"].items():
-        finals = ", ".join(f"{method_display(m)} {estimate_text(*triple(e['final']))} (n={e['seeds']})"
-                           for m, e in ordered(at["methods"]))
+        finals = ", ".join(
+            f"{method_display(m)} {estimate_text(*triple(e['final']))} (n={e['seeds']})"
+            for m, e in ordered(at["methods"])
+        )
         lines.append(f"- {label} px, held-out reward after training: {finals}.")
         gap = at.get("gap")
         if gap is not None:
@@ -120,29 +137,43 @@ def findings(summary: dict, reward: str | None = None, budget: str | None = None
             if math.isnan(difference[1]):
                 verdict = "too few seeds for an interval"
             else:
-                supported = (f"{name} is {'ahead' if difference[0] > 0 else 'behind'}" if excludes(difference, 0.0)
-                             else "no difference is supported")
-                verdict = (f"{supported}; the smallest gap this study could detect here (80% power) is "
-                           f"{number(detectable)}")
+                supported = (
+                    f"{name} is {'ahead' if difference[0] > 0 else 'behind'}"
+                    if excludes(difference, 0.0)
+                    else "no difference is supported"
+                )
+                verdict = (
+                    f"{supported}; the smallest gap this study could detect here (80% power) is {number(detectable)}"
+                )
             lines.append(f"  - {name} − {best} (the best baseline) = {estimate_text(*difference)}: {verdict}.")
         lines.extend(precision_line(at.get("precision")))
         lines.extend(ratio_lines(label, summary, reference))
     truth = [line for label in summary["resolutions"] if (line := gold_line(label, summary, reference))]
     if truth:
-        lines += ["", "Gold (the truth the learned reward stands for, read from the pixels; base = the untrained "
-                  "model):", *truth]
+        lines += [
+            "",
+            "Gold (the truth the learned reward stands for, read from the pixels; base = the untrained model):",
+            *truth,
+        ]
     room = [line for label in summary["resolutions"] if (line := headroom_line(label, summary))]
     if room:
-        lines += ["", "Headroom (the reward of chance videos, of the base model and of the oracle render of each "
-                  "evaluation prompt):", *room]
+        lines += [
+            "",
+            "Headroom (the reward of chance videos, of the base model and of the oracle render of each "
+            "evaluation prompt):",
+            *room,
+        ]
     if "gap_slope" in summary:
         slope = summary["gap_slope"]
         if excludes(slope, 0.0):
             verdict = "it grows with resolution" if slope[0] > 0 else "it shrinks with resolution"
         else:
             verdict = "no trend with resolution is supported at this power (the interval includes 0)"
-        lines += ["", f"Resolution gap: {name} minus the best baseline changes by {interval_text(*triple(slope))} "
-                  f"per doubling of resolution: {verdict}."]
+        lines += [
+            "",
+            f"Resolution gap: {name} minus the best baseline changes by {interval_text(*triple(slope))} "
+            f"per doubling of resolution: {verdict}.",
+        ]
     return lines
 
 
@@ -154,8 +185,9 @@ def headline(summary: dict) -> list[str]:
     finals, gaps, costs, gold, fell = [], [], [], [], []
     for label, at in summary["resolutions"].items():
         methods = ordered(at["methods"])
-        finals.append(f"{label} px " + ", ".join(f"{method_display(m)} {estimate_text(*triple(e['final']))}"
-                                                  for m, e in methods))
+        finals.append(
+            f"{label} px " + ", ".join(f"{method_display(m)} {estimate_text(*triple(e['final']))}" for m, e in methods)
+        )
         gap = at.get("gap")
         if gap is not None:
             difference = triple(gap["difference"])
@@ -165,31 +197,47 @@ def headline(summary: dict) -> list[str]:
             cell = summary["ratios"].get(label, {}).get(pair, {}).get("best_baseline", {}).get("queries")
             if cell and cell["ratio"] is not None and not math.isnan(triple(cell["ratio"])[0]):
                 bound = "<= " if cell["upper_bound"] else ""
-                costs.append(f"{label} px ({method_display(gap['best_baseline'])}) {bound}"
-                             f"{interval_text(*triple(cell['ratio']))}")
+                costs.append(
+                    f"{label} px ({method_display(gap['best_baseline'])}) {bound}"
+                    f"{interval_text(*triple(cell['ratio']))}"
+                )
         base = summary["headroom"].get(label, {}).get("gold_base")
         if base is not None:
             fell.extend(method_display(m) for m, e in methods if "gold" in e and triple(e["gold"])[2] < base)
-            gold.append(f"{label} px base {number(base)}: " + ", ".join(
-                f"{method_display(m)} {estimate_text(*triple(e['gold']))}" for m, e in methods if "gold" in e))
+            gold.append(
+                f"{label} px base {number(base)}: "
+                + ", ".join(
+                    f"{method_display(m)} {estimate_text(*triple(e['gold']))}" for m, e in methods if "gold" in e
+                )
+            )
     seeds = max((e["seeds"] for at in summary["resolutions"].values() for e in at["methods"].values()), default=0)
     lines = [f"- Held-out reward after training (mean ± 95% interval over {seeds} seeds): " + "; ".join(finals) + "."]
     if gaps:
         lines.append(f"- {name} minus the best baseline (Welch 95% interval): " + "; ".join(gaps) + ".")
     if costs:
-        lines.append(f"- Reward queries {name} needed to reach the best baseline's final reward, as a share of "
-                     "the baseline's (bootstrap 95% interval; `<=`: the baseline missed it in some seed and is "
-                     "charged its budget): " + "; ".join(costs) + ".")
+        lines.append(
+            f"- Reward queries {name} needed to reach the best baseline's final reward, as a share of "
+            "the baseline's (bootstrap 95% interval; `<=`: the baseline missed it in some seed and is "
+            "charged its budget): " + "; ".join(costs) + "."
+        )
     if gold:
-        verdict = (f" Below the base model's (over-optimised): {', '.join(dict.fromkeys(fell))}." if fell else "")
-        lines.append("- Gold reward (the truth the learned reward stands for), before and after: "
-                     + "; ".join(gold) + "." + verdict)
+        verdict = f" Below the base model's (over-optimised): {', '.join(dict.fromkeys(fell))}." if fell else ""
+        lines.append(
+            "- Gold reward (the truth the learned reward stands for), before and after: "
+            + "; ".join(gold)
+            + "."
+            + verdict
+        )
     if "gap_slope" in summary:
         slope = triple(summary["gap_slope"])
         trend = ("grows" if slope[0] > 0 else "shrinks") if excludes(slope, 0.0) else "shows no supported trend"
         lines.append(f"- With resolution the gap {trend}: {interval_text(*slope)} per doubling.")
-    precision = [at["precision"] for at in summary["resolutions"].values() if at.get("precision", {}).get("met") is not None]
+    precision = [
+        at["precision"] for at in summary["resolutions"].values() if at.get("precision", {}).get("met") is not None
+    ]
     if precision and not all(p["met"] for p in precision):
-        lines.append("- Precision: some final reward's 95% interval is wider than a tenth of the headroom; "
-                     "differences smaller than the detectable gap in the report are not resolved.")
+        lines.append(
+            "- Precision: some final reward's 95% interval is wider than a tenth of the headroom; "
+            "differences smaller than the detectable gap in the report are not resolved."
+        )
     return lines

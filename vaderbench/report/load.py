@@ -65,12 +65,15 @@ def find_experiment(client: MlflowClient, name: str | None):
             raise ValueError(f"no MLflow experiment named {name!r} in the store; it has: {', '.join(known) or 'none'}")
         return experiment
     with_runs = [
-        e for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+        e
+        for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
         if client.search_runs([e.experiment_id], max_results=1)
     ]
     if len(with_runs) != 1:
         names = ", ".join(sorted(e.name for e in with_runs)) or "none with runs"
-        raise ValueError(f"the store holds {len(with_runs)} experiments with runs ({names}): choose one with --experiment")
+        raise ValueError(
+            f"the store holds {len(with_runs)} experiments with runs ({names}): choose one with --experiment"
+        )
     return with_runs[0]
 
 
@@ -133,7 +136,9 @@ def metric_histories(client: MlflowClient, runs: list) -> list[dict]:
     ]
 
 
-def load_runs(output_dir: Path | None = None, *, experiment: str | None = None, tracking_uri: str | None = None) -> Runs:
+def load_runs(
+    output_dir: Path | None = None, *, experiment: str | None = None, tracking_uri: str | None = None
+) -> Runs:
     uri = resolve_store(output_dir, tracking_uri)
     client = MlflowClient(tracking_uri=uri)
     found = find_experiment(client, experiment)

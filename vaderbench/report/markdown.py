@@ -24,7 +24,7 @@ def decimals_for(half_width: float) -> int:
 
 
 def estimate_text(mean: float, low: float, high: float) -> str:
-    """"0.813 ± 0.092": the mean to the precision its 95% interval supports; just the mean without an interval."""
+    """ "0.813 ± 0.092": the mean to the precision its 95% interval supports; just the mean without an interval."""
     if math.isnan(low) or math.isnan(high):
         return number(mean)
     half = (high - low) / 2
@@ -35,7 +35,7 @@ def estimate_text(mean: float, low: float, high: float) -> str:
 
 
 def interval_text(mean: float, low: float, high: float) -> str:
-    """"0.21 [0.12, 0.35]": for asymmetric (bootstrap) intervals, at the precision of the narrower side."""
+    """ "0.21 [0.12, 0.35]": for asymmetric (bootstrap) intervals, at the precision of the narrower side."""
     if math.isnan(low) or math.isnan(high):
         return number(mean)
     narrower = min(mean - low, high - mean)

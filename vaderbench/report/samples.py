@@ -108,8 +108,9 @@ def read_samples(client: MlflowClient, run_id: str, artifact: str, scratch: str,
     """(videos, their logged values) of a sample GIF and its JSON beside it (values empty without one)."""
     strip = frame_row(Path(client.download_artifacts(run_id, artifact, scratch)), frames)
     try:
-        values = json.loads(Path(client.download_artifacts(run_id, str(Path(artifact).with_suffix(".json")),
-                                                           scratch)).read_text())
+        values = json.loads(
+            Path(client.download_artifacts(run_id, str(Path(artifact).with_suffix(".json")), scratch)).read_text()
+        )
     except Exception:  # a run from before the values were logged
         values = []
     count = len(values) or 1
@@ -132,13 +133,15 @@ def comparison_rows(client: MlflowClient, trials: pd.DataFrame, frames: int = 4,
                 oracle_paths = [p for p in paths if Path(p).stem == "oracle"]
                 if oracle_paths:
                     oracle = read_samples(client, trial["run_id"], oracle_paths[0], scratch, frames)
-            ends.append((trial["method"], trial["series"], read_samples(client, trial["run_id"], pair[1], scratch,
-                                                                          frames)))
+            ends.append(
+                (trial["method"], trial["series"], read_samples(client, trial["run_id"], pair[1], scratch, frames))
+            )
     if start is None:
         return [], [], notes
     shown = min(captions, len(start[0]))
     blocks, texts = [], []
     for i in range(shown):
+
         def row(label, method, videos, values, i=i):
             return Row(label, method, videos[i], values[i] if i < len(values) else {})
 

@@ -115,16 +115,21 @@ def method_order(methods: list[str]) -> list[str]:
 
 def reference_method(methods) -> str | None:
     """The method the report compares with the others: the first reward-gradient method among `methods`."""
-    gradient = [m for m in method_order(list(set(methods)))
-                if m in ALIGNERS and ALIGNERS.get(m).family == "reward-gradient"]
+    gradient = [
+        m for m in method_order(list(set(methods))) if m in ALIGNERS and ALIGNERS.get(m).family == "reward-gradient"
+    ]
     return gradient[0] if gradient else None
 
 
 def method_first(table: pd.DataFrame, then: list[str]) -> pd.DataFrame:
     """Rows ordered by method (the report's order, see the module's docstring), then by `then`."""
     rank = table["method"].map(method_rank)
-    return (table.assign(_rank=rank).sort_values(["_rank", *then], kind="stable")
-            .drop(columns="_rank").reset_index(drop=True))
+    return (
+        table.assign(_rank=rank)
+        .sort_values(["_rank", *then], kind="stable")
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+    )
 
 
 def varies(values: pd.Series) -> bool:
@@ -137,10 +142,7 @@ def varying_within_method(trials: pd.DataFrame, exclude: tuple[str, ...] = ()) -
     skip = {c for key in exclude if (c := param_column(trials, key))} | {"method"}
     varying = {}
     for method, group in trials.groupby("method"):
-        varying[method] = [
-            c for c in setting_columns(trials)
-            if c not in skip and varies(group[c])
-        ]
+        varying[method] = [c for c in setting_columns(trials) if c not in skip and varies(group[c])]
     return varying
 
 

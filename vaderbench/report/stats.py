@@ -64,8 +64,15 @@ def summarise(frame: pd.DataFrame, by: list[str], value: str = "value") -> pd.Da
     rows = []
     for key, group in frame.groupby(by, sort=True, dropna=False):
         estimate = t_interval(group[value].to_numpy())
-        rows.append({**dict(zip(by, key)),  # grouping by a list gives tuple keys
-                     "mean": estimate.mean, "low": estimate.low, "high": estimate.high, "n": estimate.n})
+        rows.append(
+            {
+                **dict(zip(by, key)),  # grouping by a list gives tuple keys
+                "mean": estimate.mean,
+                "low": estimate.low,
+                "high": estimate.high,
+                "n": estimate.n,
+            }
+        )
     return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "n"])
 
 
@@ -75,8 +82,9 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 
 
-def resample_means(groups: Sequence[Sequence[float]], resamples: int = BOOTSTRAP_RESAMPLES,
-                   seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+def resample_means(
+    groups: Sequence[Sequence[float]], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> np.ndarray:
     """Bootstrap replicates of each group's mean: [resamples, groups]; each group's seeds resampled on their own."""
     rng = np.random.default_rng(seed)
     columns = []
@@ -96,8 +104,9 @@ def percentile_interval(replicates: np.ndarray, point: float, confidence: float 
     return Estimate(float(point), float(low), float(high), int(replicates.size))
 
 
-def ratio_of_means(numerator: Sequence[float], denominator: Sequence[float],
-                   confidence: float = CONFIDENCE) -> Estimate:
+def ratio_of_means(
+    numerator: Sequence[float], denominator: Sequence[float], confidence: float = CONFIDENCE
+) -> Estimate:
     """mean(numerator) / mean(denominator) with a percentile bootstrap interval over the seeds of each.
 
     n is the smaller group's number of seeds. With fewer than two seeds in a group there is no interval;
@@ -122,8 +131,12 @@ def slope(x: Sequence[float], y: Sequence[float]) -> float:
     return float((dx * (y - y.mean())).sum() / (dx**2).sum())
 
 
-def gap_slope(x: Sequence[float], ours: Sequence[Sequence[float]], theirs: Sequence[Sequence[float]],
-              confidence: float = CONFIDENCE) -> Estimate:
+def gap_slope(
+    x: Sequence[float],
+    ours: Sequence[Sequence[float]],
+    theirs: Sequence[Sequence[float]],
+    confidence: float = CONFIDENCE,
+) -> Estimate:
     """Slope over x of mean(ours[i]) - mean(theirs[i]) (the gap at each x), with a percentile bootstrap
     interval: every group's seeds resampled on their own. n: the fewest seeds of any group."""
     gaps = [np.mean(a) - np.mean(b) for a, b in zip(ours, theirs)]
@@ -139,8 +152,9 @@ def gap_slope(x: Sequence[float], ours: Sequence[Sequence[float]], theirs: Seque
     return percentile_interval(slopes, point, confidence)
 
 
-def detectable_difference(a: Sequence[float], b: Sequence[float], power: float = 0.8,
-                          confidence: float = CONFIDENCE) -> float:
+def detectable_difference(
+    a: Sequence[float], b: Sequence[float], power: float = 0.8, confidence: float = CONFIDENCE
+) -> float:
     """The smallest difference of two means that a two-sided Welch test at `confidence` would find with
     probability `power`, given these groups' spreads and sizes: (t_{1-alpha/2} + t_{power}) x standard error."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

@@ -18,6 +18,7 @@ import re
 
 import pandas as pd
 
+from vaderbench.experiment.tuning import TUNING_METRIC
 from vaderbench.report.select import (
     MissingRuns,
     last_points,
@@ -32,7 +33,6 @@ from vaderbench.report.select import (
     varies,
     with_resolution,
 )
-from vaderbench.experiment.tuning import TUNING_METRIC
 from vaderbench.report.stats import summarise, welch_interval
 from vaderbench.timing import PHASES, metric_name
 
@@ -42,8 +42,16 @@ TRAIN_METRIC = "reward_mean"
 K_ABLATION_STEPS = (1, 100, 200, 300)
 #: params that switch memory savings on or off (the paper's Table 7); matched as a component of the name
 MEMORY_SWITCHES = (
-    "lora", "lora_rank", "precision", "weight_dtype", "decode_frames", "K", "truncation",
-    "gradient_checkpointing", "offload_activations", "micro_batch_size",
+    "lora",
+    "lora_rank",
+    "precision",
+    "weight_dtype",
+    "decode_frames",
+    "K",
+    "truncation",
+    "gradient_checkpointing",
+    "offload_activations",
+    "micro_batch_size",
 )
 #: params that make a baseline on- or off-policy (the paper's Figure 12: update-to-data ratio 1 = on-policy)
 POLICY_SWITCHES = ("variant", "on_policy", "updates_per_round", "inner_epochs", "minibatches")
@@ -91,13 +99,22 @@ def resolution_gap_differences(
     for (mine, side), a in ours.groupby(["series", "side"]):
         for other, b in theirs[theirs["side"] == side].groupby("series"):
             estimate = welch_interval(a["value"], b["value"])
-            rows.append({
-                "comparison": f"{mine} − {other}", "reference": reference, "method": b["method"].iloc[0],
-                "side": side, "resolution_label": a["resolution_label"].iloc[0],
-                "mean": estimate.mean, "low": estimate.low, "high": estimate.high, "n": estimate.n,
-            })
-    gaps = pd.DataFrame(rows, columns=["comparison", "reference", "method", "side", "resolution_label", "mean", "low",
-                                       "high", "n"])
+            rows.append(
+                {
+                    "comparison": f"{mine} − {other}",
+                    "reference": reference,
+                    "method": b["method"].iloc[0],
+                    "side": side,
+                    "resolution_label": a["resolution_label"].iloc[0],
+                    "mean": estimate.mean,
+                    "low": estimate.low,
+                    "high": estimate.high,
+                    "n": estimate.n,
+                }
+            )
+    gaps = pd.DataFrame(
+        rows, columns=["comparison", "reference", "method", "side", "resolution_label", "mean", "low", "high", "n"]
+    )
     return method_first(gaps, ["comparison", "side"])
 
 
@@ -164,11 +181,17 @@ def generalisation(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
         "train": first_train[first_train["step"] <= 1],
         "held-out": held_out[held_out["step"] == 0],
     }
-    final_parts = {"train": last_points(metrics, TRAIN_METRIC, ids), "held-out": last_points(metrics, FINAL_METRIC, ids)}
+    final_parts = {
+        "train": last_points(metrics, TRAIN_METRIC, ids),
+        "held-out": last_points(metrics, FINAL_METRIC, ids),
+    }
     frames = []
     for prompts, points in base_parts.items():
-        per_seed = (points.merge(trials[["run_id", "side", "resolution_label", "seed"]])
-                    .groupby(["side", "resolution_label", "seed"], as_index=False)["value"].mean())
+        per_seed = (
+            points.merge(trials[["run_id", "side", "resolution_label", "seed"]])
+            .groupby(["side", "resolution_label", "seed"], as_index=False)["value"]
+            .mean()
+        )
         frames.append(per_seed.assign(model="Base model", method="base", prompts=prompts))
     for prompts, points in final_parts.items():
         per_trial = points.merge(trials[["run_id", "side", "resolution_label", "series", "method"]])
@@ -243,14 +266,21 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
     rows = trials.merge(last, on="run_id").merge(spent, on="run_id", how="left")
     rows["reached"] = rows["reached"].fillna(False).astype(bool)
     fixed = {"method", "resolution", "seed", "stage", "trial_id"}
-    keys = [c for c in setting_columns(trials)
-            if short_name(c) not in fixed and any(varies(g[c]) for _, g in trials.groupby(["method", "side"]))]
+    keys = [
+        c
+        for c in setting_columns(trials)
+        if short_name(c) not in fixed and any(varies(g[c]) for _, g in trials.groupby(["method", "side"]))
+    ]
     if not keys:
         raise MissingRuns("the tuning trials of every method share one setting: nothing was tuned")
     group = ["method", "side", "resolution_label", *keys]
     table = rows.groupby(group, as_index=False, dropna=False).agg(
-        reward=("validation", "mean"), score=("score", "mean"), seeds=("validation", "size"), reached=("reached", "all"),
-        step=("step", "max"))
+        reward=("validation", "mean"),
+        score=("score", "mean"),
+        seeds=("validation", "size"),
+        reached=("reached", "all"),
+        step=("step", "max"),
+    )
     table["chosen"] = False
     for _, candidates in table[table["reached"]].groupby(["method", "side"]):
         table.loc[candidates["score"].idxmax(), "chosen"] = True
@@ -258,8 +288,12 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
 
 
 # -- headroom, gold and caption fidelity ---------------------------------------------------------------
-HEADROOM_METRICS = {"chance": "eval_chance_reward", "oracle": "eval_oracle_reward",
-                    "chance gold": "eval_chance_gold", "oracle gold": "eval_oracle_gold"}
+HEADROOM_METRICS = {
+    "chance": "eval_chance_reward",
+    "oracle": "eval_oracle_reward",
+    "chance gold": "eval_chance_gold",
+    "oracle gold": "eval_oracle_gold",
+}
 GOLD_METRIC = "eval_gold_mean"
 FIDELITY_METRIC = "eval_fidelity"
 
@@ -288,9 +322,11 @@ def proxy_and_gold(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     ids = trials["run_id"]
     points = metric_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "proxy"})
     for name, metric in (("gold", GOLD_METRIC), ("fidelity", FIDELITY_METRIC)):
-        points = points.merge(metric_points(metrics, metric, ids).rename(columns={"value": name}),
-                              on=["run_id", "step"], how="left")
+        points = points.merge(
+            metric_points(metrics, metric, ids).rename(columns={"value": name}), on=["run_id", "step"], how="left"
+        )
     points = points.merge(trials[["run_id", "method", "series", "side", "resolution_label"]])
     table = points.groupby(["method", "series", "side", "resolution_label", "step"], as_index=False)[
-        ["proxy", "gold", "fidelity"]].mean()
+        ["proxy", "gold", "fidelity"]
+    ].mean()
     return method_first(table, ["series", "side", "step"])

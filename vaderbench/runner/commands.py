@@ -28,12 +28,18 @@ examples:
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="experiment YAML")
     parser.add_argument("--output", type=Path, help="output folder (default: the file's `output`, else runs/<name>)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the latest invocation: finished trials are kept, the others resume from their checkpoints")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the latest invocation: finished trials are kept, the others resume from their checkpoints",
+    )
     parser.add_argument("--dry-run", action="store_true", help="check the file and print the expanded trial grid")
     parser.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
-    parser.add_argument("--force", action="store_true",
-                        help="run even when a trial's estimated peak memory exceeds this machine's memory")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="run even when a trial's estimated peak memory exceeds this machine's memory",
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.set_defaults(func=run)
 
@@ -128,7 +134,9 @@ def run(args: argparse.Namespace) -> int:
 
     outcomes = []
     if tuning:
-        outcomes.append(run_stage("tuning", tuning, finished, experiment, tracker, parent, storage, early_stopping=True))
+        outcomes.append(
+            run_stage("tuning", tuning, finished, experiment, tracker, parent, storage, early_stopping=True)
+        )
         if not outcomes[-1].interrupted:
             results = {tid: run.data.metrics for tid, run in tracker.children(parent).items()}
             try:
@@ -141,8 +149,9 @@ def run(args: argparse.Namespace) -> int:
             for (method, resolution), setting in chosen.items():
                 print(f"tuned {method} at {resolution} px: " + ", ".join(f"{k}={v}" for k, v in setting.items()))
     if not any(outcome.interrupted for outcome in outcomes):
-        outcomes.append(run_stage("training" if not tuning else "final", grid, finished, experiment, tracker, parent,
-                                  storage))
+        outcomes.append(
+            run_stage("training" if not tuning else "final", grid, finished, experiment, tracker, parent, storage)
+        )
     if tuning and outcomes[0].failed:
         # a setting that diverged is an answer of the search, not a failure of the study: it is left out of
         # the choice and listed in the report
@@ -167,8 +176,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"compare runs:   {mlflow_ui_command(uri)}")
     print(f"runs page:      {runs_page_url(uri, tracker.experiment_id)}")
     print(f"wall time:      {minutes:.1f} min")
-    print(f"cores busy:     {100 * machine:.0f}% of {usage.cores}, of which this study's processes "
-          f"{100 * study:.0f}% (the OS's CPU times over the run; on a cluster, this machine's only)")
+    print(
+        f"cores busy:     {100 * machine:.0f}% of {usage.cores}, of which this study's processes "
+        f"{100 * study:.0f}% (the OS's CPU times over the run; on a cluster, this machine's only)"
+    )
     startup = startup_summary([d for outcome in outcomes for d in outcome.durations])
     if startup:
         print(f"trial start-up: {startup}")
@@ -181,8 +192,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_stage(stage: str, trials, finished: set[str], experiment, tracker, parent: str, storage: Path,
-              early_stopping: bool = False):
+def run_stage(
+    stage: str,
+    trials,
+    finished: set[str],
+    experiment,
+    tracker,
+    parent: str,
+    storage: Path,
+    early_stopping: bool = False,
+):
     """Run the trials of one stage that are not finished yet, with a progress bar; returns the sweep's outcome."""
     from tqdm import tqdm
 
@@ -198,7 +217,15 @@ def run_stage(stage: str, trials, finished: set[str], experiment, tracker, paren
     steps = pending[0].budget["steps"]
     stopping = experiment.tune.early_stopping if early_stopping and experiment.tune else None
     print(f"{stage}: {len(pending)} trial(s)" + (" (Tune's ASHA stops those that fall behind)" if stopping else ""))
-    with tqdm(total=steps * len(pending) if steps else None, unit="step", desc=stage,
-              dynamic_ncols=True, file=sys.stderr) as progress:
-        return run_sweep(pending, tracker, parent, storage=storage, resources=experiment.resources.model_dump(),
-                         progress=progress, early_stopping=stopping)
+    with tqdm(
+        total=steps * len(pending) if steps else None, unit="step", desc=stage, dynamic_ncols=True, file=sys.stderr
+    ) as progress:
+        return run_sweep(
+            pending,
+            tracker,
+            parent,
+            storage=storage,
+            resources=experiment.resources.model_dump(),
+            progress=progress,
+            early_stopping=stopping,
+        )

@@ -20,9 +20,22 @@ from vaderbench.runner.tracking import Tracker
 from vaderbench.runner.trial import ARTIFACTS, CHECKPOINT_PATH, LOOP_TIME, REPLAY, TRIAL_ERROR, WORKER_NODES
 
 #: keys of a result that are bookkeeping (Tune's, and the trial's own), never logged as metrics
-NOT_METRICS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
-               "iterations_since_restore", "pid", "done", "step", CHECKPOINT_PATH, LOOP_TIME, REPLAY, TRIAL_ERROR,
-               WORKER_NODES}
+NOT_METRICS = {
+    "training_iteration",
+    "time_this_iter_s",
+    "time_total_s",
+    "timestamp",
+    "time_since_restore",
+    "iterations_since_restore",
+    "pid",
+    "done",
+    "step",
+    CHECKPOINT_PATH,
+    LOOP_TIME,
+    REPLAY,
+    TRIAL_ERROR,
+    WORKER_NODES,
+}
 
 
 #: seconds without a running trial, while trials wait, before the progress line says they wait for resources
@@ -81,8 +94,10 @@ class TrialLogger(Callback):
         # a restored trial first replays its reports up to its checkpoint: those that an interruption kept
         # from arriving are logged now, the others were logged before
         if REPLAY in result:
-            print(f"\ntrial {self._run(trial)[1].id}: continues from its step-{result['step']} checkpoint",
-                  file=sys.stderr)
+            print(
+                f"\ntrial {self._run(trial)[1].id}: continues from its step-{result['step']} checkpoint",
+                file=sys.stderr,
+            )
         for report in result.get(REPLAY, [result]):
             self._log(trial, report)
         if CHECKPOINT_PATH in result:
@@ -124,8 +139,11 @@ class TrialLogger(Callback):
         """A worker failed (killed, out of memory, a node lost) and Tune runs the trial again from its latest
         checkpoint (`resources.max_failures`): said on the terminal, since the trial loses the steps since."""
         spec = Trial.from_dict(trial.config["trial"])
-        print(f"\ntrial {spec.id}: attempt {trial.num_failures} failed ({first_error_line(trial)}); "
-              "restarting from its latest checkpoint", file=sys.stderr)
+        print(
+            f"\ntrial {spec.id}: attempt {trial.num_failures} failed ({first_error_line(trial)}); "
+            "restarting from its latest checkpoint",
+            file=sys.stderr,
+        )
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info: Any) -> None:
         self.fail(trial, first_error_line(trial))

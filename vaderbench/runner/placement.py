@@ -42,8 +42,15 @@ def misfit(nodes: list[dict[str, float]], resources: dict[str, Any]) -> str | No
     if trials_at_once(nodes, workers, cpus, gpus) >= 1:
         return None
     need = f"{cpus:g} CPU" + (f" and {gpus:g} GPU" if gpus else "")
-    have = "; ".join(f"node {i}: {n.get('CPU', 0):g} CPU" + (f", {n.get('GPU', 0):g} GPU" if gpus else "")
-                     for i, n in enumerate(nodes)) or "no alive node"
-    return (f"a trial needs {workers} worker(s) of {need} each (a worker's CPUs and GPUs on one node), and the "
-            f"cluster has {have}: at most {sum(bundles_per_node(nodes, cpus, gpus))} such worker(s) fit. Lower "
-            "resources.workers, cpus_per_worker or gpus_per_worker, or add nodes")
+    have = (
+        "; ".join(
+            f"node {i}: {n.get('CPU', 0):g} CPU" + (f", {n.get('GPU', 0):g} GPU" if gpus else "")
+            for i, n in enumerate(nodes)
+        )
+        or "no alive node"
+    )
+    return (
+        f"a trial needs {workers} worker(s) of {need} each (a worker's CPUs and GPUs on one node), and the "
+        f"cluster has {have}: at most {sum(bundles_per_node(nodes, cpus, gpus))} such worker(s) fit. Lower "
+        "resources.workers, cpus_per_worker or gpus_per_worker, or add nodes"
+    )

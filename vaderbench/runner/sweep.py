@@ -76,7 +76,12 @@ def start_ray(address: str | None, preload_modules: tuple[str, ...] = ()) -> str
     address = address or os.environ.get("RAY_ADDRESS")
     modules = ("vaderbench.runner.trial", "peft", *preload_modules)
     runtime_env = {"worker_process_setup_hook": f"{__name__}.preload", "env_vars": {PRELOAD: ",".join(modules)}}
-    common = {"logging_level": logging.ERROR, "log_to_driver": False, "configure_logging": True, "runtime_env": runtime_env}
+    common = {
+        "logging_level": logging.ERROR,
+        "log_to_driver": False,
+        "configure_logging": True,
+        "runtime_env": runtime_env,
+    }
     if address:
         ray.init(address=address, **common)
         return address
@@ -179,8 +184,14 @@ def asha(early_stopping, trials: list[Trial]):
         raise ValueError("early stopping needs a budget in steps (tune.budget.steps or budget.steps)")
 
     def new_asha():
-        return ASHAScheduler(time_attr="step", metric=TUNING_METRIC, mode="max", max_t=steps,
-                             grace_period=early_stopping.grace, reduction_factor=early_stopping.reduction)
+        return ASHAScheduler(
+            time_attr="step",
+            metric=TUNING_METRIC,
+            mode="max",
+            max_t=steps,
+            grace_period=early_stopping.grace,
+            reduction_factor=early_stopping.reduction,
+        )
 
     class PerMethodASHA(FIFOScheduler):
         def __init__(self):
@@ -219,8 +230,15 @@ class SweepOutcome:
 
 
 def run_sweep(
-    trials: list[Trial], tracker: Tracker, parent_id: str, *, storage: Path, resources: dict[str, Any],
-    progress=None, collective_timeout_s: int = 1800, early_stopping=None,
+    trials: list[Trial],
+    tracker: Tracker,
+    parent_id: str,
+    *,
+    storage: Path,
+    resources: dict[str, Any],
+    progress=None,
+    collective_timeout_s: int = 1800,
+    early_stopping=None,
 ) -> SweepOutcome:
     """Run `trials` through Tune (as many at once as fit); every result goes to MLflow from here.
 
@@ -234,8 +252,9 @@ def run_sweep(
     storage.mkdir(parents=True, exist_ok=True)
     logger = TrialLogger(tracker, parent_id, progress)
     nodes = alive_nodes()
-    at_once = max(1, trials_at_once(nodes, resources["workers"], resources["cpus_per_worker"],
-                                    resources["gpus_per_worker"]))
+    at_once = max(
+        1, trials_at_once(nodes, resources["workers"], resources["cpus_per_worker"], resources["gpus_per_worker"])
+    )
     at_once = min(at_once, resources["max_concurrent_trials"] or at_once)
     # the trials that will run at once start their processes at once (Tune's default asks for one at a time)
     os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(at_once)
@@ -255,7 +274,10 @@ def run_sweep(
         ),
         run_config=tune.RunConfig(
             # one Tune experiment per invocation; the trials' Train runs (and checkpoints) outlive it
-            name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(storage.resolve()), callbacks=[logger], verbose=0,
+            name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(storage.resolve()),
+            callbacks=[logger],
+            verbose=0,
             failure_config=tune.FailureConfig(max_failures=resources["max_failures"]),
         ),
     )

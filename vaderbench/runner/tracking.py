@@ -91,8 +91,9 @@ class Tracker:
             # created here, in the driver, with an absolute artifact location: an experiment created in a
             # Ray worker would put its artifacts in the worker's temporary folder
             location = artifact_root.resolve().as_uri() if artifact_root is not None else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location,
-                                                               tags=dict([EXPERIMENT_KIND]))
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=location, tags=dict([EXPERIMENT_KIND])
+            )
         else:
             self.experiment_id = found.experiment_id
             if EXPERIMENT_KIND[0] not in found.tags:  # a store from before the tag; a kind chosen in the UI stays
@@ -104,8 +105,10 @@ class Tracker:
     # -- the parent run -----------------------------------------------------------------------------
     def latest_parent(self) -> str | None:
         runs = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'sweep'",
-            order_by=["attributes.start_time DESC"], max_results=1,
+            [self.experiment_id],
+            filter_string=f"tags.`{ROLE_TAG}` = 'sweep'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
         )
         return runs[0].info.run_id if runs else None
 
@@ -113,8 +116,9 @@ class Tracker:
         from vaderbench.provenance import provenance
 
         name = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = self.client.create_run(self.experiment_id,
-                                     tags={ROLE_TAG: "sweep", MLFLOW_RUN_NAME: name, **versions(), **provenance()})
+        run = self.client.create_run(
+            self.experiment_id, tags={ROLE_TAG: "sweep", MLFLOW_RUN_NAME: name, **versions(), **provenance()}
+        )
         run_id = run.info.run_id
         self.client.log_batch(run_id, params=[Param("config_file", str(config_path)), Param("trials", str(trials))])
         self.client.log_text(run_id, config_text, f"config/{config_path.name}")
@@ -173,11 +177,16 @@ class Tracker:
 
     def log_choice(self, parent_id: str, chosen: dict) -> None:
         """The tuning stage's choice on the parent run: `tuning/chosen.json` and a param per setting."""
-        rows = [{"method": method, "resolution": resolution, "setting": setting}
-                for (method, resolution), setting in chosen.items()]
+        rows = [
+            {"method": method, "resolution": resolution, "setting": setting}
+            for (method, resolution), setting in chosen.items()
+        ]
         self.client.log_text(parent_id, json.dumps(rows, indent=2, default=str), "tuning/chosen.json")
-        params = [Param(f"tuned.{method}.r{resolution}.{key}", str(value)[:6000])
-                  for (method, resolution), setting in chosen.items() for key, value in setting.items()]
+        params = [
+            Param(f"tuned.{method}.r{resolution}.{key}", str(value)[:6000])
+            for (method, resolution), setting in chosen.items()
+            for key, value in setting.items()
+        ]
         existing = self.client.get_run(parent_id).data.params
         fresh = [p for p in params if p.key not in existing]  # a resumed run logged them already
         for start in range(0, len(fresh), 100):

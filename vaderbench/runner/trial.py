@@ -79,14 +79,23 @@ class Progress:
 def build_trial_aligner(trial: Trial, device: torch.device) -> Aligner:
     for module in trial.modules:
         importlib.import_module(module)
-    name, options = (trial.model, {}) if isinstance(trial.model, str) else (trial.model["name"], {
-        k: v for k, v in trial.model.items() if k != "name"})
+    name, options = (
+        (trial.model, {})
+        if isinstance(trial.model, str)
+        else (trial.model["name"], {k: v for k, v in trial.model.items() if k != "name"})
+    )
     model = MODELS.get(name)(**options).to(device)
     policy = Policy(model, **trial.policy, lora_seed=derive_seed(trial.seed, "lora"))
     reward = build_reward(trial.reward, device)
     return build_aligner(
-        trial.aligner, policy, reward, trial.settings,
-        frames=trial.frames, height=trial.height, width=trial.width, seed=trial.seed,
+        trial.aligner,
+        policy,
+        reward,
+        trial.settings,
+        frames=trial.frames,
+        height=trial.height,
+        width=trial.width,
+        seed=trial.seed,
     )
 
 
@@ -149,8 +158,14 @@ def budget_spent(trial: Trial, progress: Progress, reward_queries: float) -> boo
 
 
 class TrialLoop:
-    def __init__(self, trial: Trial, store: CheckpointStore, device: torch.device | str = "cpu",
-                 scratch: Path | None = None, node: str | None = None):
+    def __init__(
+        self,
+        trial: Trial,
+        store: CheckpointStore,
+        device: torch.device | str = "cpu",
+        scratch: Path | None = None,
+        node: str | None = None,
+    ):
         self.trial, self.store, self.device = trial, store, torch.device(device)
         #: the machine this worker runs on (a Ray node id), reported for every worker on an attempt's start
         self.node = node
@@ -183,7 +198,9 @@ class TrialLoop:
         metrics = {"eval_reward_mean": float(rewards.mean()), "eval_reward_std": float(rewards.std(unbiased=False))}
         if self.judge is not None:
             metrics["eval_gold_mean"] = float(per_video["gold"].mean())
-            fidelity = {k.removeprefix("fidelity_"): float(v.mean()) for k, v in per_video.items() if k.startswith("fidelity_")}
+            fidelity = {
+                k.removeprefix("fidelity_"): float(v.mean()) for k, v in per_video.items() if k.startswith("fidelity_")
+            }
             metrics |= {f"eval_fidelity_{k}": v for k, v in fidelity.items()}
             metrics["eval_fidelity"] = sum(fidelity.values()) / len(fidelity)
         return metrics
@@ -195,8 +212,10 @@ class TrialLoop:
             return
         folder = self.scratch / ARTIFACTS / "samples"
         save_gif(videos[:count], folder / f"{name}.gif")
-        values = [{"prompt": prompt, **{k: float(v[i]) for k, v in per_video.items()}}
-                  for i, prompt in enumerate(self.eval_prompts[:count])]
+        values = [
+            {"prompt": prompt, **{k: float(v[i]) for k, v in per_video.items()}}
+            for i, prompt in enumerate(self.eval_prompts[:count])
+        ]
         (folder / f"{name}.json").write_text(json.dumps(values, indent=2) + "\n")
 
     def headroom(self) -> dict[str, float]:
@@ -214,9 +233,12 @@ class TrialLoop:
                     reward = self.aligner.reward(oracle.to(self.device), self.eval_prompts)
                     gold = self.aligner.reward.gold(oracle.to(self.device), self.eval_prompts)
                 self.save_samples("oracle", oracle, {"reward": reward, "gold": gold})
-        return {f"eval_{kind}_{measure}": room[key]
-                for kind in ("chance", "oracle") for measure, key in (("reward", kind), ("gold", f"gold_{kind}"))
-                if key in room}
+        return {
+            f"eval_{kind}_{measure}": room[key]
+            for kind in ("chance", "oracle")
+            for measure, key in (("reward", kind), ("gold", f"gold_{kind}"))
+            if key in room
+        }
 
     def oracle(self) -> float | None:
         """The oracle's reward on the evaluation prompts, from step 0 (kept in the history a checkpoint carries)."""
@@ -289,8 +311,12 @@ class TrialLoop:
             broken = not_finite(metrics)
             if broken:
                 key, value = broken
-                report({"step": self.progress.step + 1,
-                        TRIAL_ERROR: f"{trial.method}: step {self.progress.step + 1}: {key} is {value}"})
+                report(
+                    {
+                        "step": self.progress.step + 1,
+                        TRIAL_ERROR: f"{trial.method}: step {self.progress.step + 1}: {key} is {value}",
+                    }
+                )
                 return
             # device time: every worker's own time in the step, summed (device-hours on GPUs)
             self.progress.device_time_s += distributed.sum_over_workers(time.perf_counter() - step_started)
@@ -312,8 +338,13 @@ class TrialLoop:
                 report({**metrics, **path, LOOP_TIME: time.perf_counter() - started})
 
 
-def run_trial(trial: Trial | dict[str, Any], report: Report, store: CheckpointStore,
-              device: torch.device | str = "cpu", node: str | None = None) -> None:
+def run_trial(
+    trial: Trial | dict[str, Any],
+    report: Report,
+    store: CheckpointStore,
+    device: torch.device | str = "cpu",
+    node: str | None = None,
+) -> None:
     """Run `trial` from the latest checkpoint in `store` (from the start if it has none)."""
     trial = trial if isinstance(trial, Trial) else Trial.from_dict(trial)
     with tempfile.TemporaryDirectory(prefix="vaderbench-trial-") as scratch:

@@ -90,5 +90,7 @@ def startup_summary(durations: list[tuple[str, float, float]]) -> str | None:
         return None
     startups = [startup for _, _, startup in durations]
     share = sum(startups) / sum(duration for _, duration, _ in durations)
-    return (f"{sum(startups) / len(startups):.1f} s a trial on average (max {max(startups):.1f} s), "
-            f"{100 * share:.1f}% of the trials' run time")
+    return (
+        f"{sum(startups) / len(startups):.1f} s a trial on average (max {max(startups):.1f} s), "
+        f"{100 * share:.1f}% of the trials' run time"
+    )

@@ -40,7 +40,9 @@ def _stage(seed: int, number: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed + number)
 
 
-def build(out: Path = WEIGHTS_DIR, seed: int = 0, steps: BuildSteps = BuildSteps(), only: tuple[str, ...] = STAGES) -> float:
+def build(
+    out: Path = WEIGHTS_DIR, seed: int = 0, steps: BuildSteps = BuildSteps(), only: tuple[str, ...] = STAGES
+) -> float:
     """Train and save the toy models of `only` into `out`; returns the wall time in seconds.
 
     A stage's weights do not depend on the other stages' (each has its own seed), except that the

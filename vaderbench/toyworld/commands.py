@@ -29,12 +29,22 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("toyworld", help="rebuild or evaluate the embedded toy world's models")
     commands = parser.add_subparsers(dest="toyworld_command", metavar="{build,eval}", required=True)
 
-    build = commands.add_parser("build", help="train the toy models from scratch (the base model alone: about 45 minutes on 2 CPU cores)")
-    build.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where to write the weights (default: the package's)")
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--scale", type=float, default=1.0, help="multiply every model's training steps (a quick check: 0.01)")
+    build = commands.add_parser(
+        "build", help="train the toy models from scratch (the base model alone: about 45 minutes on 2 CPU cores)"
+    )
     build.add_argument(
-        "--only", nargs="+", metavar="STAGE", choices=STAGES, default=list(STAGES),
+        "--out", type=Path, default=WEIGHTS_DIR, help="where to write the weights (default: the package's)"
+    )
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument(
+        "--scale", type=float, default=1.0, help="multiply every model's training steps (a quick check: 0.01)"
+    )
+    build.add_argument(
+        "--only",
+        nargs="+",
+        metavar="STAGE",
+        choices=STAGES,
+        default=list(STAGES),
         help=f"train only these stages ({', '.join(STAGES)}; default all); a stage's weights do not depend on "
         "the others'",
     )

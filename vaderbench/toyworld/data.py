@@ -22,7 +22,9 @@ def degrade(videos: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """
     n, f, c, h, w = videos.shape
     flat = videos.flatten(0, 1)
-    soft = F.interpolate(F.interpolate(flat, scale_factor=0.5, mode="bilinear", antialias=True), size=(h, w), mode="bilinear")
+    soft = F.interpolate(
+        F.interpolate(flat, scale_factor=0.5, mode="bilinear", antialias=True), size=(h, w), mode="bilinear"
+    )
     blur = (torch.rand(n, generator=generator) < 0.5).float().repeat_interleave(f).view(-1, 1, 1, 1)
     flat = blur * soft + (1 - blur) * flat
     sigma = 0.04 * torch.rand(n, generator=generator).repeat_interleave(f).view(-1, 1, 1, 1)

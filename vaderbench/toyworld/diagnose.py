@@ -47,7 +47,10 @@ def diagnose(model: ToyVideoModel, weights: Path, size: int, count: int, seed: i
     classifier = ToyActionReward(str(weights)).freeze().classifier
     scenes = random_scenes(count, generator)
     clean = render(scenes, FRAMES, size).transpose(1, 2) * 2 - 1
-    truth = {"shape": [SHAPES[i] for i in scenes.shape[:, 0]], "direction": [DIRECTIONS[i] for i in scenes.direction[:, 0]]}
+    truth = {
+        "shape": [SHAPES[i] for i in scenes.shape[:, 0]],
+        "direction": [DIRECTIONS[i] for i in scenes.direction[:, 0]],
+    }
     rows = []
     for t in timesteps:
         noisy = noised(model, clean, t, generator)

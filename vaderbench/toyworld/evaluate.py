@@ -115,9 +115,17 @@ def consistency_ranking(reward: ToyConsistencyReward, generator: torch.Generator
 REWARD_CHECKS = {
     "toy_clip": ("retrieval accuracy among 8 captions", ToyClipReward, clip_retrieval),
     "toy_aesthetic": ("pairwise ranking accuracy vs the aesthetic rule", ToyAestheticReward, aesthetic_ranking),
-    "toy_object_removal": ("shape-presence accuracy per frame (all 3 shapes right)", ToyObjectRemovalReward, shape_presence),
+    "toy_object_removal": (
+        "shape-presence accuracy per frame (all 3 shapes right)",
+        ToyObjectRemovalReward,
+        shape_presence,
+    ),
     "toy_action": ("motion-direction accuracy", ToyActionReward, direction_accuracy),
-    "toy_consistency": ("pairwise ranking accuracy, clean vs one swapped frame", ToyConsistencyReward, consistency_ranking),
+    "toy_consistency": (
+        "pairwise ranking accuracy, clean vs one swapped frame",
+        ToyConsistencyReward,
+        consistency_ranking,
+    ),
 }
 
 

@@ -52,8 +52,10 @@ class ToyJudge:
         """Per video: `gold` and `fidelity_<attribute>` (0/1; direction needs two frames)."""
         classifier = self.classifier if videos.shape[1] >= 2 else None
         fidelity = caption_fidelity(videos, prompts, self.detector, classifier)
-        return {"gold": self.reward.gold(videos, list(prompts)),
-                **{f"fidelity_{key}": fidelity[key] for key in FIDELITY if key in fidelity}}
+        return {
+            "gold": self.reward.gold(videos, list(prompts)),
+            **{f"fidelity_{key}": fidelity[key] for key in FIDELITY if key in fidelity},
+        }
 
     def headroom(self, prompts: Sequence[str], frames: int, size: int, seed: int) -> dict[str, float]:
         """`toyworld.headroom` of these prompts (chance and oracle, reward and gold); {} for a reward without

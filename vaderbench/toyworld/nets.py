@@ -24,7 +24,14 @@ CLIP_CONTEXT = 16
 
 CLIP_CONFIG = {
     "embed_dim": 64,
-    "vision_cfg": {"image_size": INPUT_SIZE, "patch_size": 4, "width": 96, "layers": 3, "head_width": 32, "mlp_ratio": 2.0},
+    "vision_cfg": {
+        "image_size": INPUT_SIZE,
+        "patch_size": 4,
+        "width": 96,
+        "layers": 3,
+        "head_width": 32,
+        "mlp_ratio": 2.0,
+    },
     "text_cfg": {
         "context_length": CLIP_CONTEXT,
         "vocab_size": len(VOCAB) + 3,  # padding, unknown word, the words, end of text
@@ -105,7 +112,9 @@ class DirectionClassifier(nn.Module):
 class AestheticHead(nn.Module):
     def __init__(self, embed_dim: int = CLIP_CONFIG["embed_dim"], hidden: int = 128):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(embed_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1)
+        )
 
     def forward(self, embedding: torch.Tensor) -> torch.Tensor:
         return self.mlp(embedding).squeeze(-1)

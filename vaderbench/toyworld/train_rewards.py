@@ -103,5 +103,3 @@ def train_predictor(clip, generator: torch.Generator, steps: int, batch: int = 3
 
     fit(predictor.parameters(), loss_at, steps, lr=2e-3, desc="frame predictor")
     return predictor.requires_grad_(False).eval()
-
-

@@ -48,7 +48,11 @@ def first_word_of(prompt: str, words: tuple[str, ...], what: str) -> str:
 def parse_caption(prompt: str) -> dict[str, str]:
     """Colour, shape and direction of the caption's first object, and its background colour."""
     words = re.findall(r"[a-z]+", prompt.lower())
-    if "background" not in words or words.index("background") == 0 or words[words.index("background") - 1] not in COLOURS:
+    if (
+        "background" not in words
+        or words.index("background") == 0
+        or words[words.index("background") - 1] not in COLOURS
+    ):
         raise ValueError(f"prompt {prompt!r} names no background colour (`... on a <colour> background`)")
     return {
         "colour": first_word_of(prompt, COLOURS, "colour"),
