@@ -21,6 +21,7 @@ Where this departs from the reference, it says so next to the setting.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -125,6 +126,9 @@ class Grpo(Aligner):
     title = "GRPO"
     family = "policy-gradient"
     Config = GrpoConfig
+    # like DDPO, a policy gradient needs large steps to move the tiny contract model within a few rounds
+    contract_settings: ClassVar[dict] = {"lr": 1e-1, "clip_range": 1.0, "batch_size": 8, "group_size": 2}
+    contract_rounds = 12
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

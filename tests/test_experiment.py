@@ -36,10 +36,14 @@ def test_efficiency_study_has_the_issue_shape():
     assert {t.aligner for t in trials} == {"vader", "ddpo", "dpo"}
     sides = sorted({t.height for t in trials})
     assert len(sides) >= 3 and sides[-1] >= 4 * sides[0]
-    assert len({t.seed for t in trials}) >= 2
-    assert {t.budget["steps"] for t in trials} == {100}
+    assert len({t.seed for t in trials}) >= 3  # the power the report's intervals need
+    assert len({t.budget["steps"] for t in trials}) == 1
     # every method is evaluated on the same prompts and noise
     assert len({(t.eval["seed"], t.eval["videos"], t.prompts["eval"]) for t in trials}) == 1
+    # each method tuned, on seeds the final grid does not use
+    study = load_experiment(EXPERIMENTS / "efficiency.yaml")
+    assert {t.method for t in study.tuning} == {"vader", "ddpo", "dpo"}
+    assert not {t.seed for t in study.tuning} & {t.seed for t in trials}
 
 
 @pytest.mark.parametrize(
@@ -48,7 +52,7 @@ def test_efficiency_study_has_the_issue_shape():
         ({"budgett": {"steps": 3}}, "budgett", "unknown key"),
         ({"budget": {"steps": "ten"}}, "budget.steps", "valid integer"),
         ({"video": {"frames": 4, "resolution": 16, "fps": 3}}, "video.fps", "expected one of: frames, resolution"),
-        ({"methods": {"vaderr": {}}}, "methods.vaderr", "unknown method 'vaderr'; known: ddpo, dpo, vader"),
+        ({"methods": {"vaderr": {}}}, "methods.vaderr", "unknown method 'vaderr'; known: ddpo, dpo, grpo, vader"),
         ({"reward": "toy_clipp"}, "reward", "unknown reward 'toy_clipp'"),
         ({"reward": {"toy_clip": 1.0, "nope": 0.5}}, "reward.nope", "unknown reward 'nope'"),
         ({"model": "modelscopee"}, "model", "unknown base model 'modelscopee'"),

@@ -12,18 +12,24 @@ from contract import aligner_names
 from safetensors.torch import load_file
 
 from vaderbench.experiment.load import load_experiment
-from vaderbench.registry import MODELS
+from vaderbench.registry import ALIGNERS, MODELS
 from vaderbench.runner.artifacts import LORA_WEIGHTS
 from vaderbench.runner.checkpoint import CheckpointStore
 from vaderbench.runner.logger import TrialLogger
 from vaderbench.runner.trial import ARTIFACTS, CHECKPOINT_PATH, LOOP_TIME, REPLAY, WORKER_NODES, TrialLoop, run_trial
 from vaderbench.timing import PHASES, metric_name
 
+
+def grouped(name: str) -> bool:
+    return "group_size" in {f.name for f in dataclasses.fields(ALIGNERS.get(name).Config)}
+
+
 TINY = {
     "model": "toy",
     "video": {"frames": 2, "resolution": 8},
     "sampler": {"num_steps": 3},
-    "methods": {name: {"batch_size": 2} for name in aligner_names()},
+    # two videos a step; methods that sample groups of a prompt take one group of two
+    "methods": {name: {"batch_size": 2, **({"group_size": 2} if grouped(name) else {})} for name in aligner_names()},
     "budget": {"steps": 4},
     "eval": {"every": 2, "videos": 2, "sample_videos": 2},
     "checkpoint": {"every": 2},
