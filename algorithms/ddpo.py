@@ -26,10 +26,9 @@ from typing import ClassVar
 import torch
 
 from vaderbench import distributed
+from vaderbench.algorithms.ppo import PpoAligner, ppo_clipped_loss, weighted_means
 from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
-from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
-from vaderbench.models.base import Footprint
-from vaderbench.policy import denoiser_passes
+from vaderbench.aligner import AlignerConfig, reward_stats
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
 
@@ -70,19 +69,13 @@ class DdpoConfig(AlignerConfig):
             raise ValueError(f"inner_epochs and minibatches must be >= 1, got {self.inner_epochs}, {self.minibatches}")
 
 
-def ppo_clipped_loss(advantages: torch.Tensor, ratio: torch.Tensor, clip_range: float) -> torch.Tensor:
-    """PPO's clipped surrogate, as a loss to minimise: mean(max(-A * r, -A * clip(r, 1 - eps, 1 + eps)))."""
-    unclipped = -advantages * ratio
-    clipped = -advantages * ratio.clamp(1 - clip_range, 1 + clip_range)
-    return torch.maximum(unclipped, clipped).mean()
-
-
 @ALIGNERS.register("ddpo", "policy gradients with PPO over the denoising steps (DDPO)")
-class Ddpo(Aligner):
+class Ddpo(PpoAligner):
     name = "ddpo"
     title = "DDPO"
     family = "policy-gradient"
     Config = DdpoConfig
+    shuffle_stream = "ddpo-minibatches"
     # a policy-gradient method needs larger steps and more rounds than VADER: that gap is the paper's point
     contract_settings: ClassVar[dict] = {
         "lr": 3e-2,
@@ -94,14 +87,6 @@ class Ddpo(Aligner):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        local_batch = len(self.local(range(self.config.batch_size)))
-        if local_batch % self.config.minibatches:
-            raise ValueError(f"minibatches={self.config.minibatches} must divide the per-worker batch of {local_batch}")
-        if not bool((self.policy.step_stds(self.sampler) > 0).all()):
-            raise ValueError(
-                "ddpo needs every DDIM step to be stochastic, but this scheduler's last step has zero variance "
-                "(set_alpha_to_one=True?): use set_alpha_to_one=False or another timestep spacing"
-            )
         self.tracker = PerPromptStatTracker(self.config.stat_buffer_size, self.config.stat_min_count)
 
     def advantages(self, prompts: list[str], rewards: torch.Tensor) -> torch.Tensor:
@@ -121,41 +106,35 @@ class Ddpo(Aligner):
         advantages = self.local(self.advantages(prompts, distributed.gather(rewards))).to(rewards.device)
         trained_steps = max(1, int(num_steps * config.timestep_fraction))
         # per (micro-batch, timestep): the logged values and the rows they cover, for means weighted by rows
-        logged: list[tuple[int, torch.Tensor]] = []
-        size = len(local_prompts)
-        chunk = size // config.minibatches
-        for epoch in range(config.inner_epochs):
-            # each sample trains on its own shuffled timesteps, seeded by its global seed
-            order = torch.stack(
+        # each sample trains on its own shuffled timesteps, seeded by its global seed, in every inner epoch
+        orders = [
+            torch.stack(
                 [
                     torch.randperm(num_steps, generator=torch.Generator().manual_seed(derive_seed(s, epoch)))
                     for s in seeds
                 ]
             )
-            # and the samples are shuffled before they are split into minibatches (this worker's shard only)
-            shuffle = derive_seed(self.seed, "ddpo-minibatches", self.rounds, epoch, distributed.rank())
-            permutation = torch.randperm(size, generator=torch.Generator().manual_seed(shuffle))
-            for start in range(0, size, chunk):
-                minibatch = permutation[start : start + chunk]
-                for part in self.micro_batches(chunk):
-                    rows = minibatch[part]
-                    for j in range(trained_steps):
-                        step_index = order[rows, j]
-                        with self.clock.phase("loss"):
-                            log_prob = self.policy.step_log_prob(trajectory, step_index, self.sampler, index=rows)
-                            old = trajectory.log_probs[step_index, rows]
-                            ratio = torch.exp(log_prob - old)
-                            loss = ppo_clipped_loss(advantages[rows], ratio, config.clip_range)
-                        # mean over the minibatch and its trained timesteps, accumulated micro-batch by micro-batch
-                        self.backward(loss * len(rows) / chunk / trained_steps)
-                        with torch.no_grad():
-                            kl = 0.5 * ((log_prob - old) ** 2).mean()
-                            clipfrac = ((ratio - 1).abs() > config.clip_range).float().mean()
-                            values = torch.stack([loss, kl, clipfrac, ratio.mean()])
-                        logged.append((len(rows), values.double().cpu()))
-                self.apply_gradients()
-        rows_covered = sum(n for n, _ in logged)
-        loss, approx_kl, clipfrac, ratio_mean = (sum(n * values for n, values in logged) / rows_covered).tolist()
+            for epoch in range(config.inner_epochs)
+        ]
+        chunk = len(local_prompts) // config.minibatches
+        # per (micro-batch, timestep): the logged values and the rows they cover, for means weighted by rows
+        logged: list[tuple[int, torch.Tensor]] = []
+        for epoch, rows in self.minibatch_rows(len(local_prompts)):
+            for j in range(trained_steps):
+                step_index = orders[epoch][rows, j]
+                with self.clock.phase("loss"):
+                    log_prob = self.policy.step_log_prob(trajectory, step_index, self.sampler, index=rows)
+                    old = trajectory.log_probs[step_index, rows]
+                    ratio = torch.exp(log_prob - old)
+                    loss = ppo_clipped_loss(advantages[rows], ratio, config.clip_range)
+                # mean over the minibatch and its trained timesteps, accumulated micro-batch by micro-batch
+                self.backward(loss * len(rows) / chunk / trained_steps)
+                with torch.no_grad():
+                    kl = 0.5 * ((log_prob - old) ** 2).mean()
+                    clipfrac = ((ratio - 1).abs() > config.clip_range).float().mean()
+                    values = torch.stack([loss, kl, clipfrac, ratio.mean()])
+                logged.append((len(rows), values.double().cpu()))
+        loss, approx_kl, clipfrac, ratio_mean = weighted_means(logged)
         return reward_stats(rewards) | {
             "loss": loss,
             "approx_kl": approx_kl,
@@ -163,16 +142,6 @@ class Ddpo(Aligner):
             "ratio_mean": ratio_mean,
             "advantage_abs_mean": float(advantages.abs().mean()),
         }
-
-    @staticmethod
-    def memory_terms(config: DdpoConfig, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:
-        """(activation bytes kept at the peak, bytes kept besides) on one worker: a micro-batch of a minibatch
-        holds one guided denoiser call's graph; the round keeps every sample's trajectory."""
-        chunk = config.batch_size // workers // config.minibatches
-        micro = min(config.micro_batch_size or chunk, chunk)
-        kept = micro * denoiser_passes(config.guidance_scale) * footprint.denoiser_bytes
-        trajectories = (config.num_steps + 1) * (config.batch_size // workers) * footprint.latent_elements * 4
-        return kept, trajectories
 
     def _method_state(self):
         return {"tracker": self.tracker.state_dict()}

@@ -26,11 +26,9 @@ from typing import ClassVar
 import torch
 
 from vaderbench import distributed
-from vaderbench.algorithms.ddpo import ppo_clipped_loss
-from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
+from vaderbench.algorithms.ppo import PpoAligner, ppo_clipped_loss, weighted_means
+from vaderbench.aligner import AlignerConfig, reward_stats
 from vaderbench.ddim import gaussian_log_prob
-from vaderbench.models.base import Footprint
-from vaderbench.policy import denoiser_passes
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
 
@@ -121,24 +119,15 @@ def gaussian_kl(mean: torch.Tensor, reference_mean: torch.Tensor, std: torch.Ten
 
 
 @ALIGNERS.register("grpo", "group-relative policy optimisation over SDE steps, KL to the base (Flow-GRPO / DanceGRPO)")
-class Grpo(Aligner):
+class Grpo(PpoAligner):
     name = "grpo"
     title = "GRPO"
     family = "policy-gradient"
     Config = GrpoConfig
+    shuffle_stream = "grpo-minibatches"
     # like DDPO, a policy gradient needs large steps to move the tiny contract model within a few rounds
     contract_settings: ClassVar[dict] = {"lr": 1e-1, "clip_range": 1.0, "batch_size": 8, "group_size": 2}
     contract_rounds = 12
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        local_batch = len(self.local(range(self.config.batch_size)))
-        if local_batch % self.config.minibatches:
-            raise ValueError(f"minibatches={self.config.minibatches} must divide the per-worker batch of {local_batch}")
-        if not bool((self.policy.step_stds(self.sampler) > 0).all()):
-            raise ValueError(
-                "grpo needs every sampling step to be stochastic; this schedule has a step of zero variance"
-            )
 
     def sde_steps(self) -> range:
         """This round's stochastic steps: all of them, or a window drawn from the seed and the round."""
@@ -164,25 +153,16 @@ class Grpo(Aligner):
         trained = list(window)
         if config.sde_window is None:
             trained = trained[: max(1, int(len(trained) * config.timestep_fraction))]
+        chunk = len(local_prompts) // config.minibatches
         logged: list[tuple[int, torch.Tensor]] = []
-        size = len(local_prompts)
-        chunk = size // config.minibatches
-        for epoch in range(config.inner_epochs):
-            shuffle = derive_seed(self.seed, "grpo-minibatches", self.rounds, epoch, distributed.rank())
-            permutation = torch.randperm(size, generator=torch.Generator().manual_seed(shuffle))
-            for start in range(0, size, chunk):
-                minibatch = permutation[start : start + chunk]
-                for part in self.micro_batches(chunk):
-                    rows = minibatch[part]
-                    for j in trained:
-                        with self.clock.phase("loss"):
-                            loss, values = self.step_loss(trajectory, j, rows, advantages[rows])
-                        # mean over the minibatch and the trained steps, accumulated micro-batch by micro-batch
-                        self.backward(loss * len(rows) / chunk / len(trained))
-                        logged.append((len(rows), values))
-                self.apply_gradients()
-        covered = sum(n for n, _ in logged)
-        loss, policy_loss, kl, approx_kl, clipfrac, ratio_mean = (sum(n * v for n, v in logged) / covered).tolist()
+        for _, rows in self.minibatch_rows(len(local_prompts)):
+            for j in trained:
+                with self.clock.phase("loss"):
+                    loss, values = self.step_loss(trajectory, j, rows, advantages[rows])
+                # mean over the minibatch and the trained steps, accumulated micro-batch by micro-batch
+                self.backward(loss * len(rows) / chunk / len(trained))
+                logged.append((len(rows), values))
+        loss, policy_loss, kl, approx_kl, clipfrac, ratio_mean = weighted_means(logged)
         return reward_stats(rewards) | {
             "loss": loss,
             "policy_loss": policy_loss,
@@ -212,14 +192,3 @@ class Grpo(Aligner):
             clipfrac = ((ratio - 1).abs() > self.config.clip_range).float().mean()
             values = torch.stack([loss, policy_loss, kl, approx_kl, clipfrac, ratio.mean()]).double().cpu()
         return loss, values
-
-    @staticmethod
-    def memory_terms(config: GrpoConfig, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:
-        """(activation bytes kept at the peak, bytes kept besides) on one worker: a micro-batch of a minibatch
-        holds one guided denoiser call's graph (the reference call keeps none); the round keeps every sample's
-        trajectory."""
-        chunk = config.batch_size // workers // config.minibatches
-        micro = min(config.micro_batch_size or chunk, chunk)
-        kept = micro * denoiser_passes(config.guidance_scale) * footprint.denoiser_bytes
-        trajectories = (config.num_steps + 1) * (config.batch_size // workers) * footprint.latent_elements * 4
-        return kept, trajectories

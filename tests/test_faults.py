@@ -6,8 +6,6 @@ logged twice. One Ray for the module, started by this process: the trials' proce
 import os
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +15,7 @@ import torch
 import yaml
 from processes import command_line, descendants
 from safetensors.torch import load_file
-from test_sweep import INTERRUPTED, STEPS, steps_of, trial_runs
+from test_sweep import INTERRUPTED, STEPS, start_run, steps_of, trial_runs
 
 from vaderbench.cli import main
 from vaderbench.runner.tracking import ERROR_TAG, TRIAL_TAG
@@ -135,27 +133,6 @@ def test_a_reward_that_overflows_fails_its_trial_and_the_others_finish(ray_addre
     report = (output / "report" / "report.md").read_text()
     assert "Trials: 1 finished, 1 failed" in report
     assert failed.data.tags[ERROR_TAG] in report and failed.info.run_id in report
-
-
-def start_run(config: Path, output: Path, address: str, *more: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vaderbench.cli",
-            "run",
-            str(config),
-            "--output",
-            str(output),
-            "--address",
-            address,
-            "--no-report",
-            *more,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def test_resume_after_the_driver_is_killed_finishes_every_trial_once(ray_address, tmp_path, capsys):

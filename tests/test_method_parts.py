@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from vaderbench.algorithms.ddpo import ppo_clipped_loss
 from vaderbench.algorithms.dpo import dpo_loss
+from vaderbench.algorithms.ppo import ppo_clipped_loss
 from vaderbench.algorithms.replay_buffer import ReplayBuffer
 from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
 from vaderbench.algorithms.vader import Truncation

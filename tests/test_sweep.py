@@ -101,22 +101,31 @@ INTERRUPTED = {
 }
 
 
+def start_run(config: Path, output: Path, address: str, *more: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vaderbench.cli",
+            "run",
+            str(config),
+            "--output",
+            str(output),
+            "--address",
+            address,
+            "--no-report",
+            *more,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def test_resume_after_ctrl_c_finishes_only_the_unfinished_trials(ray_address, tmp_path):
     config, output = tmp_path / "interrupted.yaml", tmp_path / "out"
     config.write_text(yaml.safe_dump(INTERRUPTED))
-    command = [
-        sys.executable,
-        "-m",
-        "vaderbench.cli",
-        "run",
-        str(config),
-        "--output",
-        str(output),
-        "--address",
-        ray_address,
-        "--no-report",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = start_run(config, output, ray_address)
     deadline = time.monotonic() + 300
     # interrupt once one trial has finished and the next has written a checkpoint (watched on disk: the
     # trials log their metrics to MLflow in batches, seconds late)

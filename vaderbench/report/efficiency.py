@@ -136,8 +136,8 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
             headroom["gold_base"] = float(gold_base)
         baselines = {m: v for m, v in seeds_of.items() if m != reference and v.size and not reward_gradient(m)}
         targets = {}
-        if baselines:
-            best = max(baselines, key=lambda m: baselines[m].mean())
+        best = max(baselines, key=lambda m: baselines[m].mean()) if baselines else None
+        if best is not None:
             targets["best_baseline"] = float(baselines[best].mean())
         if headroom["oracle"] is not None and headroom["base"] is not None:
             targets["half_headroom"] = headroom["base"] + HEADROOM_TARGET * (headroom["oracle"] - headroom["base"])
@@ -158,8 +158,7 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
             costs[method] = per_target
         summary["ratios"][label] = ratios(costs, reference)
         summary["resolutions"][label] = {"targets": targets, "methods": methods}
-        if reference in seeds_of and baselines:
-            best = max(baselines, key=lambda m: baselines[m].mean())
+        if reference in seeds_of and best is not None:
             gap_rows.append((side, seeds_of[reference].to_numpy(), baselines[best].to_numpy(), best))
             summary["resolutions"][label]["gap"] = {
                 "best_baseline": best,
