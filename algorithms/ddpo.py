@@ -14,8 +14,8 @@ No KL penalty and no value function, as in the reference. The update-to-data rat
 per sampled batch) is inner_epochs x minibatches; 1 is the on-policy baseline of the paper's Figure 12.
 
 The shuffles are drawn from the aligner's seed, the round and the inner epoch (a resumed run repeats
-them). With several workers each shuffles its own shard, as the reference does, so a minibatch holds
-samples of that worker only: N workers equal one process exactly only with minibatches = 1.
+them). With several workers the global batch is shuffled (where the reference shuffles each worker's shard),
+so N workers form the same minibatches as one process and train the same weights.
 """
 
 from __future__ import annotations
@@ -116,10 +116,9 @@ class Ddpo(PpoAligner):
             )
             for epoch in range(config.inner_epochs)
         ]
-        chunk = len(local_prompts) // config.minibatches
         # per (micro-batch, timestep): the logged values and the rows they cover, for means weighted by rows
         logged: list[tuple[int, torch.Tensor]] = []
-        for epoch, rows in self.minibatch_rows(len(local_prompts)):
+        for epoch, rows, share in self.minibatch_rows(len(local_prompts)):
             for j in range(trained_steps):
                 step_index = orders[epoch][rows, j]
                 with self.clock.phase("loss"):
@@ -128,7 +127,7 @@ class Ddpo(PpoAligner):
                     ratio = torch.exp(log_prob - old)
                     loss = ppo_clipped_loss(advantages[rows], ratio, config.clip_range)
                 # mean over the minibatch and its trained timesteps, accumulated micro-batch by micro-batch
-                self.backward(loss * len(rows) / chunk / trained_steps)
+                self.backward(loss * share / trained_steps)
                 with torch.no_grad():
                     kl = 0.5 * ((log_prob - old) ** 2).mean()
                     clipfrac = ((ratio - 1).abs() > config.clip_range).float().mean()

@@ -153,14 +153,13 @@ class Grpo(PpoAligner):
         trained = list(window)
         if config.sde_window is None:
             trained = trained[: max(1, int(len(trained) * config.timestep_fraction))]
-        chunk = len(local_prompts) // config.minibatches
         logged: list[tuple[int, torch.Tensor]] = []
-        for _, rows in self.minibatch_rows(len(local_prompts)):
+        for _, rows, share in self.minibatch_rows(len(local_prompts)):
             for j in trained:
                 with self.clock.phase("loss"):
                     loss, values = self.step_loss(trajectory, j, rows, advantages[rows])
                 # mean over the minibatch and the trained steps, accumulated micro-batch by micro-batch
-                self.backward(loss * len(rows) / chunk / len(trained))
+                self.backward(loss * share / len(trained))
                 logged.append((len(rows), values))
         loss, policy_loss, kl, approx_kl, clipfrac, ratio_mean = weighted_means(logged)
         return reward_stats(rewards) | {

@@ -1,8 +1,8 @@
 """What DDPO and GRPO share: PPO over the denoising steps of a batch of sampled trajectories.
 
     for each inner epoch:
-        shuffle this worker's samples, split them into minibatches
-        for each minibatch: accumulate the loss of its micro-batches, then one optimiser update
+        shuffle the global batch, split it into minibatches
+        for each minibatch: accumulate the loss of this worker's micro-batches of it, then one optimiser update
 
 Not registered: `PpoAligner` is the base of the registered policy-gradient aligners.
 """
@@ -41,27 +41,37 @@ class PpoAligner(Aligner):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        local_batch = len(self.local(range(self.config.batch_size)))
-        if local_batch % self.config.minibatches:
-            raise ValueError(f"minibatches={self.config.minibatches} must divide the per-worker batch of {local_batch}")
+        if self.config.batch_size % self.config.minibatches:
+            raise ValueError(
+                f"minibatches={self.config.minibatches} must divide the batch_size of {self.config.batch_size}"
+            )
         if not bool((self.policy.step_stds(self.sampler) > 0).all()):
             raise ValueError(
                 f"{self.name} needs every sampling step to be stochastic, but a step of this schedule has zero "
                 "variance (a DDIM scheduler with set_alpha_to_one=True? use False or another timestep spacing)"
             )
 
-    def minibatch_rows(self, size: int) -> Iterator[tuple[int, torch.Tensor]]:
-        """(inner epoch, rows of one micro-batch) over this worker's `size` samples, shuffled before each epoch's
-        split into minibatches; the optimiser steps after each minibatch's last micro-batch has been yielded
-        (and its loss backpropagated by the caller)."""
-        chunk = size // self.config.minibatches
+    def minibatch_rows(self, size: int) -> Iterator[tuple[int, torch.Tensor, float]]:
+        """(inner epoch, rows of one micro-batch, its share) over this worker's `size` samples.
+
+        Before each epoch the *global* batch is shuffled (the same permutation on every worker) and split into
+        minibatches; a worker trains on the rows of each minibatch it holds, so N workers form the same
+        minibatches as one process (the reference shuffles each worker's shard on its own, which makes a
+        minibatch hold one worker's samples only). `share` scales the micro-batch's mean loss to its part of
+        the minibatch's mean, times the world size that the gradient average divides by. The optimiser steps
+        after each minibatch, on every worker, including one that held none of its rows.
+        """
+        world, first = distributed.world_size(), distributed.rank() * size
+        chunk = size * world // self.config.minibatches
         for epoch in range(self.config.inner_epochs):
-            shuffle = derive_seed(self.seed, self.shuffle_stream, self.rounds, epoch, distributed.rank())
-            permutation = torch.randperm(size, generator=torch.Generator().manual_seed(shuffle))
-            for start in range(0, size, chunk):
+            shuffle = derive_seed(self.seed, self.shuffle_stream, self.rounds, epoch)
+            permutation = torch.randperm(size * world, generator=torch.Generator().manual_seed(shuffle))
+            for start in range(0, size * world, chunk):
                 minibatch = permutation[start : start + chunk]
-                for part in self.micro_batches(chunk):
-                    yield epoch, minibatch[part]
+                mine = minibatch[(minibatch >= first) & (minibatch < first + size)] - first
+                for part in self.micro_batches(len(mine)) if len(mine) else []:
+                    rows = mine[part]
+                    yield epoch, rows, len(rows) * world / chunk
                 self.apply_gradients()
 
     @staticmethod
@@ -69,7 +79,8 @@ class PpoAligner(Aligner):
         """(activation bytes kept at the peak, bytes kept besides) on one worker: a micro-batch of a minibatch
         holds one guided denoiser call's graph (a reference call keeps none); the round keeps every sample's
         trajectory."""
-        chunk = config.batch_size // workers // config.minibatches
+        # a worker may hold a whole minibatch's rows (the global shuffle decides), up to its shard
+        chunk = min(config.batch_size // workers, config.batch_size // config.minibatches)
         micro = min(config.micro_batch_size or chunk, chunk)
         kept = micro * denoiser_passes(config.guidance_scale) * footprint.denoiser_bytes
         trajectories = (config.num_steps + 1) * (config.batch_size // workers) * footprint.latent_elements * 4

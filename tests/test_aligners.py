@@ -297,3 +297,28 @@ def test_dpo_pair_loss_puts_the_winner_first_and_averages_each_error_over_its_el
     assert expected_inside.abs().min() > 1e-2  # the pairs are not ties: swapping them would show
     torch.testing.assert_close(inside, expected_inside, rtol=1e-3, atol=1e-3)
     torch.testing.assert_close(loss, -torch.nn.functional.logsigmoid(expected_inside), rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("method", aligners_with("minibatches"))
+def test_workers_split_each_minibatch_of_the_global_shuffle_and_weigh_it_as_one_process(monkeypatch, method):
+    aligner = make(method, {"batch_size": 8, "minibatches": 2, "inner_epochs": 2, "micro_batch_size": 1})
+    aligner.apply_gradients = lambda: None
+
+    def minibatches(rank, world):
+        """Per optimiser step: the global rows this worker trains on, and the sum of their shares."""
+        monkeypatch.setattr("vaderbench.distributed.rank", lambda: rank)
+        monkeypatch.setattr("vaderbench.distributed.world_size", lambda: world)
+        steps, current = [], []
+        aligner.apply_gradients = lambda: steps.append(current.copy()) or current.clear()
+        size = 8 // world
+        for _, rows, share in aligner.minibatch_rows(size):
+            current.extend((int(r) + rank * size, share) for r in rows)
+        return steps
+
+    one = minibatches(0, 1)
+    assert [sorted(r for r, _ in step) for step in one] != [[0, 1, 2, 3], [4, 5, 6, 7]] * 2  # shuffled
+    two = [minibatches(rank, 2) for rank in (0, 1)]
+    for step, (first, second) in enumerate(zip(*two, strict=True)):
+        assert sorted(r for r, _ in first + second) == sorted(r for r, _ in one[step])
+        # each row's share is 1/4 of its minibatch's mean, times the 2 workers the gradient average divides by
+        assert {s for _, s in first + second} == {2 / 4} and {s for _, s in one[step]} == {1 / 4}

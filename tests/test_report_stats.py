@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vaderbench.report.stats import detectable_difference, gap_slope, ratio_of_means, slope
+from vaderbench.report.stats import detectable_difference, gap_slope, ratio_of_means, seeds_for_half_width, slope
 
 
 def exact_bootstrap(groups, statistic):
@@ -76,3 +76,13 @@ def test_cost_to_a_target_interpolates_between_the_evaluations_around_the_crossi
     assert cost_to(points, 0.50, "queries").spent == 0.0  # the base model is there already
     missed = cost_to(points, 0.80, "queries")
     assert not missed.reached and missed.spent == 120.0  # what it spent by its last evaluation: a lower bound
+
+
+def test_seeds_for_a_half_width_is_the_first_count_whose_t_interval_is_narrow_enough():
+    values = [0.50, 0.62, 0.41, 0.58]  # sample std 0.0926
+    n = seeds_for_half_width(values, 0.02)
+    half = lambda k: stats.t.ppf(0.975, k - 1) * np.std(values, ddof=1) / np.sqrt(k)  # noqa: E731
+    assert half(n) < 0.02 <= half(n - 1)
+    assert 80 < n < 100  # about (1.96 x 0.0926 / 0.02)^2 = 82, a little more for t
+    assert seeds_for_half_width([0.5, 0.5, 0.5], 0.02) == 2
+    assert seeds_for_half_width([0.5], 0.02) is None

@@ -19,7 +19,8 @@ Per resolution, from the finished final trials (one trial per method and seed):
   difference the study could detect; the *resolution gap*: that gap against log2(resolution), with a
   least-squares slope and its bootstrap interval;
 - *precision*: the widest half-width of a method's final-reward interval against `PRECISION_TARGET` of
-  the headroom (the study's power target).
+  the headroom (the study's power target), and the seeds per method that would meet it at the spread
+  seen across seeds (that of the most variable method).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from vaderbench.report.stats import (
     detectable_difference,
     gap_slope,
     ratio_of_means,
+    seeds_for_half_width,
     t_interval,
     welch_interval,
 )
@@ -165,7 +167,7 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
                 "difference": estimate_list(welch_interval(seeds_of[reference], baselines[best])),
                 "detectable": detectable_difference(seeds_of[reference], baselines[best]),
             }
-        summary["resolutions"][label]["precision"] = precision(methods, headroom)
+        summary["resolutions"][label]["precision"] = precision(methods, headroom, seeds_of)
     if len(gap_rows) >= 2:
         x = [math.log2(side) for side, *_ in gap_rows]
         estimate = gap_slope(x, [ours for _, ours, _, _ in gap_rows], [theirs for _, _, theirs, _ in gap_rows])
@@ -173,15 +175,19 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
     return summary
 
 
-def precision(methods: dict, headroom: dict) -> dict:
-    """The widest half-width of the methods' final-reward intervals, against the precision target."""
+def precision(methods: dict, headroom: dict, seeds_of: dict[str, pd.Series]) -> dict:
+    """The widest half-width of the methods' final-reward intervals, against the precision target, and the
+    seeds per method that the most variable method needs to meet it."""
     halves = [(e["final"][2] - e["final"][1]) / 2 for e in methods.values() if e["final"][1] is not None]
     widest = max(halves) if halves and len(halves) == len(methods) else None
     target = None
     if headroom["oracle"] is not None and headroom["base"] is not None:
         target = PRECISION_TARGET * (headroom["oracle"] - headroom["base"])
     met = None if widest is None or target is None else bool(widest < target)
-    return {"widest_half_width": widest, "target": target, "met": met}
+    needed = None
+    if target is not None and all(v.size >= 2 for v in seeds_of.values()):
+        needed = max(seeds_for_half_width(v, target) for v in seeds_of.values())
+    return {"widest_half_width": widest, "target": target, "met": met, "seeds_needed": needed}
 
 
 def reward_gradient(method: str) -> bool:

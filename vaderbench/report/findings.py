@@ -72,6 +72,9 @@ def precision_line(precision: dict | None) -> list[str]:
     if not precision or precision["met"] is None:
         return []
     state = "met" if precision["met"] else "NOT met: these finals cannot separate methods that close under a tenth"
+    needed = precision.get("seeds_needed")
+    if not precision["met"] and needed:
+        state += f"; at the spread seen across seeds, {needed} seeds per method would meet it"
     return [
         f"  - precision: the widest 95% interval of a final reward is ± {number(precision['widest_half_width'])}"
         f", against a tenth of the headroom ({number(precision['target'])}): {state}."

@@ -166,3 +166,16 @@ def detectable_difference(
         return 0.0
     dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     return float((stats.t.ppf((1 + confidence) / 2, dof) + stats.t.ppf(power, dof)) * se)
+
+
+def seeds_for_half_width(values: Sequence[float], half_width: float, confidence: float = CONFIDENCE) -> int | None:
+    """The fewest seeds n whose 95% t-interval, t_{n-1} x s / sqrt(n), is narrower than `half_width` at the
+    spread s of `values` (their sample standard deviation); None without a spread to go by."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2 or half_width <= 0:
+        return None
+    spread = float(values.std(ddof=1))
+    n = 2
+    while stats.t.ppf((1 + confidence) / 2, n - 1) * spread / math.sqrt(n) >= half_width:
+        n += 1
+    return n
