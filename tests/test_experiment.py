@@ -31,18 +31,26 @@ def test_every_shipped_experiment_file_validates(path, capsys):
     assert "valid" in capsys.readouterr().out
 
 
-def test_efficiency_study_has_the_issue_shape():
-    trials = load_experiment(EXPERIMENTS / "efficiency.yaml")[1]
-    assert {t.aligner for t in trials} == {"vader", "ddpo", "dpo"}
+@pytest.mark.parametrize(
+    "name, model, methods",
+    [
+        ("efficiency.yaml", "toy", {"vader", "ddpo", "dpo"}),
+        ("efficiency_flow.yaml", "toy-flow", {"vader", "grpo", "ddpo", "dpo"}),
+    ],
+)
+def test_efficiency_studies_have_the_issue_shape(name, model, methods):
+    study = load_experiment(EXPERIMENTS / name)
+    trials = study[1]
+    assert {t.aligner for t in trials} == methods and {t.model for t in trials} == {model}
     sides = sorted({t.height for t in trials})
     assert len(sides) >= 3 and sides[-1] >= 4 * sides[0]
     assert len({t.seed for t in trials}) >= 3  # the power the report's intervals need
     assert len({t.budget["steps"] for t in trials}) == 1
-    # every method is evaluated on the same prompts and noise
+    # every method is evaluated on the same prompts and noise, with the same sampler
     assert len({(t.eval["seed"], t.eval["videos"], t.prompts["eval"]) for t in trials}) == 1
+    assert len({tuple(sorted(t.eval_sampler.items())) for t in trials}) == 1
     # each method tuned, on seeds the final grid does not use
-    study = load_experiment(EXPERIMENTS / "efficiency.yaml")
-    assert {t.method for t in study.tuning} == {"vader", "ddpo", "dpo"}
+    assert {t.method for t in study.tuning} == methods
     assert not {t.seed for t in study.tuning} & {t.seed for t in trials}
 
 

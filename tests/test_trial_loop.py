@@ -278,3 +278,17 @@ def test_a_toy_trial_logs_the_headroom_of_toyworld_eval_its_gold_and_the_folded_
     assert 0 <= end["eval_gold_mean"] <= 1 and 0 <= end["eval_fidelity"] <= 1
     for report in (start, end):
         assert report[TUNING_METRIC] == tuning_score(report["eval_reward_mean"], room["oracle"])
+
+
+def test_every_method_is_evaluated_with_the_file_s_sampler_whatever_it_trains_with(tmp_path):
+    """A method that trains on SDE samples (noise level 0.7) of toy-flow is evaluated with the file's ODE."""
+
+    def base_model_eval(**own):
+        methods = {"vader": {"batch_size": 2, **own}}
+        trial = trial_of(tmp_path, "vader", model="toy-flow", sampler={"num_steps": 3, "eta": 0.0}, methods=methods)
+        return trial, TrialLoop(trial, store(tmp_path, f"store{len(own)}")).evaluate()["eval_reward_mean"]
+
+    plain, reward = base_model_eval(eta=0.0)
+    noisy, reward_noisy = base_model_eval(eta=0.7)
+    assert noisy.settings["eta"] == 0.7 and noisy.eval_sampler["eta"] == plain.eval_sampler["eta"] == 0.0
+    assert reward_noisy == reward  # the same untrained model and noise, sampled with the same ODE

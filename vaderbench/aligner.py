@@ -247,11 +247,14 @@ class Aligner(ABC):
         return self.evaluate_videos(prompts, seeds)[0]
 
     @torch.no_grad()
-    def evaluate_videos(self, prompts: Sequence[str], seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """`evaluate`'s rewards (all workers) and this worker's videos [B_local, F, C, H, W] in [0, 1]."""
+    def evaluate_videos(
+        self, prompts: Sequence[str], seeds: Sequence[int], sampler: SamplerSettings | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`evaluate`'s rewards (all workers) and this worker's videos [B_local, F, C, H, W] in [0, 1], sampled
+        with `sampler` (default: the method's own)."""
         prompts, seeds = self.local(prompts), self.local(seeds)
         trajectory = self.policy.sample(
-            prompts, seeds, self.sampler, frames=self.frames, height=self.height, width=self.width
+            prompts, seeds, sampler or self.sampler, frames=self.frames, height=self.height, width=self.width
         )
         videos = self.policy.decode(trajectory.final)
         return distributed.gather(self.reward(videos, prompts)), videos

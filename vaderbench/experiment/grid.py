@@ -6,7 +6,7 @@ a method does not multiply its trials: `K` (VADER's `truncation.k`) only splits 
 `methods.ddpo.*` only DDPO's trials. A method entry whose name is not an aligner's (`ddpo-on-policy:
 {aligner: ddpo, ...}`) is a *variant*, logged as the `variant` param; an entry's `policy:` overrides the
 file's policy switches for its trials, and its sampler keys (`num_steps`, `eta`, `guidance_scale`) the
-file's `sampler:` for its trials.
+file's `sampler:` for its training samples (evaluation samples with the file's, the same for every method).
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ class Trial:
     policy: dict[str, Any]
     budget: dict[str, Any]
     eval: dict[str, Any]
+    #: the file's `sampler:`: every method's evaluation videos are sampled with it, whatever a method's entry
+    #: sets for its own training samples (Flow-GRPO trains on SDE samples and is evaluated with the ODE)
+    eval_sampler: dict[str, Any]
     checkpoint: dict[str, Any]
     workers: int = 1
     #: the modules that register this trial's aligner, model and rewards: a worker imports just these
@@ -221,6 +224,7 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
         policy=dict(checked["policy"]),
         budget=dict(checked["budget"]),
         eval=dict(checked["eval"]),
+        eval_sampler=dict(checked["sampler"]),
         checkpoint=dict(checked["checkpoint"]),
         workers=int(checked["resources"]["workers"]),
         modules=registering_modules(aligner, checked["model"], checked["reward"], checked["prompts"].values()),

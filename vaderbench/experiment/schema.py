@@ -44,14 +44,16 @@ class Video(Section):
 
 
 class Sampler(Section):
-    """DDIM sampling of training and evaluation, one for every method of the study (a fair comparison).
+    """Sampling of training and evaluation, one for every method of the study (a fair comparison).
 
     It replaces the aligners' own sampler defaults (DDPO's 50 steps and guidance 5, ...); a method entry
-    that sets `num_steps`, `eta` or `guidance_scale` itself overrides the file's for that method only.
+    that sets `num_steps`, `eta` or `guidance_scale` itself overrides the file's for that method's training
+    samples only: evaluation videos are always sampled with the file's.
     """
 
     num_steps: int = Field(10, ge=1)
-    #: DDIM's eta: 0 is deterministic, 1 the DDPM posterior's variance
+    #: each step's noise: DDIM's eta (0 deterministic, 1 the DDPM posterior's variance), or on a flow model
+    #: Flow-GRPO's noise level `a` (0 is Euler's ODE; 0.7 in Flow-GRPO)
     eta: float = Field(1.0, ge=0, le=1)
     guidance_scale: float = Field(3.0, ge=0)
 

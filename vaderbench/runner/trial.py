@@ -38,7 +38,7 @@ from vaderbench import distributed
 from vaderbench.aligner import Aligner, build_aligner
 from vaderbench.experiment.grid import Trial
 from vaderbench.experiment.tuning import BUDGET_SPENT, TUNING_METRIC, VALIDATION, tuning_score
-from vaderbench.policy import Policy
+from vaderbench.policy import Policy, SamplerSettings
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import MODELS
 from vaderbench.rewards.base import build_reward
@@ -173,6 +173,7 @@ class TrialLoop:
         self.clock = self.aligner.clock
         self.train_prompts = load_prompts(trial.prompts["train"])
         self.eval_prompts, self.eval_seeds = eval_set(trial)
+        self.eval_sampler = SamplerSettings(**trial.eval_sampler)
         self.judge = toy_judge(self.aligner.reward, self.eval_prompts)
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="vaderbench-trial-"))
         self.progress = Progress()
@@ -188,7 +189,7 @@ class TrialLoop:
         """The held-out reward of the evaluation videos (and, in the toy world, their gold and caption
         fidelity); with `gif_name`, the first `eval.sample_videos` of them as a GIF with their values."""
         with self.clock.phase("evaluate"):
-            rewards, videos = self.aligner.evaluate_videos(self.eval_prompts, self.eval_seeds)
+            rewards, videos = self.aligner.evaluate_videos(self.eval_prompts, self.eval_seeds, self.eval_sampler)
             per_video = {"reward": rewards}
             if self.judge is not None:
                 measured = self.judge.measure(videos, distributed.shard(self.eval_prompts))
