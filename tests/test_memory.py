@@ -92,10 +92,11 @@ def tiny_real_models(tmp_path_factory):
         "modelscope": str(tm.save_tiny_modelscope(folder / "modelscope")),
         "cogvideox": str(tm.save_tiny_cogvideox(folder / "cogvideox")),
         "svd": str(tm.save_tiny_svd(folder / "svd")),
+        "wan": str(tm.save_tiny_wan(folder / "wan")),
     }
 
 
-@pytest.mark.parametrize("name, frames", [("modelscope", 4), ("cogvideox", 9), ("svd", 4)])
+@pytest.mark.parametrize("name, frames", [("modelscope", 4), ("cogvideox", 9), ("svd", 4), ("wan", 5)])
 def test_meta_trace_of_each_real_model_matches_a_real_lora_call(tiny_real_models, name, frames):
     from vaderbench import catalogue
 

@@ -30,6 +30,7 @@ def saved(tmp_path_factory):
         "modelscope": str(tm.save_tiny_modelscope(d / "modelscope")),
         "cogvideox": str(tm.save_tiny_cogvideox(d / "cogvideox")),
         "svd": str(tm.save_tiny_svd(d / "svd")),
+        "wan": str(tm.save_tiny_wan(d / "wan")),
         "images": [str(p) for p in images],
     }
 
@@ -38,7 +39,7 @@ def saved(tmp_path_factory):
 def setting(name, saved):
     if name == "svd":
         return {"path": saved["svd"], "image_size": (16, 16)}, saved["images"], 3
-    return {"path": saved[name]}, ["a red cat", "a dog running"], 9 if name == "cogvideox" else 4
+    return {"path": saved[name]}, ["a red cat", "a dog running"], {"cogvideox": 9, "wan": 5}.get(name, 4)
 
 
 def load(name, saved, **options):
@@ -47,7 +48,7 @@ def load(name, saved, **options):
     return MODELS.get(name)(**factory_options, **options), prompts, frames
 
 
-@pytest.mark.parametrize("name", ["modelscope", "cogvideox", "svd"])
+@pytest.mark.parametrize("name", ["modelscope", "cogvideox", "svd", "wan"])
 def test_truncated_backprop_through_subsampled_frames_trains_lora_only(saved, name):
     model, prompts, frames = load(name, saved)
     policy = Policy(model, lora_rank=2, gradient_checkpointing=True)

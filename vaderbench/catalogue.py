@@ -21,6 +21,7 @@ REGISTERING_MODULES = (
     "vaderbench.models.modelscope",
     "vaderbench.models.svd",
     "vaderbench.models.cogvideox",
+    "vaderbench.models.wan",
     "vaderbench.rewards.aesthetic",
     "vaderbench.rewards.hpsv2",
     "vaderbench.rewards.pickscore",

@@ -43,3 +43,8 @@ def flow_sde_step(
 def flow_clean_estimate(velocity: torch.Tensor, sigma: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
     """x0 = x_sigma - sigma v."""
     return sample - broadcast(torch.as_tensor(sigma), sample) * velocity
+
+
+def flow_noise_estimate(velocity: torch.Tensor, sigma: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    """eps = x_sigma + (1 - sigma) v (from x_sigma = (1 - sigma) x0 + sigma eps and v = eps - x0)."""
+    return sample + (1 - broadcast(torch.as_tensor(sigma), sample)) * velocity

@@ -91,11 +91,13 @@ class FusedAttentionOnMeta(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
-        if func is not F.scaled_dot_product_attention or not args[0].is_meta:
+        if func is not F.scaled_dot_product_attention:
             return func(*args, **kwargs)
         names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
-        given = dict(zip(names, args)) | kwargs
+        given = dict(zip(names, args)) | kwargs  # diffusers' attention dispatcher passes them all by keyword
         query, mask = given["query"], given.get("attn_mask")
+        if not query.is_meta:
+            return func(*args, **kwargs)
         if mask is not None and mask.dtype == torch.bool:  # the fused kernel takes an additive mask
             mask = torch.zeros(mask.shape, dtype=query.dtype, device=mask.device)
         out, _ = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(

@@ -1,10 +1,8 @@
-"""CogVideoX text-to-video (THUDM/CogVideoX-2b, -5b), the current open model we support.
+"""CogVideoX text-to-video (THUDM/CogVideoX-2b, -5b), a current open model on the DDIM rule.
 
-Why CogVideoX rather than LTX-Video or Wan: its scheduler, `CogVideoXDDIMScheduler`, is DDIM over
-`alphas_cumprod` (v-prediction), so the policy's DDIM sampler, its per-step Gaussian log-probabilities
-(DDPO) and the epsilon denoising loss (Diffusion-DPO) apply unchanged once v is converted to epsilon.
-LTX-Video and Wan are flow-matching models: DDPO on them needs Flow-GRPO's SDE sampler and its
-log-probabilities, which the policy does not have (see docs/real-models.md).
+Its scheduler, `CogVideoXDDIMScheduler`, is DDIM over `alphas_cumprod` (v-prediction), so the policy's DDIM
+sampler, its per-step Gaussian log-probabilities (DDPO) and the epsilon denoising loss (Diffusion-DPO) apply
+unchanged once v is converted to epsilon. Wan (`wan.py`) is the current open model on the flow rule.
 
 Components as in the diffusers repository: `transformer` (CogVideoXTransformer3DModel), `vae`
 (AutoencoderKLCogVideoX, a causal 3D VAE compressing time by 4), `text_encoder` + `tokenizer` (T5),

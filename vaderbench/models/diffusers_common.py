@@ -7,6 +7,7 @@ same code path (tests save tiny random components in that layout).
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Sequence
 
@@ -38,13 +39,21 @@ def cast_frozen(modules: Sequence[nn.Module], dtype: torch.dtype) -> None:
         module.to(dtype)
 
 
-def encode_text(tokenizer, text_encoder: nn.Module, prompts: Sequence[str], max_length: int) -> torch.Tensor:
-    """Token states of a CLIP or T5 text encoder, padded to `max_length` as the diffusers pipelines do."""
-    ids = tokenizer(
-        list(prompts), padding="max_length", max_length=max_length, truncation=True, return_tensors="pt"
-    ).input_ids
+def encode_text(
+    tokenizer, text_encoder: nn.Module, prompts: Sequence[str], max_length: int, zero_padding: bool = False
+) -> torch.Tensor:
+    """Token states of a CLIP or T5 text encoder, padded to `max_length` as the diffusers pipelines do.
+
+    With `zero_padding` (WanPipeline) the encoder sees the attention mask and the states of the padding are zeros.
+    """
+    tokens = tokenizer(list(prompts), padding="max_length", max_length=max_length, truncation=True, return_tensors="pt")
+    ids = tokens.input_ids.to(text_encoder.device)
     with torch.no_grad():
-        return text_encoder(ids.to(text_encoder.device))[0]
+        if not zero_padding:
+            return text_encoder(ids)[0]
+        mask = tokens.attention_mask.to(ids.device)
+        states = text_encoder(ids, mask)[0]
+        return states * mask[..., None].to(states.dtype)
 
 
 def v_to_epsilon(v: torch.Tensor, latents: torch.Tensor, alphas_cumprod: torch.Tensor, timesteps: torch.Tensor):
@@ -93,14 +102,17 @@ def local_config(cls, path: str, subfolder: str) -> dict | None:
     """A component's config if it is on this machine (a local folder or the Hugging Face cache), else None.
 
     Experiment files are checked before anything starts, without a download: a size rule that needs a
-    config that is not here yet is left to `latent_shape` when the trial loads the model.
+    config that is not here yet is left to `latent_shape` when the trial loads the model. Keys the file lacks
+    (written by an older diffusers) take the class's defaults, as loading the model would give them.
     """
     try:
         with warnings.catch_warnings():  # huggingface_hub warns about an argument diffusers passes it
             warnings.simplefilter("ignore")
-            return dict(cls.load_config(path, subfolder=subfolder, local_files_only=True))
+            config = dict(cls.load_config(path, subfolder=subfolder, local_files_only=True))
     except Exception:  # not cached, offline, or not a diffusers folder: the trial's load will say
         return None
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty} | config
 
 
 def local_transformers_config(path: str, subfolder: str):

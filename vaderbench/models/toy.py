@@ -24,6 +24,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from torch import nn
 
+from vaderbench.flow import flow_noise_estimate
 from vaderbench.models.base import (
     Condition,
     Footprint,
@@ -408,9 +409,8 @@ class ToyFlowModel(ToyVideoModel):
         return (s - a) * x_vp.float() + (a + s) * v
 
     def predict_noise(self, latents, timesteps, condition):
-        # x = (1 - sigma) x0 + sigma eps and u = eps - x0 give eps = x + (1 - sigma) u
-        sigma = (timesteps.float() / FlowMatchRule.timestep_scale).reshape(-1, *([1] * (latents.dim() - 1)))
-        return latents.float() + (1 - sigma) * self.predict(latents, timesteps, condition)
+        sigma = timesteps.float() / FlowMatchRule.timestep_scale
+        return flow_noise_estimate(self.predict(latents, timesteps, condition), sigma, latents.float())
 
 
 @MODELS.register("toy-flow", "the toy model read as a rectified flow (same weights; Euler and Flow-GRPO SDE steps)")
