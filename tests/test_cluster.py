@@ -15,9 +15,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 from mlflow import MlflowClient
 from processes import adopting_orphans, free_port
+from studies import artifacts_of, tiny_study, write_study
 
 from vaderbench.runner.tracking import EXPERIMENT_KIND, NODE_TAG, TRIAL_TAG
 
@@ -59,13 +59,6 @@ def wait_for(url: str, process: subprocess.Popen, timeout_s: float = 180) -> Non
         except OSError:
             time.sleep(0.5)
     raise TimeoutError(url)
-
-
-def artifacts_of(client, run_id, path=None):
-    found = []
-    for info in client.list_artifacts(run_id, path):
-        found.extend(artifacts_of(client, run_id, info.path) if info.is_dir else [info.path])
-    return found
 
 
 def test_two_workers_on_two_nodes_log_through_a_tracking_server(tmp_path):
@@ -117,22 +110,15 @@ def test_two_workers_on_two_nodes_log_through_a_tracking_server(tmp_path):
                 )
             wait_for(f"{server_uri}/health", server)
 
-            config = tmp_path / "cluster.yaml"
-            config.write_text(
-                yaml.safe_dump(
-                    {
-                        "name": "cluster",
-                        "video": {"frames": 2, "resolution": 8},
-                        "sampler": {"num_steps": 3},
-                        "methods": {"vader": {"batch_size": 2}},
-                        "budget": {"steps": 2},
-                        "eval": {"every": 2, "videos": 2, "sample_videos": 1},
-                        "checkpoint": {"every": 2},
-                        "resources": {"workers": 2, "cpus_per_worker": 1},
-                        "tracking": {"uri": server_uri},
-                    }
-                )
+            study = tiny_study(
+                "cluster",
+                {"vader": {"batch_size": 2}},
+                2,
+                sample_videos=1,
+                resources={"workers": 2, "cpus_per_worker": 1},
+                tracking={"uri": server_uri},
             )
+            config = write_study(tmp_path, study)
             run = subprocess.run(
                 [
                     sys.executable,

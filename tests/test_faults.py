@@ -8,14 +8,22 @@ import re
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from processes import command_line, descendants
 from safetensors.torch import load_file
-from test_sweep import INTERRUPTED, STEPS, start_run, steps_of, trial_runs
+from studies import (
+    INTERRUPTED,
+    INTERRUPTED_STEPS,
+    checkpoint_steps,
+    one_finished_and_one_checkpointed,
+    start_run,
+    steps_of,
+    tiny_study,
+    trial_runs,
+    write_study,
+)
 
 from vaderbench.cli import main
 from vaderbench.runner.tracking import ERROR_TAG, TRIAL_TAG
@@ -23,37 +31,27 @@ from vaderbench.runner.tracking import ERROR_TAG, TRIAL_TAG
 pytestmark = pytest.mark.slow
 
 
-def checkpoint_steps(output: Path) -> list[list[int]]:
-    """The complete checkpoints of every trial on disk, by step."""
-    return [
-        sorted(int(c.name.split("-")[1]) for c in folder.glob("checkpoint-*") if "." not in c.name)
-        for folder in output.glob("ray/*/trials/*")
-    ]
-
-
 def trial_processes() -> list[int]:
     """This process's Tune trial processes (Ray names them after the function trainable's actor class)."""
     return [pid for pid in descendants(os.getpid()) if command_line(pid).startswith("ray::ImplicitFunc")]
 
 
-KILLED = {
-    "name": "killed",
-    "video": {"frames": 2, "resolution": 8},
-    "sampler": {"num_steps": 3},
-    "methods": {"vader": {"batch_size": 2, "lr": 1e-2}},
-    "budget": {"steps": 12},
-    "eval": {"every": 6, "videos": 2, "sample_videos": 1},
-    "checkpoint": {"every": 2},
-    "resources": {"max_failures": 1},
-}
+KILLED = tiny_study(
+    "killed",
+    {"vader": {"batch_size": 2, "lr": 1e-2}},
+    12,
+    eval_every=6,
+    sample_videos=1,
+    checkpoint_every=2,
+    resources={"max_failures": 1},
+)
 
 
 def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_the_same(ray_address, tmp_path, capsys):
     from vaderbench.experiment.load import load_experiment
     from vaderbench.runner.sweep import run_worker
 
-    config, output = tmp_path / "killed.yaml", tmp_path / "out"
-    config.write_text(yaml.safe_dump(KILLED))
+    config, output = write_study(tmp_path, KILLED), tmp_path / "out"
     killed = []
 
     def kill_after_the_second_checkpoint():
@@ -104,21 +102,10 @@ def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_
 
 
 def test_a_reward_that_overflows_fails_its_trial_and_the_others_finish(ray_address, tmp_path, capsys):
-    config, output = tmp_path / "overflow.yaml", tmp_path / "out"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "name": "overflow",
-                "video": {"frames": 2, "resolution": 8},
-                "sampler": {"num_steps": 3},
-                "methods": {"vader": {"batch_size": 2}},
-                # float32 holds up to 3.4e38: the weighted reward is infinite from the first video
-                "sweep": {"reward": ["toy_aesthetic", {"toy_aesthetic": 1e39}]},
-                "budget": {"steps": 2},
-                "eval": {"every": 2, "videos": 2, "sample_videos": 0},
-            }
-        )
-    )
+    # float32 holds up to 3.4e38: the weighted reward is infinite from the first video
+    sweep = {"reward": ["toy_aesthetic", {"toy_aesthetic": 1e39}]}
+    config = write_study(tmp_path, tiny_study("overflow", {"vader": {"batch_size": 2}}, 2, sweep=sweep))
+    output = tmp_path / "out"
     assert main(["run", str(config), "--output", str(output)]) == 1
     captured = capsys.readouterr()
     client, (parent,), trials = trial_runs(output, "overflow")
@@ -136,17 +123,11 @@ def test_a_reward_that_overflows_fails_its_trial_and_the_others_finish(ray_addre
 
 
 def test_resume_after_the_driver_is_killed_finishes_every_trial_once(ray_address, tmp_path, capsys):
-    config, output = tmp_path / "interrupted.yaml", tmp_path / "out"
-    config.write_text(yaml.safe_dump(INTERRUPTED))
+    config, output = write_study(tmp_path, INTERRUPTED), tmp_path / "out"
     process = start_run(config, output, ray_address)
-    deadline = time.monotonic() + 300
     # killed once one trial has finished and the next has written a checkpoint: no Ctrl-C, no clean-up
-    while time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-        steps = checkpoint_steps(output)
-        if [STEPS] in [s[-1:] for s in steps] and any(s and s[-1] < STEPS for s in steps):
-            process.kill()
-            break
+    if one_finished_and_one_checkpointed(process, output, INTERRUPTED_STEPS):
+        process.kill()
     output_text = process.communicate(timeout=60)[0]
     assert process.returncode == -signal.SIGKILL, output_text
     client, _, before = trial_runs(output, "interrupted")
@@ -159,23 +140,15 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial_once(ray_address
     assert parent.info.status == "FINISHED"
     assert len(after) == 2 and {r.info.status for r in after} == {"FINISHED"}
     for run in after:
-        assert steps_of(client, run, "reward_queries") == list(range(STEPS + 1))  # nothing lost, nothing twice
+        # nothing lost, nothing twice
+        assert steps_of(client, run, "reward_queries") == list(range(INTERRUPTED_STEPS + 1))
         if run.data.tags[TRIAL_TAG] in finished_before:  # not run again
             assert run.info.end_time == finished_before[run.data.tags[TRIAL_TAG]]
 
 
 def test_two_runs_on_one_output_folder_at_once_both_finish_whole(ray_address, tmp_path):
-    config, output = tmp_path / "twice.yaml", tmp_path / "out"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                **INTERRUPTED,
-                "name": "twice",
-                "budget": {"steps": 4},
-                "eval": {"every": 2, "videos": 2, "sample_videos": 1},
-            }
-        )
-    )
+    twice = {**INTERRUPTED, "name": "twice", "budget": {"steps": 4}, "eval": {**INTERRUPTED["eval"], "every": 2}}
+    config, output = write_study(tmp_path, twice), tmp_path / "out"
     processes = [start_run(config, output, ray_address) for _ in range(2)]
     for process in processes:
         text = process.communicate(timeout=400)[0]

@@ -6,6 +6,7 @@ import pytest
 import test_aligners
 import yaml
 from contract import aligner_names
+from studies import TINY_WORLD
 
 from vaderbench.algorithms.vader import Vader
 from vaderbench.experiment.load import load_experiment
@@ -14,7 +15,7 @@ from vaderbench.report.efficiency import reward_gradient
 from vaderbench.report.figures import method_colour
 from vaderbench.report.select import method_display, method_order, reference_method
 
-TINY = {"video": {"frames": 2, "resolution": 8}, "sampler": {"num_steps": 3}, "budget": {"steps": 2}}
+TINY = {**TINY_WORLD, "budget": {"steps": 2}}
 
 
 @pytest.fixture

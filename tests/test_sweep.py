@@ -7,44 +7,31 @@ import dataclasses
 import itertools
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from contract import aligner_names
-from mlflow import MlflowClient
 from safetensors.torch import load_file
+from studies import (
+    INTERRUPTED,
+    INTERRUPTED_STEPS,
+    artifacts_of,
+    one_finished_and_one_checkpointed,
+    start_run,
+    steps_of,
+    tiny_study,
+    trial_runs,
+    write_study,
+)
 
 from vaderbench.cli import main
 from vaderbench.registry import ALIGNERS
-from vaderbench.runner.tracking import ROLE_TAG, TRIAL_TAG, default_store
+from vaderbench.runner.tracking import TRIAL_TAG, default_store
 
 pytestmark = pytest.mark.slow
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 PER_STEP = ("reward_mean", "reward_std", "reward_queries", "samples", "wall_time_s", "device_time_s", "peak_memory_mb")
-
-
-def trial_runs(output: Path, experiment: str):
-    client = MlflowClient(default_store(output))
-    found = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([found.experiment_id])
-    parents = [r for r in runs if r.data.tags.get(ROLE_TAG) == "sweep"]
-    return client, parents, [r for r in runs if TRIAL_TAG in r.data.tags]
-
-
-def steps_of(client, run, metric):
-    return [m.step for m in client.get_metric_history(run.info.run_id, metric)]
-
-
-def artifacts_of(client, run_id, path=None):
-    found = []
-    for info in client.list_artifacts(run_id, path):
-        found.extend(artifacts_of(client, run_id, info.path) if info.is_dir else [info.path])
-    return found
 
 
 def test_smoke_study_runs_every_trial_through_ray_into_mlflow_and_the_report(ray_address, tmp_path, capsys):
@@ -87,57 +74,12 @@ def test_smoke_study_runs_every_trial_through_ray_into_mlflow_and_the_report(ray
     assert "Skipped: no method was run with more than one K" in text and "Trials: 6 finished, 0 failed" in text
 
 
-STEPS = 40
-INTERRUPTED = {
-    "name": "interrupted",
-    "video": {"frames": 2, "resolution": 8},
-    "sampler": {"num_steps": 3},
-    "methods": {"vader": {"batch_size": 2}, "dpo": {"batch_size": 2}},
-    "sweep": {"method": ["vader", "dpo"]},
-    "budget": {"steps": STEPS},
-    "eval": {"every": STEPS // 2, "videos": 2, "sample_videos": 1},
-    "checkpoint": {"every": 2},
-    "resources": {"max_concurrent_trials": 1},
-}
-
-
-def start_run(config: Path, output: Path, address: str, *more: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vaderbench.cli",
-            "run",
-            str(config),
-            "--output",
-            str(output),
-            "--address",
-            address,
-            "--no-report",
-            *more,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def test_resume_after_ctrl_c_finishes_only_the_unfinished_trials(ray_address, tmp_path):
-    config, output = tmp_path / "interrupted.yaml", tmp_path / "out"
-    config.write_text(yaml.safe_dump(INTERRUPTED))
+    config, output = write_study(tmp_path, INTERRUPTED), tmp_path / "out"
     process = start_run(config, output, ray_address)
-    deadline = time.monotonic() + 300
-    # interrupt once one trial has finished and the next has written a checkpoint (watched on disk: the
-    # trials log their metrics to MLflow in batches, seconds late)
-    while time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-        steps = [
-            sorted(int(c.name.split("-")[1]) for c in folder.glob("checkpoint-*") if "." not in c.name)
-            for folder in output.glob("ray/*/trials/*")
-        ]
-        if [STEPS] in [s[-1:] for s in steps] and any(s and s[-1] < STEPS for s in steps):
-            process.send_signal(signal.SIGINT)
-            break
+    # interrupted once one trial has finished and the next has written a checkpoint
+    if one_finished_and_one_checkpointed(process, output, INTERRUPTED_STEPS):
+        process.send_signal(signal.SIGINT)
     output_text = process.communicate(timeout=180)[0]
     assert process.returncode == 130, output_text
     assert "--resume" in output_text
@@ -152,8 +94,9 @@ def test_resume_after_ctrl_c_finishes_only_the_unfinished_trials(ray_address, tm
     assert len(after) == 2 and len({r.data.tags[TRIAL_TAG] for r in after}) == 2
     assert {r.info.status for r in after} == {"FINISHED"}
     for run in after:
-        assert steps_of(client, run, "reward_queries") == list(range(STEPS + 1))  # nothing lost, nothing twice
-        assert steps_of(client, run, "eval_reward_mean") == [0, STEPS // 2, STEPS]
+        # nothing lost, nothing twice
+        assert steps_of(client, run, "reward_queries") == list(range(INTERRUPTED_STEPS + 1))
+        assert steps_of(client, run, "eval_reward_mean") == [0, INTERRUPTED_STEPS // 2, INTERRUPTED_STEPS]
         if run.data.tags[TRIAL_TAG] in finished_before:  # not run again
             assert run.info.end_time == finished_before[run.data.tags[TRIAL_TAG]]
 
@@ -168,37 +111,35 @@ def ddp_settings(method: str) -> dict:
     )
 
 
-@pytest.mark.parametrize("method", aligner_names())
-def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path, method):
-    weights = {}
+@pytest.fixture(scope="module")
+def ddp_trials(ray_address, tmp_path_factory):
+    """Every registered method's trial trained by one worker and by two, in two studies (one `vaderbench run`
+    per worker count): {method: {workers: (LoRA weights, {metric: values by step})}}."""
+    folder = tmp_path_factory.mktemp("ddp")
+    methods = {method: {"batch_size": 4, "lr": 1e-2, **ddp_settings(method)} for method in aligner_names()}
+    trained = {method: {} for method in methods}
     for workers in (1, 2):
-        config = tmp_path / f"ddp{workers}.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "name": f"ddp{workers}",
-                    "video": {"frames": 2, "resolution": 8},
-                    "sampler": {"num_steps": 3},
-                    "methods": {method: {"batch_size": 4, "lr": 1e-2, **ddp_settings(method)}},
-                    "budget": {"steps": 3},
-                    "eval": {"every": 3, "videos": 2, "sample_videos": 0},
-                    "checkpoint": {"every": 3},
-                    "resources": {"workers": workers},
-                }
-            )
-        )
-        output = tmp_path / f"out{workers}"
+        config = write_study(folder, tiny_study(f"ddp{workers}", methods, 3, resources={"workers": workers}))
+        output = folder / f"out{workers}"
         assert main(["run", str(config), "--output", str(output), "--no-report"]) == 0
-        client, _, (run,) = trial_runs(output, f"ddp{workers}")
-        assert run.data.params["workers"] == str(workers)
-        local = client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(tmp_path))
-        history = {
-            key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
-            for key in ("reward_mean", "grad_norm", "optimizer_steps")
-        }
-        weights[workers] = (load_file(local), history)
-        os.remove(local)
-    (one, history_one), (two, history_two) = weights[1], weights[2]
+        client, _, runs = trial_runs(output, f"ddp{workers}")
+        assert sorted(run.data.params["method"] for run in runs) == sorted(methods)
+        for run in runs:
+            assert run.data.params["workers"] == str(workers)
+            local = client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(folder))
+            history = {
+                key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
+                for key in ("reward_mean", "grad_norm", "optimizer_steps")
+            }
+            trained[run.data.params["method"]][workers] = (load_file(local), history)
+            os.remove(local)
+    return trained
+
+
+@pytest.mark.timeout(1200)  # the first one waits for both studies, every method's trials
+@pytest.mark.parametrize("method", aligner_names())
+def test_two_ddp_workers_train_the_same_weights_as_one(ddp_trials, method):
+    (one, history_one), (two, history_two) = ddp_trials[method][1], ddp_trials[method][2]
     assert any(v.abs().max() > 0 for k, v in one.items() if "lora_B" in k)  # it did train
     # the first update's gradient (same weights, same global batch): equal up to summation order
     assert history_two["grad_norm"][:1] == pytest.approx(history_one["grad_norm"][:1], rel=1e-5)  # where logged
@@ -211,29 +152,24 @@ def test_two_ddp_workers_train_the_same_weights_as_one(ray_address, tmp_path, me
     assert float(difference.max()) <= 2 * 1e-2 * history_one["optimizer_steps"][-1]
 
 
-TUNED = {
-    "name": "tuned",
-    "reward": "toy_aesthetic",
-    "video": {"frames": 2, "resolution": 8},
-    "sampler": {"num_steps": 3},
-    "methods": {"vader": {"batch_size": 2}},
-    "budget": {"steps": 2},
-    "eval": {"every": 2, "videos": 2, "sample_videos": 0},
-    "checkpoint": {"every": 2},
+TUNED = tiny_study(
+    "tuned",
+    {"vader": {"batch_size": 2}},
+    2,
+    reward="toy_aesthetic",
     # rigged: an lr that cannot move the reward in 3 steps, and one that moves it a lot
-    "tune": {
+    tune={
         "trials": 2,
         "seeds": [100],
         "space": {"vader": {"lr": {"choice": [1e-9, 0.05]}}},
         "budget": {"steps": 3},
         "early_stopping": None,
     },
-}
+)
 
 
 def test_the_tuning_stage_runs_first_and_the_final_grid_uses_its_choice(ray_address, tmp_path):
-    config, output = tmp_path / "tuned.yaml", tmp_path / "out"
-    config.write_text(yaml.safe_dump(TUNED))
+    config, output = write_study(tmp_path, TUNED), tmp_path / "out"
     assert main(["run", str(config), "--output", str(output)]) == 0
     client, (parent,), trials = trial_runs(output, "tuned")
     stages = sorted((r.data.params["stage"], r.data.params["lr"], r.data.params["seed"]) for r in trials)

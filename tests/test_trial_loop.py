@@ -10,6 +10,7 @@ import torch
 import yaml
 from contract import aligner_names
 from safetensors.torch import load_file
+from studies import TINY_WORLD
 
 from vaderbench.experiment.load import load_experiment
 from vaderbench.registry import ALIGNERS, MODELS
@@ -26,8 +27,7 @@ def grouped(name: str) -> bool:
 
 TINY = {
     "model": "toy",
-    "video": {"frames": 2, "resolution": 8},
-    "sampler": {"num_steps": 3},
+    **TINY_WORLD,
     # two videos a step; methods that sample groups of a prompt take one group of two
     "methods": {name: {"batch_size": 2, **({"group_size": 2} if grouped(name) else {})} for name in aligner_names()},
     "budget": {"steps": 4},

@@ -7,6 +7,7 @@ import random
 
 import pytest
 import yaml
+from studies import TINY_WORLD
 
 from vaderbench.experiment.grid import expand
 from vaderbench.experiment.load import load_experiment
@@ -26,8 +27,7 @@ from vaderbench.experiment.tuning import (
 from vaderbench.runner.trial import eval_set
 
 STUDY = {
-    "video": {"frames": 2, "resolution": 8},
-    "sampler": {"num_steps": 3},
+    **TINY_WORLD,
     "methods": {"vader": {"batch_size": 2}, "dpo": {"batch_size": 2}},
     "sweep": {"method": ["vader", "dpo"], "resolution": [8, 16], "seed": [0, 1]},
     "budget": {"steps": 4},
