@@ -69,9 +69,8 @@ class PpoAligner(Aligner):
             for start in range(0, size * world, chunk):
                 minibatch = permutation[start : start + chunk]
                 mine = minibatch[(minibatch >= first) & (minibatch < first + size)] - first
-                for part in self.micro_batches(len(mine)) if len(mine) else []:
-                    rows = mine[part]
-                    yield epoch, rows, len(rows) * world / chunk
+                for part in self.micro_batches(len(mine)):
+                    yield epoch, mine[part], len(mine[part]) * world / chunk
                 self.apply_gradients()
 
     @staticmethod

@@ -302,7 +302,6 @@ def test_dpo_pair_loss_puts_the_winner_first_and_averages_each_error_over_its_el
 @pytest.mark.parametrize("method", aligners_with("minibatches"))
 def test_workers_split_each_minibatch_of_the_global_shuffle_and_weigh_it_as_one_process(monkeypatch, method):
     aligner = make(method, {"batch_size": 8, "minibatches": 2, "inner_epochs": 2, "micro_batch_size": 1})
-    aligner.apply_gradients = lambda: None
 
     def minibatches(rank, world):
         """Per optimiser step: the global rows this worker trains on, and the sum of their shares."""

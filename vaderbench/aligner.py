@@ -176,7 +176,7 @@ class Aligner(ABC):
         return distributed.shard(items)
 
     def micro_batches(self, size: int) -> list[slice]:
-        width = self.config.micro_batch_size or size
+        width = self.config.micro_batch_size or max(size, 1)  # no rows: no micro-batches
         return [slice(i, min(i + width, size)) for i in range(0, size, width)]
 
     def sample(
