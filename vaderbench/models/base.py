@@ -120,12 +120,16 @@ def index_condition(condition: Condition, index) -> Condition:
     return {key: value[index] for key, value in condition.items()}
 
 
-def check_multiple(model: str, multiple: int, frames: int, height: int, width: int) -> None:
-    """ValueError unless height and width are positive multiples of `multiple` and frames >= 1."""
+def check_multiple(model: str, multiple: int, frames: int, height: int, width: int, temporal: int = 1) -> None:
+    """ValueError unless height and width are positive multiples of `multiple` and frames >= 1; with a causal
+    video VAE that compresses time by `temporal` (its first frame alone), frames must also be 1 + temporal k."""
     if height % multiple or width % multiple or height < multiple or width < multiple:
         raise ValueError(f"{model} needs height and width that are multiples of {multiple}, got {height}x{width}")
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
+    if (frames - 1) % temporal:
+        examples = ", ".join(str(1 + temporal * k) for k in (1, 2, 4, 8))
+        raise ValueError(f"{model} generates 1 + {temporal}k frames (e.g. {examples}), got frames={frames}")
 
 
 class VideoModel(nn.Module, ABC):

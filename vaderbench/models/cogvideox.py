@@ -22,6 +22,7 @@ from vaderbench.models.base import (
     Condition,
     Footprint,
     VideoModel,
+    check_multiple,
     kept_activation_bytes,
     meta_module,
     parameter_bytes,
@@ -89,7 +90,8 @@ class CogVideoXVideoModel(VideoModel):
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, ...]:
         r = self.temporal_compression
-        check_cogvideox_geometry(self.vae_scale_factor * self.denoiser.config.patch_size, r, frames, height, width)
+        multiple = self.vae_scale_factor * self.denoiser.config.patch_size
+        check_multiple("CogVideoX", multiple, frames, height, width, temporal=r)
         latent_frames = (frames - 1) // r + 1
         patch_t = self.denoiser.config.patch_size_t
         if patch_t and latent_frames % patch_t:
@@ -154,14 +156,7 @@ def _check_cogvideox_size(frames: int, height: int, width: int, path: str = "THU
     if vae is None or transformer is None:
         return
     multiple = 2 ** (len(vae["block_out_channels"]) - 1) * transformer["patch_size"]
-    check_cogvideox_geometry(multiple, int(vae["temporal_compression_ratio"]), frames, height, width)
-
-
-def check_cogvideox_geometry(multiple: int, temporal: int, frames: int, height: int, width: int) -> None:
-    if height % multiple or width % multiple or height < multiple or width < multiple:
-        raise ValueError(f"CogVideoX needs height and width that are multiples of {multiple}, got {height}x{width}")
-    if frames < 1 or (frames - 1) % temporal:
-        raise ValueError(f"CogVideoX generates 1 + {temporal}k frames (e.g. 9, 49), got frames={frames}")
+    check_multiple("CogVideoX", multiple, frames, height, width, temporal=int(vae["temporal_compression_ratio"]))
 
 
 def _cogvideox_footprint(

@@ -118,7 +118,7 @@ class WanVideoModel(VideoModel):
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, ...]:
         r, m = self.temporal_compression, self.spatial_compression
-        check_wan_geometry(m * max(self.denoiser.config.patch_size[1:]), r, frames, height, width)
+        check_multiple("Wan", m * max(self.denoiser.config.patch_size[1:]), frames, height, width, temporal=r)
         return (self.denoiser.config.in_channels, (frames - 1) // r + 1, height // m, width // m)
 
     def decoded_prefix(self, frame_index: torch.Tensor) -> int:
@@ -195,19 +195,13 @@ def load_wan(
     return model.to(device) if device else model
 
 
-def check_wan_geometry(multiple: int, temporal: int, frames: int, height: int, width: int) -> None:
-    check_multiple("Wan", multiple, frames, height, width)
-    if (frames - 1) % temporal:
-        raise ValueError(f"Wan generates 1 + {temporal}k frames (e.g. 33, 81), got frames={frames}")
-
-
 def _check_wan_size(frames: int, height: int, width: int, path: str = DEFAULT_PATH, **_) -> None:
     vae = local_config(AutoencoderKLWan, path, "vae")
     transformer = local_config(WanTransformer3DModel, path, "transformer")
     if vae is None or transformer is None:
         return
     multiple = vae["scale_factor_spatial"] * max(transformer["patch_size"][1:])
-    check_wan_geometry(multiple, vae["scale_factor_temporal"], frames, height, width)
+    check_multiple("Wan", multiple, frames, height, width, temporal=vae["scale_factor_temporal"])
 
 
 def _wan_footprint(
