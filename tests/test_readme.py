@@ -37,7 +37,7 @@ def test_the_headline_calls_a_claim_supported_only_when_its_interval_excludes_th
             "16": {
                 "methods": {"vader": method, "ddpo": method},
                 "gap": {"best_baseline": "ddpo", "difference": [0.2, 0.1, 0.3], "detectable": 0.1},
-                "precision": {"widest_half_width": 0.1, "target": 0.01, "met": False},
+                "precision": {"widest_half_width": 0.1, "target": 0.01, "met": False, "seeds_needed": 41},
             },
             "32": {
                 "methods": {"vader": method, "ddpo": method},
@@ -57,3 +57,4 @@ def test_the_headline_calls_a_claim_supported_only_when_its_interval_excludes_th
     assert "Below the base model's (over-optimised)" not in text  # gold 0.3 [0.2, 0.4] against base 0.35
     assert "shows no supported trend" in text and "over 4 seeds" in text
     assert "Precision: some final reward's 95% interval is wider than a tenth of the headroom" in text
+    assert "(seeds per method that would meet it, at the spread seen: 41 at 16 px)." in text

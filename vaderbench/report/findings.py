@@ -235,12 +235,16 @@ def headline(summary: dict) -> list[str]:
         slope = triple(summary["gap_slope"])
         trend = ("grows" if slope[0] > 0 else "shrinks") if excludes(slope, 0.0) else "shows no supported trend"
         lines.append(f"- With resolution the gap {trend}: {interval_text(*slope)} per doubling.")
-    precision = [
-        at["precision"] for at in summary["resolutions"].values() if at.get("precision", {}).get("met") is not None
-    ]
-    if precision and not all(p["met"] for p in precision):
+    precision = {
+        resolution: at["precision"]
+        for resolution, at in summary["resolutions"].items()
+        if at.get("precision", {}).get("met") is not None
+    }
+    if precision and not all(p["met"] for p in precision.values()):
+        needed = [f"{n} at {resolution} px" for resolution, p in precision.items() if (n := p.get("seeds_needed"))]
         lines.append(
             "- Precision: some final reward's 95% interval is wider than a tenth of the headroom; "
-            "differences smaller than the detectable gap in the report are not resolved."
+            "differences smaller than the detectable gap in the report are not resolved"
+            + (f" (seeds per method that would meet it, at the spread seen: {', '.join(needed)})." if needed else ".")
         )
     return lines
