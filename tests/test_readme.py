@@ -54,7 +54,7 @@ def test_the_headline_calls_a_claim_supported_only_when_its_interval_excludes_th
     text = "\n".join(headline(summary))
     assert "16 px 0.20 [0.10, 0.30] (supported); 32 px 0.05 [-0.05, 0.15] (not supported)" in text
     assert "16 px (DDPO) <= 0.20 [0.10, 0.40]." in text  # an upper bound; no ratio at 32 px
-    assert "Below the base model's (over-optimised)" not in text  # gold 0.3 [0.2, 0.4] against base 0.35
+    assert "Below the base model's" not in text  # gold 0.3 [0.2, 0.4] against base 0.35
     assert "shows no supported trend" in text and "over 4 seeds" in text
     assert "Precision: some final reward's 95% interval is wider than a tenth of the headroom" in text
     assert "(seeds per method that would meet it, at the spread seen: 41 at 16 px)." in text

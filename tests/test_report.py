@@ -98,9 +98,10 @@ def efficiency_curves(method: str, resolution: int, seed: int, final: float) -> 
         },
         "wall_time_s": {s: s * (len(PHASES) + seed + 0.5) for s in range(5)},
         "startup_s": {4: 2.0 + seed},
-        # the truth falls as the learned reward rises (over-optimisation), fidelity holds
+        # the truth falls as the learned reward rises (over-optimisation); VADER's videos drift from their
+        # captions, the others' fidelity holds (within the seeds' spread)
         "eval_gold_mean": {0: 0.4, 2: 0.35, 4: 0.3 - final / 10},
-        "eval_fidelity": {0: 0.6, 2: 0.6, 4: 0.55},
+        "eval_fidelity": {0: 0.6, 2: 0.6, 4: 0.6 - (0.2 if method == "vader" else 0.0) + seed / 100},
         **{f"eval_{kind}_{measure}": {0: value} for (kind, measure), value in REFERENCES[resolution].items()},
     }
 
@@ -473,9 +474,10 @@ def test_the_summary_holds_headroom_targets_ratios_and_the_gap_slope(efficiency_
     summary = analyse(finished, runs.metrics)
     at16 = summary["resolutions"]["16"]
     assert summary["headroom"]["16"] == pytest.approx(
-        {"chance": 0.1, "base": np.mean(BASE_EVAL[16]), "oracle": 0.9, "gold_base": 0.4}
+        {"chance": 0.1, "base": np.mean(BASE_EVAL[16]), "oracle": 0.9, "gold_base": 0.4, "fidelity_base": 0.6}
     )
     vader = at16["methods"]["vader"]
+    assert vader["fidelity"][0] == pytest.approx(0.41) and at16["methods"]["dpo"]["fidelity"][0] == pytest.approx(0.61)
     assert vader["final"][0] == pytest.approx(np.mean(FINAL_EVAL[("vader", 16)])) and vader["seeds"] == 3
     base = np.mean(BASE_EVAL[16])
     assert vader["headroom_closed"][0] == pytest.approx(
@@ -505,6 +507,24 @@ def test_the_summary_holds_headroom_targets_ratios_and_the_gap_slope(efficiency_
     gaps = [np.mean(FINAL_EVAL[("vader", r)]) - np.mean(FINAL_EVAL[("dpo", r)]) for r in RESOLUTIONS]
     assert summary["gap_slope"][0] == pytest.approx(np.polyfit(np.log2(RESOLUTIONS), gaps, 1)[0])
     assert summary["gap_slope"][1] < summary["gap_slope"][0] < summary["gap_slope"][2]
+
+
+def test_the_findings_say_who_fell_below_the_base_model_in_gold_and_in_caption_fidelity(efficiency_study):
+    from vaderbench.report.efficiency import analyse
+    from vaderbench.report.findings import findings, headline
+
+    runs, finished = finished_trials(efficiency_study)
+    summary = analyse(finished, runs.metrics)
+    text = "\n".join(findings(summary))
+    # gold: 0.4 at step 0, 0.3 - final / 10 after training, for every method and seed
+    gold = [line for line in text.splitlines() if line.startswith("- 16 px: base 0.4;")]
+    assert len(gold) == 1
+    assert "below the base model for VADER, DDPO, DPO: the learned reward was over-optimised" in gold[0]
+    # fidelity: VADER's falls from 0.6 to 0.40-0.42 over its seeds; the others' end at 0.60-0.62 (not below)
+    fidelity = text[text.index("Caption fidelity (") :]
+    assert "- 16 px: base 0.6; after training VADER 0.410 ± 0.025, DDPO 0.610 ± 0.025, DPO 0.610 ± 0.025;" in fidelity
+    assert "below the base model for VADER: the videos drifted from their captions." in fidelity
+    assert "Below the base model's (the videos drifted from their captions): VADER." in "\n".join(headline(summary))
 
 
 def test_the_summary_gives_the_gap_welch_s_interval_and_checks_the_precision_target(efficiency_study):

@@ -3,7 +3,9 @@ gap move with resolution? The numbers behind the report's findings and `summary.
 
 Per resolution, from the finished final trials (one trial per method and seed):
 - a method's *final* reward: held-out `eval_reward_mean` at its last step, mean and 95% t-interval over
-  seeds; its *gold* counterpart (`eval_gold_mean`) where the reward has one;
+  seeds; beside it the truths of the same videos where the world knows them: *gold* (`eval_gold_mean`, what the
+  learned reward stands for) and *fidelity* (`eval_fidelity`, the caption seen right), each with the base
+  model's value (`headroom`: `gold_base`, `fidelity_base`);
 - *headroom*: chance, base and oracle values of the reward on the evaluation prompts (logged by every
   trial at step 0; base = the untrained model), and each method's share of base-to-oracle it closed;
 - *targets*: the best baseline's final mean reward, and base + `HEADROOM_TARGET` x (oracle - base);
@@ -44,7 +46,8 @@ from vaderbench.report.stats import (
 )
 
 FINAL_METRIC = "eval_reward_mean"
-GOLD_METRIC = "eval_gold_mean"
+#: the truths logged beside the learned reward where the world knows them (the toy world): summary key -> metric
+TRUTH_METRICS = {"gold": "eval_gold_mean", "fidelity": "eval_fidelity"}
 CHANCE_METRIC, ORACLE_METRIC = "eval_chance_reward", "eval_oracle_reward"
 #: the share of the base-to-oracle headroom that the second target asks for
 HEADROOM_TARGET = 0.5
@@ -119,23 +122,25 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
             "oracle": step_zero_mean(metrics, ORACLE_METRIC, ids),
         }
         summary["headroom"][label] = headroom
-        gold = metric_points(metrics, GOLD_METRIC, ids)
-        gold_last = gold.sort_values("step").groupby("run_id").last()["value"] if not gold.empty else pd.Series()
-        gold_base = gold[gold["step"] == 0]["value"].mean() if not gold.empty else None
+        truths = {key: metric_points(metrics, metric, ids) for key, metric in TRUTH_METRICS.items()}
+        truths = {key: points for key, points in truths.items() if not points.empty}
+        truth_last = {key: p.sort_values("step").groupby("run_id").last()["value"] for key, p in truths.items()}
         methods: dict = {}
         seeds_of: dict[str, pd.Series] = {}
         for method, group in at.groupby("method"):
             values = finals.reindex(group["run_id"]).dropna()
             seeds_of[method] = values
             entry = {"final": estimate_list(t_interval(values)), "seeds": int(values.size)}
-            if not gold_last.empty:
-                entry["gold"] = estimate_list(t_interval(gold_last.reindex(group["run_id"]).dropna()))
+            for key, last in truth_last.items():
+                entry[key] = estimate_list(t_interval(last.reindex(group["run_id"]).dropna()))
             if headroom["oracle"] is not None and headroom["base"] is not None:
                 span = headroom["oracle"] - headroom["base"]
                 entry["headroom_closed"] = estimate_list(t_interval((values - headroom["base"]) / span))
             methods[method] = entry
-        if gold_base is not None and not math.isnan(gold_base):
-            headroom["gold_base"] = float(gold_base)
+        for key, points in truths.items():
+            base = points[points["step"] == 0]["value"].mean()
+            if not math.isnan(base):
+                headroom[f"{key}_base"] = float(base)
         baselines = {m: v for m, v in seeds_of.items() if m != reference and v.size and not reward_gradient(m)}
         targets = {}
         best = max(baselines, key=lambda m: baselines[m].mean()) if baselines else None

@@ -8,12 +8,37 @@ supported at this study's power, with the smallest gap the study could have dete
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from vaderbench.report.markdown import estimate_text, interval_text, number
 from vaderbench.report.select import method_display, method_order
 
 TARGETS = {"best_baseline": "the best baseline's final reward", "half_headroom": "half of the base-to-oracle headroom"}
 SPENDING = {"queries": "reward queries", "device_s": "device-seconds"}
+
+
+@dataclass(frozen=True)
+class Truth:
+    """How the findings speak of one truth of the evaluation videos (a summary key: `gold`, `fidelity`)."""
+
+    title: str  # the report's paragraph
+    name: str  # the README's line
+    fell: str  # what a value below the base model's says
+
+
+TRUTHS = {
+    "gold": Truth(
+        "Gold (the truth the learned reward stands for, read from the pixels; base = the untrained model):",
+        "Gold reward (the truth the learned reward stands for)",
+        "the learned reward was over-optimised",
+    ),
+    "fidelity": Truth(
+        "Caption fidelity (colour, shape, direction and background seen as the caption names them, by the toy "
+        "world's detectors; base = the untrained model):",
+        "Caption fidelity (the caption seen right)",
+        "the videos drifted from their captions",
+    ),
+}
 
 
 def ordered(methods: dict) -> list:
@@ -48,23 +73,23 @@ def headroom_line(label: str, summary: dict) -> str | None:
     )
 
 
-def gold_line(label: str, summary: dict, reference: str) -> str | None:
-    """The gold of every method after training against the base model's, and what it says of over-optimisation."""
+def truth_line(label: str, summary: dict, key: str) -> str | None:
+    """Every method's value of truth `key` after training against the base model's, and what it says."""
     at, room = summary["resolutions"][label], summary["headroom"].get(label, {})
-    methods = {m: e for m, e in ordered(at["methods"]) if "gold" in e}
-    if not methods or room.get("gold_base") is None:
+    methods = {m: e for m, e in ordered(at["methods"]) if key in e}
+    if not methods or room.get(f"{key}_base") is None:
         return None
-    base = room["gold_base"]
-    values = ", ".join(f"{method_display(m)} {estimate_text(*triple(e['gold']))}" for m, e in methods.items())
-    below = [method_display(m) for m, e in methods.items() if triple(e["gold"])[2] < base]
-    above = [method_display(m) for m, e in methods.items() if triple(e["gold"])[1] > base]
+    base = room[f"{key}_base"]
+    values = ", ".join(f"{method_display(m)} {estimate_text(*triple(e[key]))}" for m, e in methods.items())
+    below = [method_display(m) for m, e in methods.items() if triple(e[key])[2] < base]
+    above = [method_display(m) for m, e in methods.items() if triple(e[key])[1] > base]
     verdicts = []
     if below:
-        verdicts.append(f"below the base model for {', '.join(below)}: the learned reward was over-optimised")
+        verdicts.append(f"below the base model for {', '.join(below)}: {TRUTHS[key].fell}")
     if above:
         verdicts.append(f"above it for {', '.join(above)}")
     if not verdicts:
-        verdicts.append("no method's gold differs from the base model's at this power")
+        verdicts.append(f"no method's {key} differs from the base model's at this power")
     return f"- {label} px: base {number(base)}; after training {values}; " + "; ".join(verdicts) + "."
 
 
@@ -151,13 +176,10 @@ def findings(summary: dict, reward: str | None = None, budget: str | None = None
             lines.append(f"  - {name} − {best} (the best baseline) = {estimate_text(*difference)}: {verdict}.")
         lines.extend(precision_line(at.get("precision")))
         lines.extend(ratio_lines(label, summary, reference))
-    truth = [line for label in summary["resolutions"] if (line := gold_line(label, summary, reference))]
-    if truth:
-        lines += [
-            "",
-            "Gold (the truth the learned reward stands for, read from the pixels; base = the untrained model):",
-            *truth,
-        ]
+    for key, truth in TRUTHS.items():
+        found = [line for label in summary["resolutions"] if (line := truth_line(label, summary, key))]
+        if found:
+            lines += ["", truth.title, *found]
     room = [line for label in summary["resolutions"] if (line := headroom_line(label, summary))]
     if room:
         lines += [
@@ -185,7 +207,8 @@ def headline(summary: dict) -> list[str]:
     baseline's reward, gold and the trend with resolution; each claim only as far as its interval goes."""
     reference = summary["reference"]
     name = method_display(reference)
-    finals, gaps, costs, gold, fell = [], [], [], [], []
+    finals, gaps, costs = [], [], []
+    truths: dict[str, tuple[list, list]] = {key: ([], []) for key in TRUTHS}  # values per resolution, who fell
     for label, at in summary["resolutions"].items():
         methods = ordered(at["methods"])
         finals.append(
@@ -204,15 +227,14 @@ def headline(summary: dict) -> list[str]:
                     f"{label} px ({method_display(gap['best_baseline'])}) {bound}"
                     f"{interval_text(*triple(cell['ratio']))}"
                 )
-        base = summary["headroom"].get(label, {}).get("gold_base")
-        if base is not None:
-            fell.extend(method_display(m) for m, e in methods if "gold" in e and triple(e["gold"])[2] < base)
-            gold.append(
-                f"{label} px base {number(base)}: "
-                + ", ".join(
-                    f"{method_display(m)} {estimate_text(*triple(e['gold']))}" for m, e in methods if "gold" in e
+        for key, (values, fell) in truths.items():
+            base = summary["headroom"].get(label, {}).get(f"{key}_base")
+            if base is not None:
+                fell.extend(method_display(m) for m, e in methods if key in e and triple(e[key])[2] < base)
+                values.append(
+                    f"{label} px base {number(base)}: "
+                    + ", ".join(f"{method_display(m)} {estimate_text(*triple(e[key]))}" for m, e in methods if key in e)
                 )
-            )
     seeds = max((e["seeds"] for at in summary["resolutions"].values() for e in at["methods"].values()), default=0)
     lines = [f"- Held-out reward after training (mean ± 95% interval over {seeds} seeds): " + "; ".join(finals) + "."]
     if gaps:
@@ -223,14 +245,10 @@ def headline(summary: dict) -> list[str]:
             "the baseline's (bootstrap 95% interval; `<=`: the baseline missed it in some seed and is "
             "charged its budget): " + "; ".join(costs) + "."
         )
-    if gold:
-        verdict = f" Below the base model's (over-optimised): {', '.join(dict.fromkeys(fell))}." if fell else ""
-        lines.append(
-            "- Gold reward (the truth the learned reward stands for), before and after: "
-            + "; ".join(gold)
-            + "."
-            + verdict
-        )
+    for key, (values, fell) in truths.items():
+        if values:
+            verdict = f" Below the base model's ({TRUTHS[key].fell}): {', '.join(dict.fromkeys(fell))}." if fell else ""
+            lines.append(f"- {TRUTHS[key].name}, before and after: " + "; ".join(values) + "." + verdict)
     if "gap_slope" in summary:
         slope = triple(summary["gap_slope"])
         trend = ("grows" if slope[0] > 0 else "shrinks") if excludes(slope, 0.0) else "shows no supported trend"
