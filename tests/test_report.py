@@ -269,6 +269,9 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
         curves = {
             "eval_reward_mean": rewards,
             TUNING_METRIC: {s: tuning_score(r, 0.9) for s, r in rewards.items()},
+            # the exploit (1e-1) loses its captions: fidelity 0.8 at step 0, 0.2 at its last
+            "eval_fidelity": {s: 0.8 - (0.6 * s / steps if lr == 1e-1 else 0.0) for s in rewards},
+            "eval_gold_mean": dict.fromkeys(rewards, 0.3),
             **({"budget_spent": {4: 1.0}} if steps == 4 else {}),
         }
         add_trial(
@@ -297,6 +300,12 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
     assert tuning.loc[tuning["chosen"], "lr"].tolist() == ["0.001"]
     assert tuning.set_index("lr").loc["0.1", "score"] == pytest.approx(0.6)
     assert tuning.set_index("lr").loc["0.01", "reached"] == False  # noqa: E712  (stopped early)
+    assert tuning.set_index("lr")["fidelity"].to_dict() == pytest.approx(
+        {"0.0001": 0.8, "0.001": 0.8, "0.01": 0.8, "0.1": 0.2}
+    )
+    text = path.read_text()
+    assert "the base model's: 32 px: gold 0.3, caption fidelity 0.8." in text
+    assert "| VADER | 32 | 0.1 | 1.2 | 0.6 | 0.3 | 0.2 | 4 | yes |  |" in text
     k_table = tables.k_ablation(finished, runs.metrics)
     assert sorted(set(k_table["K"])) == ["1", "10"] and sorted(set(k_table["step"])) == [1, 4]
 

@@ -25,6 +25,7 @@ from vaderbench.report.select import (
     MissingRuns,
     classify,
     method_display,
+    metric_points,
     param_column,
     reference_method,
     short_name,
@@ -231,6 +232,22 @@ def time_breakdown(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     return section, figures.time_breakdown(table)
 
 
+TRUTH_COLUMNS = {"gold": "gold", "fidelity": "caption fidelity"}
+
+
+def tuning_bases(trials: pd.DataFrame, metrics: pd.DataFrame) -> str:
+    """The base model's truths on the validation prompts (the tuning trials' step 0), per tuning resolution."""
+    parts = []
+    for label, at in with_resolution(trials).groupby("resolution_label"):
+        values = []
+        for name, metric in tables.TRUTHS.items():
+            points = metric_points(metrics, metric, at["run_id"])
+            if not points[points["step"] == 0].empty:
+                values.append(f"{TRUTH_COLUMNS[name]} {number(points[points['step'] == 0]['value'].mean())}")
+        parts.append(f"{label} px: " + ", ".join(values))
+    return "; ".join(parts)
+
+
 def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     everything = classify(runs.trials)
     tuned = everything[(everything["state"] == "finished") & is_tuning(everything)]
@@ -244,6 +261,13 @@ def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
             "reward, folded at the oracle's where the reward has one: past the reward of the best real video, more "
             "counts as less, so that exploiting the reward model is not chosen); the "
             "final grid runs every method at its choice."
+            + (
+                " `gold` and `caption fidelity`: the toy world's truths of the same validation videos at the same "
+                "step, which the choice does not read (a setting that wins the reward by drifting from the "
+                f"captions shows here); the base model's: {tuning_bases(tuned, runs.metrics)}."
+                if "fidelity" in table or "gold" in table
+                else ""
+            )
         )
     )
     shown = table.assign(
@@ -253,6 +277,7 @@ def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
             "ran to the budget": table["reached"].map({True: "yes", False: "stopped early"}),
             "chosen": table["chosen"].map({True: "**chosen**", False: ""}),
             "method": table["method"].map(method_display),
+            **{TRUTH_COLUMNS[name]: table[name].map(number) for name in TRUTH_COLUMNS if name in table},
         }
     )
     columns = [
@@ -261,6 +286,7 @@ def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
         *keys,
         "validation reward",
         "tuning score",
+        *[column for name, column in TRUTH_COLUMNS.items() if name in table],
         "step",
         "ran to the budget",
         "chosen",

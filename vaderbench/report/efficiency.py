@@ -44,10 +44,9 @@ from vaderbench.report.stats import (
     t_interval,
     welch_interval,
 )
+from vaderbench.report.tables import TRUTHS
 
 FINAL_METRIC = "eval_reward_mean"
-#: the truths logged beside the learned reward where the world knows them (the toy world): summary key -> metric
-TRUTH_METRICS = {"gold": "eval_gold_mean", "fidelity": "eval_fidelity"}
 CHANCE_METRIC, ORACLE_METRIC = "eval_chance_reward", "eval_oracle_reward"
 #: the share of the base-to-oracle headroom that the second target asks for
 HEADROOM_TARGET = 0.5
@@ -122,7 +121,7 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
             "oracle": step_zero_mean(metrics, ORACLE_METRIC, ids),
         }
         summary["headroom"][label] = headroom
-        truths = {key: metric_points(metrics, metric, ids) for key, metric in TRUTH_METRICS.items()}
+        truths = {key: metric_points(metrics, metric, ids) for key, metric in TRUTHS.items()}
         truths = {key: points for key, points in truths.items() if not points.empty}
         truth_last = {key: p.sort_values("step").groupby("run_id").last()["value"] for key, p in truths.items()}
         methods: dict = {}

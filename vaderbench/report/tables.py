@@ -253,7 +253,8 @@ def time_breakdown(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """(rows, tuned keys): per tuning setting (method, resolution, values of the tuned keys), the validation
     reward and tuning score at the last step (means over tuning seeds), whether every seed ran to the budget, the
-    last step reached, and `chosen`: the setting with the best score among those that ran to the budget."""
+    last step reached, and `chosen`: the setting with the best score among those that ran to the budget; with
+    the truths the trials logged (`gold`, `fidelity`: not read by the choice) at the same step."""
     if trials.empty:
         raise MissingRuns("no tuning stage (no finished trials with stage `tune`)")
     require_metric(metrics, FINAL_METRIC, trials)
@@ -262,6 +263,10 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
     last = last_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "validation"})
     score = last_points(metrics, TUNING_METRIC, ids)[["run_id", "value"]].rename(columns={"value": "score"})
     last = last.merge(score, on="run_id", how="left")
+    truths = [name for name, metric in TRUTHS.items() if metrics["metric"].eq(metric).any()]
+    for name in truths:  # what the choice does not read: the toy world's truths of the same validation videos
+        values = last_points(metrics, TRUTHS[name], ids)[["run_id", "value"]].rename(columns={"value": name})
+        last = last.merge(values, on="run_id", how="left")
     spent = metric_points(metrics, "budget_spent", ids)[["run_id"]].assign(reached=True)
     rows = trials.merge(last, on="run_id").merge(spent, on="run_id", how="left")
     rows["reached"] = rows["reached"].fillna(False).astype(bool)
@@ -280,6 +285,7 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
         seeds=("validation", "size"),
         reached=("reached", "all"),
         step=("step", "max"),
+        **{name: (name, "mean") for name in truths},
     )
     table["chosen"] = False
     for _, candidates in table[table["reached"]].groupby(["method", "side"]):
@@ -296,6 +302,8 @@ HEADROOM_METRICS = {
 }
 GOLD_METRIC = "eval_gold_mean"
 FIDELITY_METRIC = "eval_fidelity"
+#: the toy world's truths of the evaluation videos, where a trial logs them
+TRUTHS = {"gold": GOLD_METRIC, "fidelity": FIDELITY_METRIC}
 
 
 def headroom(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
@@ -321,7 +329,7 @@ def proxy_and_gold(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     trials = with_series(with_resolution(trials), exclude=("resolution",))
     ids = trials["run_id"]
     points = metric_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "proxy"})
-    for name, metric in (("gold", GOLD_METRIC), ("fidelity", FIDELITY_METRIC)):
+    for name, metric in TRUTHS.items():
         points = points.merge(
             metric_points(metrics, metric, ids).rename(columns={"value": name}), on=["run_id", "step"], how="left"
         )
