@@ -11,7 +11,7 @@ from vaderbench.models.toy import coordinate_codes, load_toy_model
 from vaderbench.registry import MODELS, PROMPT_SETS, REWARDS
 from vaderbench.rewards.base import build_reward
 from vaderbench.toyworld.diagnose import caption_sensitivity, diagnose
-from vaderbench.toyworld.evaluate import REWARD_CHECKS, base_accuracy, chance, heldout_prompts
+from vaderbench.toyworld.evaluate import REWARD_CHECKS, base_accuracy, base_policy, chance, heldout_prompts
 from vaderbench.toyworld.labels import aesthetic_score
 from vaderbench.toyworld.render import random_scenes, render
 from vaderbench.toyworld.train_base import (
@@ -143,8 +143,8 @@ def test_base_model_draws_held_out_captions_above_chance_and_random_weights_do_n
     # 24 held-out captions at 32 px; the shipped model scores colour 0.96, shape 0.63, direction 0.83 on them,
     # the model before the t >= 900 share direction 0.54, random weights 0.17, 0.21, 0.17 (README: The toy world)
     prompts = heldout_prompts(24, seed=5)
-    trained = base_accuracy(load_toy_model(), WEIGHTS_DIR, 32, prompts, seed=5)
-    random = base_accuracy(MODELS.get("toy-random")(**BASE_UNET), WEIGHTS_DIR, 32, prompts, seed=5)
+    trained = base_accuracy(base_policy(load_toy_model()), WEIGHTS_DIR, 32, prompts, seed=5)
+    random = base_accuracy(base_policy(MODELS.get("toy-random")(**BASE_UNET)), WEIGHTS_DIR, 32, prompts, seed=5)
     floor = chance()
     assert trained["colour"] >= floor["colour"] + 0.5
     assert trained["shape"] >= floor["shape"] + 0.15 and trained["direction"] >= floor["direction"] + 0.4

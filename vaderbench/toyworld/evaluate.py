@@ -166,12 +166,12 @@ def sample_videos(
 
 
 def base_accuracy(
-    model, weights: Path, size: int, prompts: list[str], seed: int, sampler=TOY_SAMPLER
+    policy: Policy, weights: Path, size: int, prompts: list[str], seed: int, sampler=TOY_SAMPLER
 ) -> dict[str, float]:
-    """Caption fidelity of the base model's videos (`gold.caption_fidelity`), averaged over the prompts."""
+    """Caption fidelity of the base policy's videos (`gold.caption_fidelity`), averaged over the prompts."""
     detector = ToyObjectRemovalReward(str(weights)).freeze().detector
     classifier = ToyActionReward(str(weights)).freeze().classifier
-    videos = sample_videos(base_policy(model), prompts, FRAMES, size, seed, sampler=sampler)
+    videos = sample_videos(policy, prompts, FRAMES, size, seed, sampler=sampler)
     fidelity = caption_fidelity(videos, prompts, detector, classifier)
     return {key: round(float(value.mean()), 4) for key, value in fidelity.items()}
 
@@ -184,8 +184,8 @@ def evaluate_base(
 
     prompts = heldout_prompts(count, seed)
     load, sampler = (load_toy_flow_model, TOY_FLOW_SAMPLER) if flow else (load_toy_model, TOY_SAMPLER)
-    model = load(str(weights / "base"))
-    return {str(size): base_accuracy(model, weights, size, prompts, seed, sampler) for size in sizes}
+    policy = base_policy(load(str(weights / "base")))  # one policy for every size: adapters are injected once
+    return {str(size): base_accuracy(policy, weights, size, prompts, seed, sampler) for size in sizes}
 
 
 def chance() -> dict[str, float]:
