@@ -25,10 +25,10 @@ from vaderbench.report.select import (
     MissingRuns,
     classify,
     method_display,
-    metric_points,
     param_column,
     reference_method,
     short_name,
+    step_zero_mean,
     with_resolution,
 )
 from vaderbench.report.tables import with_series
@@ -239,11 +239,8 @@ def tuning_bases(trials: pd.DataFrame, metrics: pd.DataFrame) -> str:
     """The base model's truths on the validation prompts (the tuning trials' step 0), per tuning resolution."""
     parts = []
     for label, at in with_resolution(trials).groupby("resolution_label"):
-        values = []
-        for name, metric in tables.TRUTHS.items():
-            points = metric_points(metrics, metric, at["run_id"])
-            if not points[points["step"] == 0].empty:
-                values.append(f"{TRUTH_COLUMNS[name]} {number(points[points['step'] == 0]['value'].mean())}")
+        bases = {name: step_zero_mean(metrics, metric, at["run_id"]) for name, metric in tables.TRUTHS.items()}
+        values = [f"{TRUTH_COLUMNS[name]} {number(base)}" for name, base in bases.items() if base is not None]
         parts.append(f"{label} px: " + ", ".join(values))
     return "; ".join(parts)
 

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from vaderbench.registry import ALIGNERS
-from vaderbench.report.select import MissingRuns, metric_points, reference_method, with_resolution
+from vaderbench.report.select import MissingRuns, metric_points, reference_method, step_zero_mean, with_resolution
 from vaderbench.report.stats import (
     Estimate,
     detectable_difference,
@@ -92,12 +92,6 @@ def estimate_list(estimate: Estimate) -> list[float | None]:
     return [None if math.isnan(v) else float(v) for v in (estimate.mean, estimate.low, estimate.high)]
 
 
-def step_zero_mean(metrics: pd.DataFrame, metric: str, ids) -> float | None:
-    points = metric_points(metrics, metric, ids)
-    points = points[points["step"] == 0]
-    return float(points["value"].mean()) if not points.empty else None
-
-
 def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None = None) -> dict:
     """The summary of an efficiency study (the layout of `summary.json`): see the module's docstring.
 
@@ -136,10 +130,9 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
                 span = headroom["oracle"] - headroom["base"]
                 entry["headroom_closed"] = estimate_list(t_interval((values - headroom["base"]) / span))
             methods[method] = entry
-        for key, points in truths.items():
-            base = points[points["step"] == 0]["value"].mean()
-            if not math.isnan(base):
-                headroom[f"{key}_base"] = float(base)
+        for key in truths:
+            if (base := step_zero_mean(metrics, TRUTHS[key], ids)) is not None:
+                headroom[f"{key}_base"] = base
         baselines = {m: v for m, v in seeds_of.items() if m != reference and v.size and not reward_gradient(m)}
         targets = {}
         best = max(baselines, key=lambda m: baselines[m].mean()) if baselines else None

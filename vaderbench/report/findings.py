@@ -73,15 +73,28 @@ def headroom_line(label: str, summary: dict) -> str | None:
     )
 
 
+def truth_at(label: str, summary: dict, key: str) -> tuple[float, dict] | None:
+    """(the base model's value, {method: entry}) of truth `key` at one resolution; None where it was not logged."""
+    base = summary["headroom"].get(label, {}).get(f"{key}_base")
+    methods = {m: e for m, e in ordered(summary["resolutions"][label]["methods"]) if key in e}
+    return (base, methods) if methods and base is not None else None
+
+
+def truth_values(methods: dict, key: str) -> str:
+    return ", ".join(f"{method_display(m)} {estimate_text(*triple(e[key]))}" for m, e in methods.items())
+
+
+def below_base(methods: dict, key: str, base: float) -> list[str]:
+    """The methods whose interval of truth `key` lies wholly below the base model's value."""
+    return [method_display(m) for m, e in methods.items() if triple(e[key])[2] < base]
+
+
 def truth_line(label: str, summary: dict, key: str) -> str | None:
     """Every method's value of truth `key` after training against the base model's, and what it says."""
-    at, room = summary["resolutions"][label], summary["headroom"].get(label, {})
-    methods = {m: e for m, e in ordered(at["methods"]) if key in e}
-    if not methods or room.get(f"{key}_base") is None:
+    if (found := truth_at(label, summary, key)) is None:
         return None
-    base = room[f"{key}_base"]
-    values = ", ".join(f"{method_display(m)} {estimate_text(*triple(e[key]))}" for m, e in methods.items())
-    below = [method_display(m) for m, e in methods.items() if triple(e[key])[2] < base]
+    base, methods = found
+    below = below_base(methods, key, base)
     above = [method_display(m) for m, e in methods.items() if triple(e[key])[1] > base]
     verdicts = []
     if below:
@@ -90,6 +103,7 @@ def truth_line(label: str, summary: dict, key: str) -> str | None:
         verdicts.append(f"above it for {', '.join(above)}")
     if not verdicts:
         verdicts.append(f"no method's {key} differs from the base model's at this power")
+    values = truth_values(methods, key)
     return f"- {label} px: base {number(base)}; after training {values}; " + "; ".join(verdicts) + "."
 
 
@@ -228,13 +242,10 @@ def headline(summary: dict) -> list[str]:
                     f"{interval_text(*triple(cell['ratio']))}"
                 )
         for key, (values, fell) in truths.items():
-            base = summary["headroom"].get(label, {}).get(f"{key}_base")
-            if base is not None:
-                fell.extend(method_display(m) for m, e in methods if key in e and triple(e[key])[2] < base)
-                values.append(
-                    f"{label} px base {number(base)}: "
-                    + ", ".join(f"{method_display(m)} {estimate_text(*triple(e[key]))}" for m, e in methods if key in e)
-                )
+            if (found := truth_at(label, summary, key)) is not None:
+                base, with_truth = found
+                fell.extend(below_base(with_truth, key, base))
+                values.append(f"{label} px base {number(base)}: {truth_values(with_truth, key)}")
     seeds = max((e["seeds"] for at in summary["resolutions"].values() for e in at["methods"].values()), default=0)
     lines = [f"- Held-out reward after training (mean ± 95% interval over {seeds} seeds): " + "; ".join(finals) + "."]
     if gaps:

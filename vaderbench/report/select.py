@@ -183,6 +183,13 @@ def metric_points(metrics: pd.DataFrame, metric: str, run_ids=None) -> pd.DataFr
     return points.drop_duplicates(["run_id", "step"], keep="last")[["run_id", "step", "value"]]
 
 
+def step_zero_mean(metrics: pd.DataFrame, metric: str, run_ids) -> float | None:
+    """The mean of `metric` at step 0 (before any update: the base model's) over the runs; None if not logged."""
+    points = metric_points(metrics, metric, run_ids)
+    points = points[points["step"] == 0]
+    return float(points["value"].mean()) if not points.empty else None
+
+
 def last_points(metrics: pd.DataFrame, metric: str, run_ids=None) -> pd.DataFrame:
     """run_id, step, value at each run's last logged step of `metric`."""
     points = metric_points(metrics, metric, run_ids).sort_values(["run_id", "step"])

@@ -30,6 +30,7 @@ from vaderbench.report.select import (
     series_labels,
     setting_columns,
     short_name,
+    step_zero_mean,
     varies,
     with_resolution,
 )
@@ -314,10 +315,8 @@ def headroom(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     for (side, label), at in trials.groupby(["side", "resolution_label"]):
         row = {"side": side, "resolution_label": label}
         for name, metric in {**HEADROOM_METRICS, "base": FINAL_METRIC, "base gold": GOLD_METRIC}.items():
-            points = metric_points(metrics, metric, at["run_id"])
-            points = points[points["step"] == 0]
-            if not points.empty:
-                row[name] = float(points["value"].mean())
+            if (value := step_zero_mean(metrics, metric, at["run_id"])) is not None:
+                row[name] = value
         rows.append(row)
     table = pd.DataFrame(rows)
     return table if {"chance", "oracle"} <= set(table.columns) else pd.DataFrame()
