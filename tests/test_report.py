@@ -102,6 +102,7 @@ def efficiency_curves(method: str, resolution: int, seed: int, final: float) -> 
         # captions, the others' fidelity holds (within the seeds' spread)
         "eval_gold_mean": {0: 0.4, 2: 0.35, 4: 0.3 - final / 10},
         "eval_fidelity": {0: 0.6, 2: 0.6, 4: 0.6 - (0.2 if method == "vader" else 0.0) + seed / 100},
+        "eval_kl": {0: 0.0, 2: 5.0 * final, 4: 20.0 * final},
         **{f"eval_{kind}_{measure}": {0: value} for (kind, measure), value in REFERENCES[resolution].items()},
     }
 

@@ -278,6 +278,16 @@ def test_a_toy_trial_logs_the_headroom_of_toyworld_eval_its_gold_and_the_folded_
     assert 0 <= end["eval_gold_mean"] <= 1 and 0 <= end["eval_fidelity"] <= 1
     for report in (start, end):
         assert report[TUNING_METRIC] == tuning_score(report["eval_reward_mean"], room["oracle"])
+    # the adapters start at zero: the policy is the base model, then moves away from it
+    assert start["eval_kl"] == 0 and end["eval_kl"] > 0
+    # toy_aesthetic is an ensemble: its members disagree somewhat on the model's videos
+    assert start["eval_reward_std_members"] > 0
+
+
+def test_a_deterministic_evaluation_sampler_logs_no_kl_and_a_reward_without_members_no_spread(tmp_path):
+    trial = trial_of(tmp_path, sampler={"num_steps": 3, "eta": 0.0}, methods={"vader": {"batch_size": 2}})
+    metrics = TrialLoop(trial, store(tmp_path)).evaluate()
+    assert "eval_kl" not in metrics and "eval_reward_std_members" not in metrics
 
 
 def test_every_method_is_evaluated_with_the_file_s_sampler_whatever_it_trains_with(tmp_path):

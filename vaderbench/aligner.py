@@ -37,6 +37,18 @@ FAMILIES = ("reward-gradient", "policy-gradient", "preference")
 
 
 @dataclass
+class Evaluation:
+    """Evaluation videos and what is measured of them (per video; gathered over workers but `videos`)."""
+
+    rewards: torch.Tensor  # [B]
+    videos: torch.Tensor  # [B_local, F, C, H, W] in [0, 1]: this worker's
+    #: the policy's KL from the base model along each video's sampling path (None for a deterministic sampler)
+    kl: torch.Tensor | None
+    #: the standard deviation of a reward ensemble's members' scores (None for a reward without members)
+    member_spread: torch.Tensor | None
+
+
+@dataclass
 class AlignerConfig:
     """Settings every aligner has. Subclasses add theirs and change defaults, citing their source."""
 
@@ -244,20 +256,32 @@ class Aligner(ABC):
 
         Not counted as reward queries: evaluation is the measurement, not part of the method's budget.
         """
-        return self.evaluate_videos(prompts, seeds)[0]
+        return self.evaluate_videos(prompts, seeds).rewards
 
     @torch.no_grad()
     def evaluate_videos(
         self, prompts: Sequence[str], seeds: Sequence[int], sampler: SamplerSettings | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """`evaluate`'s rewards (all workers) and this worker's videos [B_local, F, C, H, W] in [0, 1], sampled
-        with `sampler` (default: the method's own)."""
+    ) -> Evaluation:
+        """`evaluate`'s rewards and this worker's videos, sampled with `sampler` (default: the method's own),
+        with the policy's KL from the base model along them and the reward ensemble's spread where defined."""
+        sampler = sampler or self.sampler
         prompts, seeds = self.local(prompts), self.local(seeds)
         trajectory = self.policy.sample(
-            prompts, seeds, sampler or self.sampler, frames=self.frames, height=self.height, width=self.width
+            prompts, seeds, sampler, frames=self.frames, height=self.height, width=self.width
         )
         videos = self.policy.decode(trajectory.final)
-        return distributed.gather(self.reward(videos, prompts)), videos
+        kl = (
+            self.policy.trajectory_kl(trajectory, sampler) if bool((self.policy.step_stds(sampler) > 0).all()) else None
+        )
+        spread = (
+            self.reward.members(videos, prompts).std(dim=0, unbiased=False) if hasattr(self.reward, "members") else None
+        )
+        return Evaluation(
+            rewards=distributed.gather(self.reward(videos, prompts)),
+            videos=videos,
+            kl=None if kl is None else distributed.gather(kl),
+            member_spread=None if spread is None else distributed.gather(spread),
+        )
 
     # -- state ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

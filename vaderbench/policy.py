@@ -277,6 +277,22 @@ class Policy(nn.Module):
             output = self.guided_prediction(x_t, t, condition, null, sampler.guidance_scale).float()
         return self.model.sampling.step(output, t, t_prev, x_t, sampler.eta)
 
+    @torch.no_grad()
+    def trajectory_kl(self, trajectory: Trajectory, sampler: SamplerSettings) -> torch.Tensor:
+        """KL [B] of the policy's sampling path from the reference's (adapters off), along the trajectory's own
+        latents: the sum over steps and latent elements of KL(N(mu, s^2) || N(mu_ref, s^2)) = |mu - mu_ref|^2
+        / (2 s^2), both Gaussian steps sharing the sampler's std s (Gao et al.'s x-axis, for a diffusion model).
+        Needs a stochastic sampler (eta > 0): a deterministic step has no density."""
+        total = torch.zeros(trajectory.batch_size, device=trajectory.final.device)
+        for step in range(len(trajectory.timesteps)):
+            index = torch.full((trajectory.batch_size,), step)
+            mean, std = self.step_distribution(trajectory, index, sampler)
+            with self.reference():
+                reference_mean, _ = self.step_distribution(trajectory, index, sampler)
+            kl = (mean - reference_mean) ** 2 / (2 * std.expand_as(mean) ** 2)
+            total += kl.flatten(1).sum(dim=1)
+        return total
+
     def denoising_loss(
         self, clean: torch.Tensor, timesteps: torch.Tensor, noise: torch.Tensor, condition: Condition
     ) -> torch.Tensor:

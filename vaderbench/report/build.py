@@ -16,10 +16,19 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from vaderbench.report import efficiency, figures, tables
+from vaderbench.report import efficiency, figures, overoptimisation, tables
 from vaderbench.report.findings import findings
 from vaderbench.report.load import Runs, load_runs
-from vaderbench.report.markdown import Section, cells, markdown_table, number, pivot, report_markdown, section_markdown
+from vaderbench.report.markdown import (
+    Section,
+    cells,
+    interval_text,
+    markdown_table,
+    number,
+    pivot,
+    report_markdown,
+    section_markdown,
+)
 from vaderbench.report.samples import comparison_rows
 from vaderbench.report.select import (
     MissingRuns,
@@ -110,6 +119,43 @@ def proxy_and_gold(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     )
     section.tables.append(("Mean over seeds, first and last evaluation", shown))
     return section, figures.proxy_and_gold(table, room)
+
+
+def overoptimisation_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    points = overoptimisation.trajectories(trials, runs.metrics)
+    found = overoptimisation.curves(points)
+    section = Section(
+        caption=(
+            "Over-optimisation as Gao et al. (2022) draw it: the gold of the evaluation videos against the learned "
+            f"reward they were optimised for (`{tables.FINAL_METRIC}`), and against the square root of the policy's "
+            f"KL from the base model along their sampling paths (`{overoptimisation.KL_METRIC}`), mean over seeds; "
+            "★ each setting's peak of gold. Rise: gold at the peak minus at step 0; fall: at the last evaluation "
+            "minus at the peak; both paired by seed with 95% t-intervals (the peak is chosen on the same runs, so "
+            "the rise's interval is optimistic)."
+        )
+    )
+    rows = []
+    for curve in found:
+        verdict = []
+        if curve.rose:
+            verdict.append("gold rose above the base model's")
+        if curve.over_optimised:
+            verdict.append("then fell below its peak while the learned reward kept rising")
+        rows.append(
+            {
+                "resolution": curve.resolution_label,
+                "series": curve.series,
+                "gold at step 0": number(curve.base_gold),
+                "peak (step)": f"{number(curve.peak_gold)} ({curve.peak_step})",
+                "rise": interval_text(curve.rise.mean, curve.rise.low, curve.rise.high),
+                "fall by the last step": interval_text(curve.fall.mean, curve.fall.low, curve.fall.high),
+                "reward after the peak": f"{curve.proxy_after_peak:+.3g}",
+                "KL at peak → last": f"{number(curve.kl_at_peak)} → {number(curve.kl_last)}",
+                "verdict": "; ".join(verdict) or "neither",
+            }
+        )
+    section.tables.append(("Gold's peak per setting (n = seeds)", pd.DataFrame(rows)))
+    return section, figures.overoptimisation(overoptimisation.means(points), found)
 
 
 def final_points_table(curve: pd.DataFrame, x_name: str) -> pd.DataFrame:
@@ -323,6 +369,10 @@ def samples(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
 SECTIONS: dict[str, tuple[str, Callable]] = {
     "resolution_gap": ("Resolution gap (paper Figure 3)", resolution_gap),
     "proxy_and_gold": ("Learned reward against the truth: over-optimisation and prompt drift", proxy_and_gold),
+    "overoptimisation": (
+        "Over-optimisation: the truth against the learned reward and the KL",
+        overoptimisation_section,
+    ),
     "sample_efficiency": (
         "Sample efficiency (paper Figure 5, top)",
         spending_section(

@@ -370,3 +370,35 @@ def proxy_and_gold(table: pd.DataFrame, room: pd.DataFrame) -> Figure:
         bottom.set_title(f"caption fidelity, {label} px")
     shared_legend(figure, list(axes[0]))
     return figure
+
+
+def overoptimisation(table: pd.DataFrame, peaks: list) -> Figure:
+    """Gao et al.'s two views, one row per resolution: gold against the learned reward, and gold against the
+    square root of the KL from the base model (their d); each series' mean over seeds, its peak of gold starred."""
+    sides = sorted(table["side"].unique())
+    figure = new_figure(PANEL_INCHES[0] * 2, PANEL_INCHES[1] * len(sides))
+    axes = figure.subplots(len(sides), 2, squeeze=False)
+    styles = series_styles(table)
+    for row, side in enumerate(sides):
+        left, right = axes[row]
+        at = table[table["side"] == side]
+        for series, rows in at.groupby("series", sort=False):
+            rows = rows.sort_values("step")
+            style = styles[series]
+            left.plot(rows["proxy"], rows["gold"], **style, label=series)
+            right.plot(np.sqrt(rows["kl"].clip(lower=0)), rows["gold"], **style, label=series)
+            peak = next(p for p in peaks if p.series == series and p.side == side)
+            top = rows[rows["step"] == peak.peak_step]
+            for ax, x in ((left, top["proxy"]), (right, np.sqrt(top["kl"].clip(lower=0)))):
+                ax.scatter(x, top["gold"], color=style["color"], marker="*", s=80, zorder=4)
+        base = at[at["step"] == 0]["gold"].mean()
+        label = at["resolution_label"].iloc[0]
+        for ax in (left, right):
+            ax.axhline(base, color=BASE_COLOUR, linewidth=0.8, linestyle=":", label="base model")
+            ax.set_ylabel("gold reward (the truth)")
+        left.set_xlabel("held-out reward (the learned reward optimised)")
+        right.set_xlabel("√KL from the base model (nats^½, the whole path)")
+        left.set_title(f"gold vs learned reward, {label} px (★ peak of gold)")
+        right.set_title(f"gold vs distance from the base model, {label} px")
+    shared_legend(figure, list(axes[0]))
+    return figure

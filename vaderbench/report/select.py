@@ -156,7 +156,10 @@ def series_labels(trials: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Ser
     varying = varying_within_method(trials, exclude)
 
     def label(row) -> str:
-        settings = [f"{short_name(c)}={row[c]}" for c in varying[row["method"]] if not pd.isna(row[c])]
+        # a swept `methods.<entry>.lr` is also logged as the trial's `lr`: name it once
+        settings = list(
+            dict.fromkeys(f"{short_name(c)}={row[c]}" for c in varying[row["method"]] if not pd.isna(row[c]))
+        )
         name = method_display(row["method"])
         return f"{name} ({', '.join(settings)})" if settings else name
 

@@ -189,7 +189,8 @@ class TrialLoop:
         """The held-out reward of the evaluation videos (and, in the toy world, their gold and caption
         fidelity); with `gif_name`, the first `eval.sample_videos` of them as a GIF with their values."""
         with self.clock.phase("evaluate"):
-            rewards, videos = self.aligner.evaluate_videos(self.eval_prompts, self.eval_seeds, self.eval_sampler)
+            evaluation = self.aligner.evaluate_videos(self.eval_prompts, self.eval_seeds, self.eval_sampler)
+            rewards, videos = evaluation.rewards, evaluation.videos
             per_video = {"reward": rewards}
             if self.judge is not None:
                 measured = self.judge.measure(videos, distributed.shard(self.eval_prompts))
@@ -197,6 +198,10 @@ class TrialLoop:
             if gif_name:
                 self.save_samples(gif_name, videos, per_video)
         metrics = {"eval_reward_mean": float(rewards.mean()), "eval_reward_std": float(rewards.std(unbiased=False))}
+        if evaluation.kl is not None:
+            metrics["eval_kl"] = float(evaluation.kl.mean())
+        if evaluation.member_spread is not None:
+            metrics["eval_reward_std_members"] = float(evaluation.member_spread.mean())
         if self.judge is not None:
             metrics["eval_gold_mean"] = float(per_video["gold"].mean())
             fidelity = {

@@ -22,7 +22,17 @@ EVAL_LAYOUT = """The JSON object (--json) holds:
             the best scene for a prompt-free reward; the bare background for toy_object_removal), on the
             same held-out captions at the default study's clip (4 frames at 16, 32, 64 px). gold_* is the
             reward's gold measure of the same videos; base_position is where the base model sits from
-            chance (0) to the oracle (1), null when they are equal."""
+            chance (0) to the oracle (1), null when they are equal.
+  proxy:    {reward: {size: {pair_accuracy, best_of_n, ladder}}}   is each learned reward a faithful proxy
+            of its gold on the base model's own videos (--proxy-samples videos of each of --proxy-captions
+            held-out captions, the study's clip and sampler)?
+            pair_accuracy: {all, gap_0.05}: {value, low, high, pairs}: same-caption pairs ordered as the
+              gold orders them (all pairs whose gold differs; those >= 0.05 apart), bootstrap 95% interval
+            best_of_n: {n: {by_reward, by_gold}}: the gold of the best of n videos of a caption chosen by
+              the reward, and by the gold itself (the ceiling), n = 1, 2, 4, 8, 16
+            ladder: {corruption: spearman, mean}: along each caption's clean render under a corruption of
+              rising strength (noise, blur, colour_shift, flicker, grid, missing_object), the Spearman
+              correlation of the reward with the gold, averaged over captions"""
 
 
 def add_parser(subparsers) -> None:
@@ -61,6 +71,13 @@ def add_parser(subparsers) -> None:
         "--base-videos", type=int, default=60,
         help="held-out captions sampled per resolution, for base accuracy and headroom (default 60, at least 2)",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--proxy-captions", type=int, default=32, help="held-out captions for the proxy checks (default 32)"
+    )
+    evaluate.add_argument(
+        "--proxy-samples", type=int, default=16,
+        help="base-model videos per caption for the proxy checks (default 16, at least 2)",
+    )  # fmt: skip
     evaluate.set_defaults(func=run_eval)
 
 
@@ -77,15 +94,22 @@ def run_build(args) -> int:
 def run_eval(args) -> int:
     from vaderbench.toyworld.evaluate import chance, evaluate_base, evaluate_rewards
     from vaderbench.toyworld.headroom import evaluate_headroom
+    from vaderbench.toyworld.reward_checks import evaluate_proxies
 
     if args.videos < 1 or args.base_videos < 2:
         raise ValueError(f"--videos must be >= 1 and --base-videos >= 2, got {args.videos} and {args.base_videos}")
+    if args.proxy_captions < 1 or args.proxy_samples < 2:
+        raise ValueError(
+            "--proxy-captions must be >= 1 and --proxy-samples >= 2, "
+            f"got {args.proxy_captions} and {args.proxy_samples}"
+        )
     results = {
         "rewards": evaluate_rewards(args.weights, args.videos),
         "base": evaluate_base(args.weights, args.base_videos),
         "base_flow": evaluate_base(args.weights, args.base_videos, flow=True),
         "chance": chance(),
         "headroom": evaluate_headroom(args.weights, args.base_videos),
+        "proxy": evaluate_proxies(args.weights, args.proxy_captions, args.proxy_samples),
     }
     if args.json:
         print(json.dumps(results))
@@ -100,6 +124,7 @@ def run_eval(args) -> int:
         for size, row in [*results[name].items(), ("chance", results["chance"])]:
             print(f"{size:>6s} " + " ".join(f"{row[key]:10.3f}" for key in keys))
     print_headroom(results["headroom"])
+    print_proxy(results["proxy"])
     return 0
 
 
@@ -119,3 +144,23 @@ def print_headroom(headroom: dict) -> None:
 
 def cell(value: float | None) -> str:
     return f"{'-':>8s}" if value is None else f"{value:8.3f}"
+
+
+def print_proxy(proxy: dict) -> None:
+    print("\nproxy checks on the base model's videos of held-out captions: same-caption pairs ordered as the gold")
+    print("orders them (all; gold >= 0.05 apart, 95% interval), gold of the best of 16 chosen by the reward / by")
+    print("the gold (best of 1: the mean), mean Spearman with the gold along the corruption ladders")
+    print(
+        f"{'reward':20s} {'size':>4s} {'pairs':>6s} {'gap pairs':>21s} {'best of 1 / 16 / ceiling':>26s} {'ladder':>7s}"
+    )
+    for name, sizes in proxy.items():
+        for size, row in sizes.items():
+            gap = next(value for key, value in row["pair_accuracy"].items() if key != "all")
+            best = row["best_of_n"]
+            top = best[max(best, key=int)]
+            interval = "-" if gap["value"] is None else f"{gap['value']:.3f} [{gap['low']:.2f}, {gap['high']:.2f}]"
+            print(
+                f"{name:20s} {size:>4s} {cell(row['pair_accuracy']['all']['value'])[2:]:>6s} {interval:>21s} "
+                f"{best['1']['by_reward']:8.3f} {top['by_reward']:8.3f} {top['by_gold']:8.3f} "
+                f"{cell(row['ladder']['mean'])[1:]:>7s}"
+            )

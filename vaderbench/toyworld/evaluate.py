@@ -3,7 +3,8 @@
 Everything is measured on fresh procedural data (its own seed, never a training batch):
 - toy_clip: retrieval: its caption scores highest among 8 candidates (7 others with another colour,
   shape or background and the same motion, since one frame cannot show motion);
-- toy_aesthetic: pairwise ranking agreement with the aesthetic rule (pairs differing by >= 0.1);
+- toy_aesthetic, toy_aesthetic_clean: pairwise ranking agreement with the aesthetic rule on clean renders (pairs
+  differing by >= 0.1);
 - toy_object_removal: per-frame, per-shape presence accuracy of its detector (0 to 2 objects a frame);
 - toy_action: motion-direction accuracy of its classifier (4 to 16 frames);
 - toy_consistency: pairwise ranking: a clean video above the same video with one frame swapped for
@@ -22,7 +23,7 @@ import torch
 
 from vaderbench.policy import Policy, SamplerSettings
 from vaderbench.rewards.toy_action import ToyActionReward
-from vaderbench.rewards.toy_aesthetic import ToyAestheticReward
+from vaderbench.rewards.toy_aesthetic import ToyAestheticCleanReward, ToyAestheticReward
 from vaderbench.rewards.toy_clip import ToyClipReward
 from vaderbench.rewards.toy_consistency import ToyConsistencyReward
 from vaderbench.rewards.toy_object_removal import ToyObjectRemovalReward
@@ -126,7 +127,18 @@ REWARD_CHECKS = {
         ToyConsistencyReward,
         consistency_ranking,
     ),
+    # last: the rewards above keep the seeds they were measured with
+    "toy_aesthetic_clean": (
+        "pairwise ranking accuracy vs the aesthetic rule",
+        ToyAestheticCleanReward,
+        aesthetic_ranking,
+    ),
 }
+
+
+def toy_rewards(weights: Path = WEIGHTS_DIR) -> dict:
+    """Every toy reward, built from `weights` and frozen, by name."""
+    return {name: cls(str(weights)).freeze() for name, (_, cls, _) in REWARD_CHECKS.items()}
 
 
 @torch.no_grad()

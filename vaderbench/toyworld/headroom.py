@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from vaderbench.rewards.base import Reward, build_reward
-from vaderbench.toyworld.evaluate import REWARD_CHECKS, base_policy, heldout_prompts, sample_videos
+from vaderbench.toyworld.evaluate import base_policy, heldout_prompts, sample_videos, toy_rewards
 from vaderbench.toyworld.references import reference_videos
 from vaderbench.toyworld.weights import WEIGHTS_DIR
 
@@ -85,7 +85,7 @@ def evaluate_headroom(
 
     prompts = heldout_prompts(count, seed)
     policy = base_policy(load_toy_model(str(weights / "base")))
-    rewards = {name: cls(str(weights)).freeze() for name, (_, cls, _) in REWARD_CHECKS.items()}
+    rewards = toy_rewards(weights)
     results = {name: {} for name in rewards}
     for size in sizes:
         base = sample_videos(policy, prompts, frames, size, seed)

@@ -135,3 +135,36 @@ class FramePredictor(nn.Module):
         context = torch.cat([embeddings[:, i : f - self.context + i] for i in range(self.context)], dim=-1)
         predicted = F.normalize(self.mlp(context), dim=-1)
         return (1 - (predicted * embeddings[:, self.context :]).sum(-1)).mean(dim=1)
+
+
+class FrameCritic(nn.Module):
+    """A per-frame score from the pixels at their own resolution: one full-resolution convolution, three
+    strided or deeper ones, then mean- and max-pooled features into an MLP. Fully convolutional, so it reads
+    16 px and 64 px frames alike and sees pixel-level defects that a resize to 32 px would blur away."""
+
+    def __init__(self, width: int = 16, hidden: int = 64):
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(3, w, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * w, 4 * w, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(4 * w, 4 * w, 3, padding=1), nn.SiLU(),
+        )  # fmt: skip
+        self.head = nn.Sequential(nn.Linear(8 * w, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Scores [N] of frames [N, 3, H, W] in [0, 1]."""
+        h = self.net(images * 2 - 1)
+        return self.head(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)).squeeze(-1)
+
+
+class CriticEnsemble(nn.Module):
+    """Independently trained `FrameCritic`s; `forward` gives every member's score [M, N]."""
+
+    def __init__(self, members: int = 4, width: int = 16, hidden: int = 64):
+        super().__init__()
+        self.members = nn.ModuleList(FrameCritic(width, hidden) for _ in range(members))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(images) for member in self.members])

@@ -15,12 +15,14 @@ from vaderbench.toyworld.labels import aesthetic_score, presence
 from vaderbench.toyworld.nets import (
     AestheticHead,
     ClipTokenizer,
+    CriticEnsemble,
     DirectionClassifier,
     FramePredictor,
     ShapeDetector,
     build_toy_clip,
     frames_to_input,
 )
+from vaderbench.toyworld.preference_data import LabelledFrames
 from vaderbench.toyworld.vocab import COLOURS, SHAPES
 
 
@@ -103,3 +105,53 @@ def train_predictor(clip, generator: torch.Generator, steps: int, batch: int = 3
 
     fit(predictor.parameters(), loss_at, steps, lr=2e-3, desc="frame predictor")
     return predictor.requires_grad_(False).eval()
+
+
+#: Bradley-Terry temperature in gold units: a pair 0.05 apart is predicted right with probability e/(1+e)
+PREFERENCE_TEMPERATURE = 0.05
+#: weight of the regression to the gold beside the pairwise loss: it keeps the scores on the gold's scale
+REGRESSION_WEIGHT = 5.0
+
+
+def preference_loss(scores: torch.Tensor, gold: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
+    """Bradley-Terry on every same-group pair with a hard label (the higher gold wins), plus regression to the
+    gold (scores, gold, group: [N])."""
+    wins = (gold[:, None] > gold[None]) & (group[:, None] == group[None])
+    margin = (scores[:, None] - scores[None]) / PREFERENCE_TEMPERATURE
+    pairwise = F.softplus(-margin[wins]).mean() if wins.any() else scores.sum() * 0
+    return pairwise + REGRESSION_WEIGHT * F.mse_loss(scores, gold)
+
+
+def train_aesthetic_ensemble(
+    data: dict[int, LabelledFrames],
+    generator: torch.Generator,
+    steps: int,
+    members: int = 4,
+    groups_per_batch: int = 16,
+    frames_per_group: int = 8,
+    width: int = 16,
+) -> CriticEnsemble:
+    """Each member on its own bootstrap sample of the caption groups, cycling through the sizes."""
+    ensemble = CriticEnsemble(members, width)
+    sizes = sorted(data)
+    rows = {
+        s: [torch.nonzero(data[s].group == g).flatten() for g in range(int(data[s].group.max()) + 1)] for s in sizes
+    }
+    for number, member in enumerate(ensemble.members):
+        # each member draws its groups from its own bootstrap sample of them: members disagree where data is thin
+        own = {s: torch.randint(0, len(rows[s]), (len(rows[s]),), generator=generator) for s in sizes}
+
+        def loss_at(step, member=member, own=own):
+            size = sizes[step % len(sizes)]
+            groups = own[size][torch.randint(0, len(own[size]), (groups_per_batch,), generator=generator)].tolist()
+            index = torch.cat(
+                [
+                    rows[size][g][torch.randint(0, len(rows[size][g]), (frames_per_group,), generator=generator)]
+                    for g in groups
+                ]
+            )
+            group = torch.arange(groups_per_batch).repeat_interleave(frames_per_group)
+            return preference_loss(member(data[size].frames[index]), data[size].gold[index], group)
+
+        fit(member.parameters(), loss_at, steps, lr=2e-3, desc=f"aesthetic reward {number + 1}/{members}")
+    return ensemble.requires_grad_(False).eval()

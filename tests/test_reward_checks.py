@@ -1,0 +1,158 @@
+"""The proxy checks of `toyworld eval` against reference computations, the corruptions, and the learned
+aesthetic reward's ensemble, on synthetic scores and renders."""
+
+import itertools
+
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from vaderbench.rewards.base import build_reward
+from vaderbench.toyworld.corrupt import KINDS, corrupt
+from vaderbench.toyworld.gold import gold_aesthetic
+from vaderbench.toyworld.references import reference_videos
+from vaderbench.toyworld.reward_checks import best_of_n, expected_best_of, ladder, pair_accuracy, spearman
+from vaderbench.toyworld.vocab import caption
+
+PROMPTS = [
+    caption("red", "circle", "left", "blue"),
+    caption("white", "square", "up", "black"),
+    caption("yellow", "triangle", "still", "purple"),
+    caption("green", "circle", "down", "orange"),
+]
+
+
+def synthetic(captions=6, samples=5, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    gold = torch.rand(captions, samples, generator=generator).round(decimals=1)  # rounded: ties in the gold
+    scores = gold + 0.3 * torch.randn(captions, samples, generator=generator)
+    return scores, gold
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.3])
+def test_pair_accuracy_counts_same_caption_pairs_as_a_loop_does(margin):
+    scores, gold = synthetic()
+    right = pairs = 0
+    for row in range(gold.shape[0]):
+        for i, j in itertools.combinations(range(gold.shape[1]), 2):
+            gap = float(gold[row, i] - gold[row, j])
+            if gap == 0 or abs(gap) < margin:
+                continue
+            pairs += 1
+            right += (gap > 0) == bool(scores[row, i] > scores[row, j])
+    result = pair_accuracy(scores, gold, margin)
+    assert result["pairs"] == pairs and result["value"] == pytest.approx(right / pairs)
+    assert result["low"] <= result["value"] <= result["high"]
+    assert pair_accuracy(gold, gold, margin)["value"] == 1 and pair_accuracy(-gold, gold, margin)["value"] == 0
+
+
+def test_pair_accuracy_without_a_pair_says_so():
+    flat = torch.ones(3, 4)
+    assert pair_accuracy(flat, flat) == {"value": None, "low": None, "high": None, "pairs": 0}
+
+
+def test_best_of_n_is_the_mean_over_every_subset_of_n():
+    scores, gold = synthetic(captions=3, samples=6, seed=1)
+    for n in (1, 2, 3, 6):
+        by_hand = torch.tensor(
+            [
+                sum(float(gold[row, max(subset, key=lambda i: float(scores[row, i]))]) for subset in subsets)
+                / len(subsets)
+                for row in range(3)
+                for subsets in [list(itertools.combinations(range(6), n))]
+            ]
+        )
+        assert torch.allclose(expected_best_of(scores, gold, n), by_hand.double())
+    assert expected_best_of(scores, gold, 1).tolist() == pytest.approx(gold.mean(dim=1).tolist())
+
+
+def test_best_of_n_by_the_gold_is_the_ceiling_and_rises_with_n():
+    scores, gold = synthetic(samples=16, seed=2)
+    table = best_of_n(scores, gold)
+    assert list(table) == ["1", "2", "4", "8", "16"]
+    ceilings = [row["by_gold"] for row in table.values()]
+    assert ceilings == sorted(ceilings) and ceilings[-1] == pytest.approx(float(gold.max(dim=1).values.mean()))
+    assert all(row["by_reward"] <= row["by_gold"] + 1e-9 for row in table.values())
+    worst = best_of_n(-gold, gold)["16"]["by_reward"]  # choosing by the opposite picks the worst video
+    assert worst == pytest.approx(float(gold.min(dim=1).values.mean()))
+    with pytest.raises(ValueError, match="best of n"):
+        expected_best_of(scores, gold, 17)
+
+
+def test_spearman_matches_scipy_with_ties():
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randint(0, 4, (5, 7), generator=generator).double()
+    y = torch.randn(5, 7, generator=generator).double()
+    expected = [spearmanr(a, b).statistic for a, b in zip(x.numpy(), y.numpy())]
+    assert spearman(x, y).tolist() == pytest.approx(expected)
+    assert spearman(torch.ones(1, 4), y[:1, :4]).isnan().all()
+
+
+class GoldAsReward(torch.nn.Module):
+    """A reward that scores a video by its gold times `sign`: the ladder's best and worst cases."""
+
+    def __init__(self, sign):
+        super().__init__()
+        self.sign = sign
+
+    def forward(self, frames, prompts):
+        return self.sign * gold_aesthetic(frames)
+
+    def gold(self, frames, prompts):
+        return gold_aesthetic(frames)
+
+
+def test_the_ladder_of_a_reward_that_is_its_gold_is_1_and_of_its_opposite_minus_1():
+    up = ladder(GoldAsReward(1), PROMPTS, 16, 2, seed=4)
+    down = ladder(GoldAsReward(-1), PROMPTS, 16, 2, seed=4)
+    assert list(up) == [*KINDS, "mean"]
+    assert up["mean"] == pytest.approx(1) and down["mean"] == pytest.approx(-1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_corruption_at_strength_0_changes_nothing_and_at_1_lowers_the_gold(kind):
+    clean = reference_videos(PROMPTS, 2, 32, "caption", seed=5)
+    same = corrupt(clean, kind, 0.0, torch.Generator().manual_seed(0))
+    assert torch.allclose(same, clean, atol=1e-6)
+    worst = corrupt(clean, kind, 1.0, torch.Generator().manual_seed(0))
+    assert worst.min() >= 0 and worst.max() <= 1
+    assert (gold_aesthetic(worst) < gold_aesthetic(clean) - 0.02).all()
+
+
+def test_corrupt_names_what_it_can_do():
+    with pytest.raises(ValueError, match="noise, blur"):
+        corrupt(torch.zeros(1, 1, 3, 8, 8), "smear", 0.5, torch.Generator())
+    with pytest.raises(ValueError, match=r"strength must be in \[0, 1\]"):
+        corrupt(torch.zeros(1, 1, 3, 8, 8), "noise", 1.5, torch.Generator())
+
+
+def test_the_aesthetic_reward_is_the_mean_of_its_members_and_ranks_a_ladder_as_the_gold_does():
+    reward = build_reward("toy_aesthetic")
+    clean = reference_videos(PROMPTS, 4, 32, "caption", seed=6)
+    with torch.no_grad():
+        members = reward.members(clean, PROMPTS)
+        assert members.shape == (4, len(PROMPTS))
+        assert torch.allclose(members.mean(dim=0), reward(clean, PROMPTS), atol=1e-5)
+        for kind in ("noise", "grid", "flicker"):
+            worse = corrupt(clean, kind, 0.5, torch.Generator().manual_seed(0))
+            assert (reward(worse, PROMPTS) < reward(clean, PROMPTS)).all(), kind
+
+
+@pytest.mark.slow  # two small builds of the aesthetic stage: samples and aligns the base model at 3 sizes
+def test_the_aesthetic_stage_rebuilds_the_same_loadable_ensemble_from_the_base_model(tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from vaderbench.toyworld.build import BuildSteps, build
+    from vaderbench.toyworld.weights import WEIGHTS_DIR
+
+    steps = BuildSteps().scaled(0.005)
+    for folder in ("a", "b"):
+        shutil.copytree(WEIGHTS_DIR / "base", tmp_path / folder / "base")
+        build(tmp_path / folder, seed=3, steps=steps, only=("aesthetic",))
+    first, second = (load_file(tmp_path / f / "aesthetic_ensemble.safetensors") for f in ("a", "b"))
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    reward = build_reward({"toy_aesthetic": {"weights": str(tmp_path / "a")}})
+    videos = reference_videos(PROMPTS, 2, 16, "caption", seed=7)
+    assert reward.members(videos, PROMPTS).shape == (steps.aesthetic.members, len(PROMPTS))
