@@ -84,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     from vaderbench.cli import UserError
     from vaderbench.experiment.load import load_experiment
     from vaderbench.experiment.tuning import choose, final_trials
+    from vaderbench.runner.signals import interrupted_exit_code, sigterm_as_ctrl_c
 
     started = time.perf_counter()
+    sigterm_as_ctrl_c()
     experiment, grid, tuning = load_experiment(args.file, force=args.force)
     if args.dry_run:
         if tuning:
@@ -115,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         opening = pool.submit(open_tracking, args, len(tuning) + len(grid), uri, name, artifact_root)
         modules = tuple(dict.fromkeys(module for trial in [*tuning, *grid] for module in trial.modules))
         ray_at = start_ray(args.address or experiment.resources.address, modules)
+        sigterm_as_ctrl_c()  # again: Ray's start installs its own handler, which ends the driver at once
         tracker, parent, finished = opening.result()
     problem = misfit(alive_nodes(), experiment.resources.model_dump())
     if problem:
@@ -185,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"trial start-up: {startup}")
     if interrupted:
         print(f"interrupted: `vaderbench run {args.file} --resume` finishes the unfinished trials", file=sys.stderr)
-        return 130
+        return interrupted_exit_code()
     if failed:
         print(f"{len(failed)} trial(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()), file=sys.stderr)
         return 1
