@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from vaderbench.experiment.grid import Trial, aligner_of, expand
 from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentError, PolicySwitches, key_path
+from vaderbench.prompts import load_prompts
 from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
 
 
@@ -188,6 +189,14 @@ def check_trial(trial: Trial, experiment: Experiment, path) -> None:
     if experiment.eval.videos % workers:
         raise ExperimentError(
             path, "eval.videos", f"{experiment.eval.videos} videos do not split over {workers} workers"
+        )
+    available = len(load_prompts(trial.prompts["eval"]))
+    if trial.eval["videos"] > available:
+        raise ExperimentError(
+            path,
+            "eval.videos",
+            f"{trial.eval['videos']} videos per evaluation, but prompts.eval has {available} prompts: at most "
+            f"{available} (one video a prompt) (trial {describe(trial)})",
         )
     name, options = model_name_and_options(trial.model)
     check_size = getattr(MODELS.get(name), "check_size", None)

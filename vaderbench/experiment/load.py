@@ -5,7 +5,7 @@ parsed by the schema, checked against the registries over every trial of the gri
 memory is estimated against this machine's memory. Any mistake is an `ExperimentError` naming the file and
 the key (the CLI prints it and exits with code 2).
 
-Modules of this package depend in one direction: schema <- yamlfile, grid <- checks, memory, tuning <- load.
+Modules of this package depend in one direction: schema <- yamlfile, grid <- checks, memory, cost, tuning <- load.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from vaderbench.experiment.checks import check_experiment, check_trial
+from vaderbench.experiment.cost import check_evaluation_time
 from vaderbench.experiment.grid import Trial
 from vaderbench.experiment.memory import check_memory, machine_memory_bytes
 from vaderbench.experiment.schema import Experiment, ExperimentError, parse_experiment
@@ -30,7 +31,8 @@ class Study(NamedTuple):
 
 
 def load_experiment(path: str | Path, *, force: bool = False) -> Study:
-    """The checked experiment, its grid and its tuning stage; `force` skips the memory check only."""
+    """The checked experiment, its grid and its tuning stage; `force` skips the checks of cost only (memory and
+    evaluation time)."""
     path = Path(path)
     experiment = parse_experiment(read_yaml(path), path)
     trials = check_experiment(experiment, path)
@@ -45,4 +47,5 @@ def load_experiment(path: str | Path, *, force: bool = False) -> Study:
         check_trial(trial, experiment, path)
     if not force:
         check_memory([*trials, *tuning], machine_memory_bytes(), path)
+        check_evaluation_time([*trials, *tuning], path)
     return Study(experiment, trials, tuning)

@@ -82,6 +82,7 @@ def stage_table(title: str, trials) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from vaderbench.cli import UserError
+    from vaderbench.experiment.cost import describe_evaluations
     from vaderbench.experiment.load import load_experiment
     from vaderbench.experiment.tuning import choose, final_trials
     from vaderbench.runner.signals import interrupted_exit_code, sigterm_as_ctrl_c
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     sigterm_as_ctrl_c()
     experiment, grid, tuning = load_experiment(args.file, force=args.force)
+    print(describe_evaluations([*tuning, *grid]))
     if args.dry_run:
         if tuning:
             print(stage_table("tuning stage", tuning) + "\n")
