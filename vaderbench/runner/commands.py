@@ -44,6 +44,13 @@ examples:
     parser.set_defaults(func=run)
 
 
+def run(args: argparse.Namespace) -> int:
+    from vaderbench.runner.signals import sigterm_as_ctrl_c
+
+    with sigterm_as_ctrl_c():
+        return run_study(args)
+
+
 def tracking_of(experiment, output: Path) -> tuple[str, Path | None]:
     """(tracking URI, artifact root for a new experiment): the file's, MLFLOW_TRACKING_URI, or sqlite in `output`."""
     from vaderbench.runner.tracking import default_store
@@ -80,15 +87,14 @@ def stage_table(title: str, trials) -> str:
     return f"{title} ({len(trials)} trial(s)):\n{grid_table(trials)}"
 
 
-def run(args: argparse.Namespace) -> int:
+def run_study(args: argparse.Namespace) -> int:
     from vaderbench.cli import UserError
     from vaderbench.experiment.cost import describe_evaluations
     from vaderbench.experiment.load import load_experiment
     from vaderbench.experiment.tuning import choose, final_trials
-    from vaderbench.runner.signals import interrupted_exit_code, sigterm_as_ctrl_c
+    from vaderbench.runner.signals import interrupted_exit_code, reclaim_sigterm
 
     started = time.perf_counter()
-    sigterm_as_ctrl_c()
     experiment, grid, tuning = load_experiment(args.file, force=args.force)
     print(describe_evaluations([*tuning, *grid]))
     if args.dry_run:
@@ -119,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         opening = pool.submit(open_tracking, args, len(tuning) + len(grid), uri, name, artifact_root)
         modules = tuple(dict.fromkeys(module for trial in [*tuning, *grid] for module in trial.modules))
         ray_at = start_ray(args.address or experiment.resources.address, modules)
-        sigterm_as_ctrl_c()  # again: Ray's start installs its own handler, which ends the driver at once
+        reclaim_sigterm()  # Ray's start installs its own handler, which ends the driver at once
         tracker, parent, finished = opening.result()
     problem = misfit(alive_nodes(), experiment.resources.model_dump())
     if problem:

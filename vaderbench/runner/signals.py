@@ -10,13 +10,28 @@ with 128 + the signal's number, as a shell reports a process the signal ended: 1
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 #: the signal that interrupted this process (SIGINT unless SIGTERM arrived)
 _received = signal.SIGINT
 
 
-def sigterm_as_ctrl_c() -> None:
-    """From now on SIGTERM interrupts as SIGINT does (call again after something installs its own handler)."""
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """Within: SIGTERM interrupts as SIGINT does; the handler before is restored on the way out."""
+    global _received
+    _received = signal.SIGINT
+    previous = signal.getsignal(signal.SIGTERM)
+    reclaim_sigterm()
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def reclaim_sigterm() -> None:
+    """SIGTERM interrupts as SIGINT does again, after something (Ray's start) installed its own handler."""
     signal.signal(signal.SIGTERM, _interrupt)
 
 
