@@ -196,6 +196,29 @@ def test_run_force_goes_past_the_memory_check_only(tmp_path, capsys):
     assert main(["run", str(broken), "--dry-run", "--force"]) == 2
 
 
+def test_the_evaluations_cost_is_printed_and_an_evaluation_too_long_is_refused_unless_forced(tmp_path, capsys):
+    from vaderbench.experiment.cost import check_evaluation_time, evaluation_seconds
+
+    assert main(["validate", str(write(tmp_path, BASE))]) == 0
+    # 2 steps: an evaluation before the first and one after the last (eval.every 10), for each of 3 trials
+    out = capsys.readouterr().out
+    assert "evaluation: 8 video(s) per evaluation, 6 evaluation(s) of 3 trial(s), 48 videos in all; about " in out
+    long = {
+        **BASE,
+        "methods": {"vader": {"batch_size": 2}},
+        "video": {"frames": 16, "resolution": 64},
+        "sampler": {"num_steps": 200},
+        "eval": {"videos": 64},
+    }
+    path = write(tmp_path, long, "long.yaml")
+    (trial,) = load_experiment(path, force=True).trials
+    with pytest.raises(ExperimentError, match=r"eval\.videos: trial .*: one evaluation of 64 videos .* more than 10"):
+        check_evaluation_time([trial], path)
+    (half,) = load_experiment(write(tmp_path, {**long, "eval": {"videos": 32}}, "half.yaml"), force=True).trials
+    assert evaluation_seconds(half) == pytest.approx(evaluation_seconds(trial) / 2)
+    assert main(["run", str(path), "--dry-run", "--force"]) == 0
+
+
 def test_the_files_sampler_reaches_every_method_and_a_methods_own_key_wins_for_it_alone(tmp_path):
     data = {
         **BASE,

@@ -1,5 +1,5 @@
 """Faults during a study, end to end through Ray and MLflow: a trial's process killed, a reward that
-overflows, the `vaderbench run` driver killed, two drivers on one output folder. Nothing is lost or
+overflows, the `vaderbench run` driver killed or sent SIGTERM, two drivers on one output folder. Nothing is lost or
 logged twice. One Ray for the module, started by this process: the trials' processes are its descendants.
 """
 
@@ -48,9 +48,6 @@ KILLED = tiny_study(
 
 
 def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_the_same(ray_address, tmp_path, capsys):
-    from vaderbench.experiment.load import load_experiment
-    from vaderbench.runner.sweep import run_worker
-
     config, output = write_study(tmp_path, KILLED), tmp_path / "out"
     killed = []
 
@@ -77,11 +74,18 @@ def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_
     assert run.info.status == "FINISHED"
     assert steps_of(client, run, "reward_queries") == list(range(13))  # none missing, none twice
     assert steps_of(client, run, "eval_reward_mean") == [0, 6, 12]
+    assert_the_same_as_uninterrupted(client, run, config, tmp_path)
+
+
+def assert_the_same_as_uninterrupted(client, run, config, tmp_path):
+    """The LoRA weights `run` logged equal those of its trial run uninterrupted, in this process as in a trial's
+    process (one thread per worker)."""
+    from vaderbench.experiment.load import load_experiment
+    from vaderbench.runner.sweep import run_worker
+
     logged = load_file(
         client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(tmp_path))
     )
-
-    # the same trial uninterrupted, in this process as in a trial's process (one thread per worker)
     (trial,) = load_experiment(config)[1]
     threads = torch.get_num_threads()
     try:
@@ -96,7 +100,8 @@ def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_
         )
     finally:
         torch.set_num_threads(threads)
-    final = tmp_path / "whole" / "trials" / trial.id / "checkpoint-000012" / "artifacts" / "lora"
+    steps = trial.budget["steps"]
+    final = tmp_path / "whole" / "trials" / trial.id / f"checkpoint-{steps:06d}" / "artifacts" / "lora"
     whole = load_file(final / "pytorch_lora_weights.safetensors")
     assert whole.keys() == logged.keys() and all(torch.equal(whole[k], logged[k]) for k in whole)
 
@@ -144,6 +149,42 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial_once(ray_address
         assert steps_of(client, run, "reward_queries") == list(range(INTERRUPTED_STEPS + 1))
         if run.data.tags[TRIAL_TAG] in finished_before:  # not run again
             assert run.info.end_time == finished_before[run.data.tags[TRIAL_TAG]]
+
+
+#: one trial, long enough (a few seconds) for a test to stop it between its checkpoints
+TERMINATED = tiny_study("terminated", {"vader": {"batch_size": 2, "lr": 1e-2}}, 200, checkpoint_every=2)
+
+
+def test_sigterm_stops_a_study_as_ctrl_c_does_and_resume_ends_as_an_uninterrupted_run(ray_address, tmp_path, capsys):
+    config, output = write_study(tmp_path, TERMINATED), tmp_path / "out"
+    steps = TERMINATED["budget"]["steps"]
+    before = set(trial_processes())
+    process = start_run(config, output, ray_address)
+    # as a job scheduler or a container stop does, once the trial has checkpointed
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None and not any(checkpoint_steps(output)):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output_text = process.communicate(timeout=120)[0]
+    assert process.returncode == 128 + signal.SIGTERM, output_text
+    assert f"`vaderbench run {config} --resume` finishes the unfinished trials" in output_text
+    assert "Traceback" not in output_text and "SIGTERM received" not in output_text  # Ray's stack dump
+    # the trial's process ends with the driver (it is the driver's job's actor), not when it has computed on
+    deadline = time.monotonic() + 10
+    while set(trial_processes()) - before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not set(trial_processes()) - before
+    ((*_, stopped_at),) = checkpoint_steps(output)
+    assert stopped_at < steps  # it was stopped mid-trial
+    client, (parent,), (run,) = trial_runs(output, "terminated")
+    assert parent.info.status == "KILLED" and run.info.status == "KILLED"
+
+    assert main(["run", str(config), "--output", str(output), "--no-report", "--resume"]) == 0
+    capsys.readouterr()
+    client, _, (run,) = trial_runs(output, "terminated")
+    assert run.info.status == "FINISHED"
+    assert steps_of(client, run, "reward_queries") == list(range(steps + 1))  # none lost, none twice
+    assert_the_same_as_uninterrupted(client, run, config, tmp_path)
 
 
 def test_two_runs_on_one_output_folder_at_once_both_finish_whole(ray_address, tmp_path):

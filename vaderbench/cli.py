@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vaderbench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        from vaderbench.runner.signals import interrupted_exit_code
+
         print("vaderbench: interrupted", file=sys.stderr)
-        return 130
+        return interrupted_exit_code()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ the model's `check_size` rule (read from configs alone).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 
 from vaderbench.experiment.grid import Trial, aligner_of, expand
 from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentError, PolicySwitches, key_path
+from vaderbench.prompts import load_prompts
 from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
 
 
@@ -104,6 +106,10 @@ def check_prompts(experiment: Experiment, path) -> None:
         value = getattr(experiment.prompts, which)
         if value in PROMPT_SETS:
             continue
+        if ".." in Path(value).parts:
+            # a relative reference stays in the working directory or beside the file; an absolute one says
+            # plainly where it reads
+            raise ExperimentError(path, f"prompts.{which}", f"{value!r} climbs out with `..`; give an absolute path")
         for candidate in (Path(value), Path(path).parent / value):
             if candidate.is_file() or candidate.is_dir():
                 setattr(experiment.prompts, which, str(candidate.resolve()))
@@ -118,35 +124,45 @@ def check_prompts(experiment: Experiment, path) -> None:
 
 
 def check_sweep_keys(experiment: Experiment, path) -> None:
-    schema = experiment.model_dump()
     for key in experiment.sweep:
-        target = SWEEP_ALIASES.get(key, key)
-        if key in SWEEP_ALIASES:
-            continue
-        parts = target.split(".")
-        if parts[0] == "methods":
-            if len(parts) < 3 or parts[1] not in experiment.methods:
-                raise ExperimentError(
-                    path,
-                    f"sweep.{key}",
-                    f"expected methods.<entry>.<setting> with an entry of `methods` ({', '.join(experiment.methods)})",
-                )
-            continue
-        node: Any = schema
-        for part in parts:
-            if not isinstance(node, dict) or part not in node:
-                raise ExperimentError(
-                    path,
-                    f"sweep.{key}",
-                    "unknown sweep key; expected " + ", ".join(SWEEP_ALIASES) + " or a dotted key of the file "
-                    "(policy.precision, sampler.num_steps, methods.<entry>.<setting>, ...)",
-                )
-            node = node[part]
+        check_swept_key(key, experiment, path, f"sweep.{key}")
     for value in experiment.sweep.get("method", []):
         if value not in experiment.methods:
             raise ExperimentError(
                 path, "sweep.method", f"{value!r} is not an entry of `methods` ({', '.join(experiment.methods)})"
             )
+
+
+def check_swept_key(key: str, experiment: Experiment, path, where: str, entry: str | None = None) -> None:
+    """ExperimentError (at `where`) unless `key` names something a sweep or a tuning space can set: one of
+    SWEEP_ALIASES, `methods.<entry>.<setting>`, or a dotted key of the file. With `entry` (a tuning space's
+    method), the message lists that method's settings."""
+    if key in SWEEP_ALIASES:
+        return
+    parts = key.split(".")
+    if parts[0] == "methods":
+        if len(parts) < 3 or parts[1] not in experiment.methods:
+            entries = ", ".join(experiment.methods)
+            raise ExperimentError(
+                path, where, f"expected methods.<entry>.<setting> with an entry of `methods` ({entries})"
+            )
+        return
+    node: Any = experiment.model_dump()
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            settings = ""
+            if entry is not None:
+                aligner = ALIGNERS.get(aligner_of(entry, experiment.methods[entry]))
+                names = ", ".join(sorted(f.name for f in dataclasses.fields(aligner.Config)))
+                settings = f" or methods.{entry}.<setting> with a setting of {entry} ({names})"
+            what = "setting" if entry else "sweep key"
+            raise ExperimentError(
+                path,
+                where,
+                f"unknown {what}; expected {', '.join(SWEEP_ALIASES)}{settings} or a dotted key of the file "
+                "(policy.precision, sampler.num_steps, methods.<entry>.<setting>, ...)",
+            )
+        node = node[part]
 
 
 def describe(trial: Trial) -> str:
@@ -173,6 +189,14 @@ def check_trial(trial: Trial, experiment: Experiment, path) -> None:
     if experiment.eval.videos % workers:
         raise ExperimentError(
             path, "eval.videos", f"{experiment.eval.videos} videos do not split over {workers} workers"
+        )
+    available = len(load_prompts(trial.prompts["eval"]))
+    if trial.eval["videos"] > available:
+        raise ExperimentError(
+            path,
+            "eval.videos",
+            f"{trial.eval['videos']} videos per evaluation, but prompts.eval has {available} prompts: at most "
+            f"{available} (one video a prompt) (trial {describe(trial)})",
         )
     name, options = model_name_and_options(trial.model)
     check_size = getattr(MODELS.get(name), "check_size", None)

@@ -32,6 +32,7 @@ def grid_table(trials: list[Trial]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from vaderbench.experiment.cost import describe_evaluations
     from vaderbench.experiment.load import load_experiment
 
     experiment, trials, tuning = load_experiment(args.file)
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tuning stage ({len(tuning)} trial(s)):\n{grid_table(tuning)}\n")
         print("final grid (each tuned method at the setting the tuning stage chooses):")
     print(grid_table(trials))
+    print(f"\n{describe_evaluations([*tuning, *trials])}")
     total = f"{len(tuning)} tuning and {len(trials)} final trial(s)" if tuning else f"{len(trials)} trial(s)"
     print(f"\n{args.file}: valid; experiment {experiment.name!r}, {total}")
     return 0

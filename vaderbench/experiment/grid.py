@@ -19,7 +19,9 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, height_width, resolution_label
+from pydantic import ValidationError
+
+from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, first_problem, height_width, resolution_label
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,11 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
     # a method entry may override policy switches (a memory-ablation variant turns on checkpointing)
     values["policy"].update(values["methods"][entry].get("policy", {}))
     # the swept values pass the same schema as the file's own (types, ranges, unknown keys)
-    checked = Experiment.model_validate(values).model_dump(mode="python")
+    try:
+        checked = Experiment.model_validate(values).model_dump(mode="python")
+    except ValidationError as error:
+        key, message = first_problem(error, values)
+        raise ValueError(f"{key}: {message}") from None
     height, width = height_width(checked["video"]["resolution"])
     trial = Trial(
         id="",

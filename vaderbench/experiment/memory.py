@@ -1,12 +1,15 @@
 """A trial's peak memory on one worker, estimated from configs before anything starts.
 
-    peak = BASE_BYTES + weights + ACTIVATION_FACTOR * kept + stored
+    peak = BASE_BYTES + weights + stored + max(ACTIVATION_FACTOR * kept, evaluation)
 
 - weights: every weight the base model loads (its factory's `footprint`, see `vaderbench.models.base`);
 - kept: the activation bytes autograd holds at the method's peak (the aligner's `memory_terms`: VADER
   keeps K denoiser calls and the decoder per micro-batch, DDPO one call per micro-batch, DPO one call on
   winners and losers), from the footprint's traced bytes of one sample's denoiser call and decoding;
 - stored: the latents the method keeps (its trajectories, DPO's replay buffer);
+- evaluation: what an evaluation holds between steps, instead of the training activations: its batch's
+  trajectory, noise and decoded frames, and one no-grad denoiser call or decoding on the whole batch,
+  counted as what a call keeps for backward (an upper bound);
 - BASE_BYTES and ACTIVATION_FACTOR: fitted by least squares to the peak resident memory of one aligner
   step in fresh processes (`analysis/calibrate_memory.py`, 2-core Xeon, torch 2.14 CPU): 18 points of the
   toy model and of the tiny ModelScope, CogVideoX and SVD models of the tests (and `modelscope-small`), at
@@ -22,6 +25,7 @@ framework's own overhead (CUDA context, allocator) on top.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Sequence
@@ -46,15 +50,17 @@ class MemoryEstimate:
     weights: int
     activations: int
     stored: int
+    evaluation: int
 
     @property
     def total(self) -> int:
-        return BASE_BYTES + self.weights + self.activations + self.stored
+        return BASE_BYTES + self.weights + self.stored + max(self.activations, self.evaluation)
 
     def describe(self) -> str:
         return (
             f"about {gib(self.total)} (weights {gib(self.weights)}, activations {gib(self.activations)}, "
-            f"stored {gib(self.stored)}; within +-{CALIBRATION_ERROR:.0%} on the calibration runs)"
+            f"stored {gib(self.stored)}, evaluation batch {gib(self.evaluation)}; within "
+            f"+-{CALIBRATION_ERROR:.0%} on the calibration runs)"
         )
 
 
@@ -79,7 +85,22 @@ def estimate_trial_memory(trial: Trial) -> MemoryEstimate | None:
     if memory_terms is None:
         return None
     kept, stored = memory_terms(aligner.Config.from_dict(trial.settings), footprint, trial.workers, trial.frames)
-    return MemoryEstimate(footprint.weight_bytes, int(ACTIVATION_FACTOR * kept), stored)
+    return MemoryEstimate(
+        footprint.weight_bytes, int(ACTIVATION_FACTOR * kept), stored, evaluation_bytes(trial, footprint)
+    )
+
+
+def evaluation_bytes(trial: Trial, footprint) -> int:
+    """One worker's share of an evaluation batch: trajectory, noise and frames, and its largest no-grad call."""
+    from vaderbench.policy import denoiser_passes
+
+    videos = trial.eval["videos"] // trial.workers
+    steps = trial.eval_sampler["num_steps"]
+    call = max(
+        denoiser_passes(trial.eval_sampler["guidance_scale"]) * footprint.denoiser_bytes, footprint.decoder_bytes
+    )
+    held = 4 * ((2 * steps + 1) * footprint.latent_elements + trial.frames * 3 * trial.height * trial.width)
+    return videos * (call + held)
 
 
 @functools.lru_cache(maxsize=64)
@@ -106,23 +127,27 @@ def check_memory(
         if estimate is None or estimate.total * workers_here <= limit_bytes:
             continue
         workers = f" x {workers_here} workers" if workers_here > 1 else ""
-        key = dominant_key(trial, estimate)
+        key = dominant_key(trial, estimate, limit_bytes // workers_here)
         raise ExperimentError(
             path,
             key,
             f"trial {trial.id} ({trial.frames} frames at {trial.height}x{trial.width}) needs an estimated peak "
             f"memory of {estimate.describe()}{workers}, more than the {gib(limit_bytes)} of {where}; lower the "
-            "resolution, frames or batch, or `vaderbench run --force` to run it anyway",
+            "resolution, frames, batch or eval.videos, or `vaderbench run --force` to run it anyway",
         )
 
 
-def dominant_key(trial: Trial, estimate: MemoryEstimate) -> str:
-    """The key of the file that sets the largest part of the estimate."""
-    largest = max(estimate.weights, estimate.activations, estimate.stored)
+def dominant_key(trial: Trial, estimate: MemoryEstimate, worker_limit_bytes: int | None = None) -> str:
+    """The key of the file that sets the largest part of the estimate: `eval.videos` where the evaluation batch
+    does, unless one video a worker would not fit `worker_limit_bytes` either (then the size is at fault)."""
+    largest = max(estimate.weights, estimate.activations, estimate.stored, estimate.evaluation)
     if largest == estimate.weights:
         return "model"
     if largest == estimate.stored:
         return f"methods.{trial.method}"
+    one_video = dataclasses.replace(estimate, evaluation=estimate.evaluation // (trial.eval["videos"] // trial.workers))
+    if largest == estimate.evaluation and (worker_limit_bytes is None or one_video.total <= worker_limit_bytes):
+        return "eval.videos"
     return "sweep.resolution" if "resolution" in trial.point else "video.resolution"
 
 

@@ -16,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 Resolution = int | tuple[int, int]
 
+#: what a name that becomes a folder may hold (`runs/<name>`, a trial's `trials/<method>_...` folder): one
+#: path component, so that no experiment file can make a run write outside its output folder
+SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
+
 
 class ExperimentError(ValueError):
     """A mistake in an experiment file: `path: key: message`."""
@@ -231,6 +235,30 @@ class Experiment(Section):
             value = {**value, "resolution": parse_resolution(value["resolution"])}
         return value
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str | None):
+        return value if value is None else safe_name(value)
+
+    @field_validator("methods")
+    @classmethod
+    def _safe_entries(cls, value: dict[str, dict[str, Any]]):
+        for entry in value:
+            safe_name(entry, "a method entry")
+        return value
+
+    @field_validator("output")
+    @classmethod
+    def _output_inside(cls, value: str | None):
+        if value is not None:
+            parts = Path(value).parts
+            if not parts or Path(value).is_absolute() or any(not SAFE_NAME.fullmatch(p) or p == ".." for p in parts):
+                raise ValueError(
+                    f"expected a relative folder of plain names (runs/my_study), without `..`, got {value!r}; "
+                    "`vaderbench run --output DIR` writes anywhere"
+                )
+        return value
+
     @field_validator("sweep")
     @classmethod
     def _sweep_lists(cls, value: dict[str, list[Any]]):
@@ -238,6 +266,15 @@ class Experiment(Section):
             if not values:
                 raise ValueError(f"sweep key {key!r} has no values")
         return value
+
+
+def safe_name(value: str, what: str = "a name") -> str:
+    """`value` if it is one plain path component; ValueError otherwise."""
+    if not SAFE_NAME.fullmatch(value) or value in (".", ".."):
+        raise ValueError(
+            f"{what} becomes a folder name: expected letters, digits and -_. (not empty, not . or ..), got {value!r}"
+        )
+    return value
 
 
 def parse_resolution(value: Any) -> Resolution:
@@ -285,22 +322,30 @@ def parse_experiment(data: dict[str, Any], path: str | Path = "<experiment>") ->
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = key_path(first["loc"], data)
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-            section = key.rsplit(".", 1)[0] if "." in key else None
-            known = _known_keys(section)
-            if known:
-                message += f"; expected one of: {', '.join(known)}"
-        elif "input" in first and first["type"] not in ("missing", "value_error"):
-            message += f" (got {first['input']!r})"
-        extra = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
-        raise ExperimentError(path, key, message + extra) from None
+        raise ExperimentError(path, *first_problem(error, data)) from None
     if experiment.name is None:
-        experiment.name = Path(path).stem
+        try:
+            experiment.name = safe_name(Path(path).stem, "the file's stem (the default `name`)")
+        except ValueError as error:
+            raise ExperimentError(path, "name", f"{error}; set `name:`") from None
     return experiment
+
+
+def first_problem(error: ValidationError, data: Any) -> tuple[str, str]:
+    """(the file's key path, what was expected) of the first error of validating `data` as an Experiment."""
+    first = error.errors()[0]
+    key = key_path(first["loc"], data)
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+        section = key.rsplit(".", 1)[0] if "." in key else None
+        known = _known_keys(section)
+        if known:
+            message += f"; expected one of: {', '.join(known)}"
+    elif "input" in first and first["type"] not in ("missing", "value_error"):
+        message += f" (got {first['input']!r})"
+    extra = f" (and {error.error_count() - 1} more problem(s))" if error.error_count() > 1 else ""
+    return key, message + extra
 
 
 def _known_keys(section: str | None) -> list[str]:

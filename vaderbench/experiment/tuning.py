@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vaderbench.experiment.checks import check_swept_key
 from vaderbench.experiment.grid import Trial, aligner_of, applies, resolve
 from vaderbench.experiment.schema import SWEEP_ALIASES, Domain, Experiment, ExperimentError, resolution_label
 
@@ -86,6 +87,7 @@ def check_space(experiment: Experiment, path: str | Path) -> None:
             )
         aligner = aligner_of(entry, experiment.methods[entry])
         for key in space:
+            check_swept_key(key, experiment, path, f"tune.space.{entry}.{key}", entry)
             if key in ("method", "seed", "resolution"):
                 raise ExperimentError(path, f"tune.space.{entry}.{key}", "method, seed and resolution are not tuned")
             if key in experiment.sweep:

@@ -44,6 +44,13 @@ examples:
     parser.set_defaults(func=run)
 
 
+def run(args: argparse.Namespace) -> int:
+    from vaderbench.runner.signals import sigterm_as_ctrl_c
+
+    with sigterm_as_ctrl_c():
+        return run_study(args)
+
+
 def tracking_of(experiment, output: Path) -> tuple[str, Path | None]:
     """(tracking URI, artifact root for a new experiment): the file's, MLFLOW_TRACKING_URI, or sqlite in `output`."""
     from vaderbench.runner.tracking import default_store
@@ -80,13 +87,16 @@ def stage_table(title: str, trials) -> str:
     return f"{title} ({len(trials)} trial(s)):\n{grid_table(trials)}"
 
 
-def run(args: argparse.Namespace) -> int:
+def run_study(args: argparse.Namespace) -> int:
     from vaderbench.cli import UserError
+    from vaderbench.experiment.cost import describe_evaluations
     from vaderbench.experiment.load import load_experiment
     from vaderbench.experiment.tuning import choose, final_trials
+    from vaderbench.runner.signals import interrupted_exit_code, reclaim_sigterm
 
     started = time.perf_counter()
     experiment, grid, tuning = load_experiment(args.file, force=args.force)
+    print(describe_evaluations([*tuning, *grid]))
     if args.dry_run:
         if tuning:
             print(stage_table("tuning stage", tuning) + "\n")
@@ -115,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         opening = pool.submit(open_tracking, args, len(tuning) + len(grid), uri, name, artifact_root)
         modules = tuple(dict.fromkeys(module for trial in [*tuning, *grid] for module in trial.modules))
         ray_at = start_ray(args.address or experiment.resources.address, modules)
+        reclaim_sigterm()  # Ray's start installs its own handler, which ends the driver at once
         tracker, parent, finished = opening.result()
     problem = misfit(alive_nodes(), experiment.resources.model_dump())
     if problem:
@@ -185,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"trial start-up: {startup}")
     if interrupted:
         print(f"interrupted: `vaderbench run {args.file} --resume` finishes the unfinished trials", file=sys.stderr)
-        return 130
+        return interrupted_exit_code()
     if failed:
         print(f"{len(failed)} trial(s) failed: " + "; ".join(f"{k}: {v}" for k, v in failed.items()), file=sys.stderr)
         return 1
