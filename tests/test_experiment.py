@@ -9,6 +9,7 @@ import yaml
 from vaderbench.cli import main
 from vaderbench.experiment.load import load_experiment
 from vaderbench.experiment.schema import ExperimentError
+from vaderbench.registry import ALIGNERS
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 BASE = {
@@ -35,7 +36,7 @@ def test_every_shipped_experiment_file_validates(path, capsys):
     "name, model, methods",
     [
         ("efficiency.yaml", "toy", {"vader", "ddpo", "dpo"}),
-        ("efficiency_flow.yaml", "toy-flow", {"vader", "grpo", "ddpo", "dpo"}),
+        ("efficiency_flow.yaml", "toy-flow", {"vader", "grpo", "ddpo", "dpo", "nft"}),
     ],
 )
 def test_efficiency_studies_have_the_issue_shape(name, model, methods):
@@ -60,7 +61,11 @@ def test_efficiency_studies_have_the_issue_shape(name, model, methods):
         ({"budgett": {"steps": 3}}, "budgett", "unknown key"),
         ({"budget": {"steps": "ten"}}, "budget.steps", "valid integer"),
         ({"video": {"frames": 4, "resolution": 16, "fps": 3}}, "video.fps", "expected one of: frames, resolution"),
-        ({"methods": {"vaderr": {}}}, "methods.vaderr", "unknown method 'vaderr'; known: ddpo, dpo, grpo, vader"),
+        (
+            {"methods": {"vaderr": {}}},
+            "methods.vaderr",
+            "unknown method 'vaderr'; known: " + ", ".join(ALIGNERS.names()),
+        ),
         ({"reward": "toy_clipp"}, "reward", "unknown reward 'toy_clipp'"),
         ({"reward": {"toy_clip": 1.0, "nope": 0.5}}, "reward.nope", "unknown reward 'nope'"),
         ({"model": "modelscopee"}, "model", "unknown base model 'modelscopee'"),

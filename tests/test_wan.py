@@ -128,11 +128,15 @@ def test_a_latent_prefix_decodes_the_chosen_frames_exactly(model, index, prefix)
         torch.testing.assert_close(model.decode(latents, index), model.decode(latents)[:, index], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["vader", "grpo", "ddpo", "dpo"])
+@pytest.mark.parametrize("method", ["vader", "grpo", "ddpo", "dpo", "nft"])
 def test_each_aligner_takes_a_step_that_trains_lora_only(path, method):
     policy = Policy(load(path), lora_rank=2)
     settings = {"num_steps": 3, "guidance_scale": 2.0, "batch_size": 2, "decode_frames": 1}
-    settings |= {"grpo": {"group_size": 2}, "dpo": {"group_size": 2, "pairs_per_update": 1}}.get(method, {})
+    settings |= {
+        "grpo": {"group_size": 2},
+        "dpo": {"group_size": 2, "pairs_per_update": 1},
+        "nft": {"group_size": 2},
+    }.get(method, {})
     aligner = build_aligner(method, policy, build_reward("colourfulness"), settings, **GEOMETRY)
     lora = {n: p.detach().clone() for n, p in policy.model.named_parameters() if p.requires_grad}
     base = {n: p.detach().clone() for n, p in policy.model.named_parameters() if not p.requires_grad}

@@ -8,7 +8,7 @@
   numerator, GRPO's KL to the reference).
 - `denoising_loss` is the rule's denoising loss of given clean samples (epsilon or velocity target;
   Diffusion-DPO); inside `reference()` the LoRA adapters are off, which makes the same network the frozen
-  reference model.
+  reference model; inside `using(weights)` other adapters stand in for the trained ones (an old policy, an EMA).
 - The paper's memory switches live here: LoRA, mixed precision (autocast), gradient checkpointing,
   activation offloading to host memory inside the gradient window, and decoding a subset of frames.
 """
@@ -157,6 +157,23 @@ class Policy(nn.Module):
             for layer in layers:
                 layer.enable_adapters(True)
 
+    @contextlib.contextmanager
+    def using(self, weights: Sequence[torch.Tensor]) -> Iterator[None]:
+        """The network with `weights` (in `trainable_parameters()` order) in place of the trained adapters for the
+        duration, then the trained ones back bit for bit: an old policy's or an EMA's adapters (DiffusionNFT).
+        Take no gradient inside: the parameters hold `weights` there."""
+        parameters = self.trainable_parameters()
+        kept = [parameter.detach().clone() for parameter in parameters]
+        with torch.no_grad():
+            for parameter, weight in zip(parameters, weights, strict=True):
+                parameter.copy_(weight)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for parameter, weight in zip(parameters, kept, strict=True):
+                    parameter.copy_(weight)
+
     # -- the pieces -------------------------------------------------------------------------------
     def autocast(self):
         if self.precision == "no":
@@ -179,6 +196,13 @@ class Policy(nn.Module):
         )
         uncond, cond = both.chunk(2)
         return uncond + guidance * (cond - uncond)
+
+    def prediction(
+        self, latents: torch.Tensor, timesteps: torch.Tensor, condition: Condition, null: Condition, guidance: float
+    ) -> torch.Tensor:
+        """The guided denoiser output (epsilon or velocity) at the policy's precision, in float32."""
+        with self.autocast():
+            return self.guided_prediction(latents, timesteps, condition, null, guidance).float()
 
     def sample(
         self,
@@ -273,8 +297,7 @@ class Policy(nn.Module):
         t_prev = trajectory.prev_timesteps[step_index].to(x_t.device)
         condition = index_condition(trajectory.condition, rows)
         null = index_condition(trajectory.null_condition, rows)
-        with self.autocast():
-            output = self.guided_prediction(x_t, t, condition, null, sampler.guidance_scale).float()
+        output = self.prediction(x_t, t, condition, null, sampler.guidance_scale)
         return self.model.sampling.step(output, t, t_prev, x_t, sampler.eta)
 
     @torch.no_grad()
