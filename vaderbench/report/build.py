@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from vaderbench.metrics import DEVICE_TIME, EVAL_FIDELITY, EVAL_GOLD_MEAN, REWARD_QUERIES
 from vaderbench.report import efficiency, figures, tables
 from vaderbench.report.findings import findings
 from vaderbench.report.load import Runs, load_runs
@@ -90,11 +91,11 @@ def proxy_and_gold(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     section = Section(
         caption=(
             "Reward over-optimisation (Gao et al. 2022), measured against the toy world's truth: the learned reward "
-            f"of the evaluation videos (`{tables.FINAL_METRIC}`) against their gold (`{tables.GOLD_METRIC}`: the "
+            f"of the evaluation videos (`{tables.FINAL_METRIC}`) against their gold (`{EVAL_GOLD_MEAN}`: the "
             "rule the reward model was trained on, read from the pixels), one line per method from its first "
             "evaluation to its last (arrow), mean over seeds; chance, base and oracle videos marked. A method "
             "that moves right but not up wins the learned reward without the truth. Below: caption fidelity "
-            f"(`{tables.FIDELITY_METRIC}`: colour, shape, direction and background seen as the caption names them)."
+            f"(`{EVAL_FIDELITY}`: colour, shape, direction and background seen as the caption names them)."
         )
     )
     last = table.sort_values("step").groupby(["series", "side"], as_index=False).last()
@@ -150,7 +151,7 @@ def on_off_policy(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
             + ", ".join(f"`{k}`" for k in tables.POLICY_SWITCHES[1:])
             + ")"
         )
-    return spending_section("device_time_s", HOURS, DEVICE_HOURS, "device-hours", "on- vs off-policy")(trials, runs)
+    return spending_section(DEVICE_TIME, HOURS, DEVICE_HOURS, "device-hours", "on- vs off-policy")(trials, runs)
 
 
 def k_ablation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
@@ -325,13 +326,11 @@ SECTIONS: dict[str, tuple[str, Callable]] = {
     "proxy_and_gold": ("Learned reward against the truth: over-optimisation and prompt drift", proxy_and_gold),
     "sample_efficiency": (
         "Sample efficiency (paper Figure 5, top)",
-        spending_section(
-            "reward_queries", 1.0, "reward queries (videos scored)", "reward queries", "sample efficiency"
-        ),
+        spending_section(REWARD_QUERIES, 1.0, "reward queries (videos scored)", "reward queries", "sample efficiency"),
     ),
     "compute_efficiency": (
         "Compute efficiency (paper Figure 5, bottom)",
-        spending_section("device_time_s", HOURS, DEVICE_HOURS, "device-hours", "compute efficiency"),
+        spending_section(DEVICE_TIME, HOURS, DEVICE_HOURS, "device-hours", "compute efficiency"),
     ),
     "k_ablation": ("K ablation (paper Table 9)", k_ablation),
     "generalisation": ("Generalisation: training vs held-out prompts (paper Table 1)", generalisation),
