@@ -29,6 +29,7 @@ from vaderbench import distributed
 from vaderbench.algorithms.ppo import PpoAligner, ppo_clipped_loss, weighted_means
 from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
 from vaderbench.aligner import AlignerConfig, reward_stats
+from vaderbench.metrics import ADVANTAGE_ABS_MEAN, APPROX_KL, CLIPFRAC, LOSS, RATIO_MEAN
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
 
@@ -135,11 +136,11 @@ class Ddpo(PpoAligner):
                 logged.append((len(rows), values.double().cpu()))
         loss, approx_kl, clipfrac, ratio_mean = weighted_means(logged)
         return reward_stats(rewards) | {
-            "loss": loss,
-            "approx_kl": approx_kl,
-            "clipfrac": clipfrac,
-            "ratio_mean": ratio_mean,
-            "advantage_abs_mean": float(advantages.abs().mean()),
+            LOSS: loss,
+            APPROX_KL: approx_kl,
+            CLIPFRAC: clipfrac,
+            RATIO_MEAN: ratio_mean,
+            ADVANTAGE_ABS_MEAN: float(advantages.abs().mean()),
         }
 
     def _method_state(self):

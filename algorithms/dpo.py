@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from vaderbench import distributed
 from vaderbench.algorithms.replay_buffer import ReplayBuffer
 from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
+from vaderbench.metrics import IMPLICIT_ACC, LOSS, UPDATES
 from vaderbench.models.base import Footprint, cat_conditions
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
@@ -118,9 +119,9 @@ class Dpo(Aligner):
             loss, inside = self.update(self.local(pairs), update)
             losses.append(float(loss))
             accuracies.append(float((distributed.gather(inside) > 0).float().mean()))
-        metrics["updates"] = float(len(losses))
+        metrics[UPDATES] = float(len(losses))
         if losses:
-            metrics |= {"loss": sum(losses) / len(losses), "implicit_acc": sum(accuracies) / len(accuracies)}
+            metrics |= {LOSS: sum(losses) / len(losses), IMPLICIT_ACC: sum(accuracies) / len(accuracies)}
         return metrics
 
     def update(self, pairs: list[tuple[int, int]], update: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,7 @@ from vaderbench import distributed
 from vaderbench.algorithms.ppo import PpoAligner, ppo_clipped_loss, weighted_means
 from vaderbench.aligner import AlignerConfig, reward_stats
 from vaderbench.ddim import gaussian_log_prob
+from vaderbench.metrics import ADVANTAGE_ABS_MEAN, APPROX_KL, CLIPFRAC, KL, LOSS, POLICY_LOSS, RATIO_MEAN
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
 
@@ -163,13 +164,13 @@ class Grpo(PpoAligner):
                 logged.append((len(rows), values))
         loss, policy_loss, kl, approx_kl, clipfrac, ratio_mean = weighted_means(logged)
         return reward_stats(rewards) | {
-            "loss": loss,
-            "policy_loss": policy_loss,
-            "kl": kl,
-            "approx_kl": approx_kl,
-            "clipfrac": clipfrac,
-            "ratio_mean": ratio_mean,
-            "advantage_abs_mean": float(advantages.abs().mean()),
+            LOSS: loss,
+            POLICY_LOSS: policy_loss,
+            KL: kl,
+            APPROX_KL: approx_kl,
+            CLIPFRAC: clipfrac,
+            RATIO_MEAN: ratio_mean,
+            ADVANTAGE_ABS_MEAN: float(advantages.abs().mean()),
         }
 
     def step_loss(self, trajectory, step: int, rows: torch.Tensor, advantages: torch.Tensor):

@@ -43,6 +43,7 @@ import torch
 
 from vaderbench import distributed
 from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
+from vaderbench.metrics import GRAD_NORM, KL, LOSS, POLICY_LOSS
 from vaderbench.models.base import Footprint
 from vaderbench.policy import denoiser_passes
 from vaderbench.registry import ALIGNERS
@@ -194,10 +195,10 @@ class Nft(Aligner):
             self.follow(self.ema, min((1 + steps) / (10 + steps), config.ema_decay))
         loss, policy_loss, kl = torch.cat(logged).mean(dim=0).tolist()
         return reward_stats(rewards) | {
-            "loss": loss,
-            "policy_loss": policy_loss,
-            "kl": kl,
-            "grad_norm": grad_norm,
+            LOSS: loss,
+            POLICY_LOSS: policy_loss,
+            KL: kl,
+            GRAD_NORM: grad_norm,
             "optimality_mean": float(r.mean()),
             "old_decay": self.old_decay(),
         }

@@ -18,6 +18,7 @@ from typing import ClassVar, Literal
 import torch
 
 from vaderbench.aligner import Aligner, AlignerConfig, reward_stats
+from vaderbench.metrics import GRAD_NORM, LOSS
 from vaderbench.models.base import Footprint
 from vaderbench.policy import denoiser_passes
 from vaderbench.registry import ALIGNERS
@@ -103,7 +104,7 @@ class Vader(Aligner):
             rewards.append(reward.detach())
             loss_total += float(loss.detach())
         grad_norm = self.apply_gradients()
-        return reward_stats(torch.cat(rewards)) | {"loss": loss_total, "grad_norm": grad_norm}
+        return reward_stats(torch.cat(rewards)) | {LOSS: loss_total, GRAD_NORM: grad_norm}
 
     @staticmethod
     def memory_terms(config: VaderConfig, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:

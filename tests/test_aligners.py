@@ -10,6 +10,7 @@ from dataclasses import fields
 import pytest
 import torch
 from contract import aligner_names, aligners_with
+from direction import log_prob_change, record_calls
 from tiny_world import PROMPTS, tiny_model
 
 from vaderbench.aligner import FAMILIES, build_aligner
@@ -107,6 +108,45 @@ def test_ppo_later_minibatches_see_the_update(method):
     metrics = aligner.step(prompts_for(aligner))
     assert metrics["approx_kl"] > 0
     assert metrics["optimizer_steps"] == 4
+
+
+def test_one_ddpo_step_raises_the_log_prob_of_its_best_sample_and_lowers_its_worst():
+    aligner = make("ddpo", {"lr": 1e-3, "batch_size": 4, "per_prompt_stat_tracking": False})
+    trajectories, advantages = record_calls(aligner, "sample"), record_calls(aligner, "advantages")
+    aligner.step(prompts_for(aligner))
+    (_, trajectory), (_, advantage) = trajectories[0], advantages[0]
+    change = log_prob_change(aligner, trajectory, range(COMMON["num_steps"]))
+    assert change[advantage.argmax()] > 0 > change[advantage.argmin()], (advantage, change)
+
+
+def test_ddpo_without_stat_tracking_gives_zero_advantages_to_a_batch_that_scored_alike():
+    aligner = make("ddpo", {"per_prompt_stat_tracking": False})
+    assert torch.equal(aligner.advantages(PROMPTS, torch.full((4,), 0.5)), torch.zeros(4))
+
+
+def test_one_vader_step_raises_the_reward_of_the_videos_it_was_computed_on():
+    # full backprop (K = T): the step follows the whole gradient of these videos' reward
+    aligner = make("vader", {"lr": 1e-3, "batch_size": 4, "truncation": {"k": COMMON["num_steps"]}})
+    samples = record_calls(aligner, "sample")
+    metrics = aligner.step(prompts_for(aligner))
+    (prompts, seeds), _ = samples[0]
+    assert aligner.evaluate(prompts, seeds).mean() > metrics["reward_mean"]
+
+
+def test_one_dpo_update_lowers_the_loss_of_the_pairs_it_was_computed_on():
+    aligner = make("dpo", {"lr": 1e-3, "batch_size": 4, "pairs_per_update": 2})
+    pair_loss, seen = aligner.pair_loss, []
+
+    def recording(pairs, update):
+        seen.append((pairs, update, aligner.rounds))  # the round seeds the pairs' timesteps and noise
+        return pair_loss(pairs, update)
+
+    aligner.pair_loss = recording
+    metrics = aligner.step(prompts_for(aligner))
+    pairs, update, aligner.rounds = seen[0]
+    with torch.no_grad():
+        loss, _ = pair_loss(pairs, update)
+    assert metrics["updates"] == 1 and loss.mean() < metrics["loss"]
 
 
 @pytest.mark.parametrize("method", aligners_with("beta", "pairs_per_update"))

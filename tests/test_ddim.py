@@ -52,3 +52,34 @@ def test_log_prob_gradient_flows_to_the_mean_only():
     gaussian_log_prob(x, mean, torch.tensor(1.0)).sum().backward()
     assert x.grad is None
     torch.testing.assert_close(mean.grad, torch.full((2, 3), 1 / 3))
+
+
+def test_step_stays_finite_where_diffusers_takes_the_root_of_a_rounding_below_zero():
+    # At eta 1 from t = 999 of squaredcos_cap_v2 (a_t ~ 2e-9), 1 - a_prev - sigma^2 is ~1e-8, below float32's
+    # resolution near 1; diffusers takes its root unclamped and returns NaN for some a_prev (which ones depends
+    # on the CPU's rounding), the project clamps at 0. Reference: diffusers' own step in float64.
+    sched = DDIMScheduler(beta_schedule="squaredcos_cap_v2", timestep_spacing="trailing", set_alpha_to_one=False)
+    sched.set_timesteps(5)
+    t, prev = sched.timesteps[0], sched.timesteps[1]
+    torch.manual_seed(3)
+    x, eps = torch.randn(2, 4, 3, 8, 8), torch.randn(2, 4, 3, 8, 8)
+    zeros = torch.zeros_like(x)
+    schedule = sched.alphas_cumprod
+    # the direction's coefficient is the root of a float32 difference of numbers near 1, so it is known to
+    # within sqrt(a few float32 eps); eps re-derived from the clipped x0 is about x
+    tolerance = (4 * torch.finfo(torch.float32).eps) ** 0.5 * x.abs() + 1e-6
+    undefined = 0
+    for a_prev in torch.linspace(0.05, 0.95, 64):
+        alphas = schedule.clone()
+        alphas[prev] = a_prev
+        mean, _ = ddim_step(eps, t, prev, x, alphas, sched.final_alpha_cumprod, 1.0, clip_sample_range=1.0)
+        sched.alphas_cumprod = alphas
+        in_float32 = sched.step(eps, t, x, eta=1.0, variance_noise=zeros, use_clipped_model_output=True).prev_sample
+        sched.alphas_cumprod = alphas.double()
+        in_float64 = sched.step(
+            eps.double(), t, x.double(), eta=1.0, variance_noise=zeros.double(), use_clipped_model_output=True
+        ).prev_sample
+        undefined += int(in_float32.isnan().any())
+        assert mean.isfinite().all()
+        assert ((mean.double() - in_float64).abs() <= tolerance).all()
+    assert undefined, "diffusers' float32 step was finite for every a_prev: the case this test guards is not shown"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from direction import log_prob_change, record_calls
 from tiny_world import PROMPTS, tiny_model
 
 from vaderbench.algorithms.grpo import gaussian_kl, group_advantages
@@ -64,6 +65,54 @@ def test_later_minibatches_see_the_update_and_move_away_from_the_reference():
     metrics = aligner.step(prompts_for(aligner))
     assert metrics["kl"] > 0 and metrics["approx_kl"] > 0
     assert metrics["optimizer_steps"] == 4
+
+
+def trained_steps(aligner) -> range:
+    return range(int(aligner.config.num_steps * aligner.config.timestep_fraction))
+
+
+@pytest.mark.parametrize("flow", [True, False])
+def test_one_step_raises_the_log_prob_of_the_best_sample_and_lowers_the_worst(flow):
+    # one group of 4: the advantages order the samples as their rewards do
+    aligner = make("grpo", {"lr": 1e-3, "batch_size": 4, "group_size": 4, "minibatches": 1}, flow=flow)
+    trajectories, scores = record_calls(aligner, "sample"), record_calls(aligner, "score")
+    aligner.step(prompts_for(aligner))
+    (_, trajectory), (_, rewards) = trajectories[0], scores[0]
+    change = log_prob_change(aligner, trajectory, trained_steps(aligner))
+    assert change[rewards.argmax()] > 0 > change[rewards.argmin()], (rewards, change)
+
+
+def test_loss_is_the_policy_term_plus_kl_coef_times_the_kl_once_the_policy_has_moved():
+    # the second minibatch is trained after the first update
+    settings = {"lr": 3e-2, "batch_size": 4, "group_size": 2, "minibatches": 2, "kl_coef": 0.5}
+    aligner = make("grpo", settings)
+    metrics = aligner.step(prompts_for(aligner))
+    kl_term = settings["kl_coef"] * metrics["kl"]
+    assert kl_term > 1e-3 * abs(metrics["loss"])  # large enough that a wrong sign or factor shows
+    assert metrics["loss"] == pytest.approx(metrics["policy_loss"] + kl_term, rel=1e-6, abs=1e-9)
+
+
+def mean_kl_to_the_reference(aligner, trajectory) -> float:
+    kls = []
+    with torch.no_grad():
+        for step in trained_steps(aligner):
+            step_index = torch.full((trajectory.batch_size,), step)
+            mean, std = aligner.policy.step_distribution(trajectory, step_index, aligner.sampler)
+            with aligner.policy.reference():
+                reference_mean, _ = aligner.policy.step_distribution(trajectory, step_index, aligner.sampler)
+            kls.append(gaussian_kl(mean, reference_mean, std).mean())
+    return float(torch.stack(kls).mean())
+
+
+def test_with_equal_rewards_the_kl_term_alone_pulls_the_policy_back_to_the_reference():
+    aligner = make("grpo", {"lr": 1e-3, "batch_size": 4, "group_size": 2, "minibatches": 1, "kl_coef": 1.0})
+    for p in aligner.policy.trainable_parameters():
+        torch.nn.init.normal_(p, std=0.05)  # the policy starts away from the reference
+    aligner.reward = lambda frames, prompts: torch.full((len(prompts),), 0.5)  # zero advantages: no policy term
+    trajectories = record_calls(aligner, "sample")
+    metrics = aligner.step(prompts_for(aligner))
+    assert metrics["kl"] > 0 and metrics["advantage_abs_mean"] == 0
+    assert mean_kl_to_the_reference(aligner, trajectories[0][1]) < metrics["kl"]
 
 
 def test_the_sde_window_makes_only_its_steps_stochastic_and_trains_only_them():

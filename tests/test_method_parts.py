@@ -91,6 +91,16 @@ def test_stat_tracker_uses_batch_statistics_until_min_count_then_the_prompts_own
     assert list(tracker.history["a"]) == [4.0, 7.0, 8.0, 9.0]
 
 
+def test_stat_tracker_gives_zero_advantages_not_nan_to_rewards_that_are_all_equal():
+    tracker = PerPromptStatTracker(buffer_size=4, min_count=2)
+    # below min_count: the batch's statistics, of a batch that scored alike
+    assert torch.equal(tracker.advantages(["a", "a"], torch.tensor([0.5, 0.5])), torch.zeros(2))
+    # at min_count: each prompt's own, "a" still alike beside a "b" whose rewards differ
+    advantages = tracker.advantages(["a", "a", "b", "b"], torch.tensor([0.5, 0.5, 1.0, 3.0]))
+    assert torch.equal(advantages[:2], torch.zeros(2))
+    assert advantages[2] < 0 < advantages[3]
+
+
 def test_random_and_specific_truncation_choose_cutoffs_in_range():
     rng = random.Random(0)
     cutoffs = {Truncation("rand").first_grad_step(10, rng) for _ in range(200)}

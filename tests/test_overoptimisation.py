@@ -15,7 +15,7 @@ def points(series: str, golds_by_seed: dict[int, list[float]], proxies: list[flo
             step = 5 * index
             rows.append(
                 {"run_id": f"{series}{seed}", "step": step, "proxy": proxy + seed / 100, "gold": gold,
-                 "kl": float(step**2), "method": "vader", "series": series, "side": 32.0,
+                 "path_kl": float(step**2), "method": "vader", "series": series, "side": 32.0,
                  "resolution_label": "32", "seed": seed}
             )  # fmt: skip
     return pd.DataFrame(rows)

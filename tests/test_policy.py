@@ -61,18 +61,24 @@ def test_sampling_equals_a_diffusers_ddim_loop_with_the_same_noise(policy, eta):
     prompts, seeds = PROMPTS[:2], [7, 8]
     with torch.no_grad():
         trajectory = policy.sample(prompts, seeds, sampler, **GEOMETRY)
-        # the plain loop of a pipeline: its own scheduler, its own timesteps, the policy's noise
+        # a pipeline's step: its own scheduler, its own timesteps, the policy's noise, from the policy's latents
         scheduler = DDIMScheduler.from_config(policy.model.scheduler.config)
         scheduler.set_timesteps(sampler.num_steps)
         x, step_noise = sample_noise(seeds, policy.model.latent_shape(**GEOMETRY), sampler.num_steps)
         condition, null = policy.encode(prompts)
         assert torch.equal(trajectory.latents[0], x)
         for i, t in enumerate(scheduler.timesteps):
+            x = trajectory.latents[i]
             eps = policy.guided_prediction(x, t.repeat(len(seeds)), condition, null, sampler.guidance_scale)
             # the toy model clips x0 to the pixel range and re-derives eps from it (see vaderbench.ddim)
             step = scheduler.step(eps, t, x, eta=eta, variance_noise=step_noise[i], use_clipped_model_output=True)
-            x = step.prev_sample
-            torch.testing.assert_close(trajectory.latents[i + 1], x, rtol=1e-4, atol=1e-5)
+            if not step.prev_sample.isfinite().all():
+                # the reference is undefined here: at eta 1 from t = 999, 1 - a_prev - sigma^2 is ~2e-8, which
+                # float32 rounds below 0 on some CPUs and diffusers takes its root unclamped (the project clamps
+                # at 0, tests/test_ddim.py); no other step may be undefined
+                assert (eta, int(t)) == (1.0, 999)
+                continue
+            torch.testing.assert_close(trajectory.latents[i + 1], step.prev_sample, rtol=1e-4, atol=1e-5)
     assert torch.equal(trajectory.timesteps, scheduler.timesteps.long())
 
 

@@ -21,7 +21,8 @@ from mlflow.entities import Metric, Param
 from scipy import stats
 
 from vaderbench.cli import main
-from vaderbench.experiment.tuning import TUNING_METRIC, tuning_score
+from vaderbench.experiment.tuning import tuning_score
+from vaderbench.metrics import TUNING_SCORE
 from vaderbench.report import tables, write_report
 from vaderbench.report.build import SECTIONS, finished_only, render_section
 from vaderbench.report.commands import section_main
@@ -269,7 +270,7 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
         rewards = {s: final * s / steps for s in range(0, steps + 1, 2)}
         curves = {
             "eval_reward_mean": rewards,
-            TUNING_METRIC: {s: tuning_score(r, 0.9) for s, r in rewards.items()},
+            TUNING_SCORE: {s: tuning_score(r, 0.9) for s, r in rewards.items()},
             # the exploit (1e-1) loses its captions: fidelity 0.8 at step 0, 0.2 at its last
             "eval_fidelity": {s: 0.8 - (0.6 * s / steps if lr == 1e-1 else 0.0) for s in rewards},
             "eval_gold_mean": dict.fromkeys(rewards, 0.3),

@@ -1,4 +1,5 @@
-"""The package's modules import each other in one direction: no cycle, function-level imports included."""
+"""The package's modules import each other in one direction: no cycle, function-level imports included; metric
+names are written in one module, at the bottom of the import graph."""
 
 import ast
 from pathlib import Path
@@ -61,3 +62,65 @@ def test_no_module_of_the_package_imports_itself_through_others():
 def test_the_cycle_finder_finds_a_cycle():
     assert cycle_through({"a": {"b"}, "b": {"c"}, "c": {"a"}}, "a") == ["a", "b", "c", "a"]
     assert cycle_through({"a": {"b"}, "b": set()}, "a") is None
+
+
+def metric_names() -> set[str]:
+    """The values of `vaderbench.metrics`' constants, read from its source (no import: no torch)."""
+    tree = ast.parse((SOURCES["vaderbench"] / "metrics.py").read_text())
+    return {
+        node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
+
+
+def docstrings(tree: ast.AST) -> set[int]:
+    owners = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, owners) and node.body and isinstance(node.body[0], ast.Expr)
+    }
+
+
+def clock_phases(tree: ast.AST) -> set[int]:
+    """The names of the clock's phases in `clock.phase("loss")`: a phase, not a metric (that is `time_loss_s`),
+    so that a new aligner timing its loss needs no entry below."""
+    return {
+        id(node.args[0])
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "phase"
+        and node.args
+    }
+
+
+#: string literals equal to a metric name that name something else, with how many times each file writes one
+NOT_METRICS = {
+    ("vaderbench/timing.py", "loss"): 1,  # a phase of the clock (its metric is `time_loss_s`)
+    ("vaderbench/runner/trial.py", "samples"): 1,  # the folder of sample videos
+    ("vaderbench/report/build.py", "samples"): 1,  # the report's section of sample videos
+}
+
+
+def test_metric_names_are_written_only_in_vaderbench_metrics():
+    names = metric_names()
+    assert {"eval_reward_mean", "budget_spent", "loss"} <= names
+    found: dict[tuple[str, str], int] = {}
+    for path in module_files().values():
+        if path == SOURCES["vaderbench"] / "metrics.py":
+            continue
+        tree = ast.parse(path.read_text())
+        skip = docstrings(tree) | clock_phases(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in names and id(node) not in skip:
+                key = (path.relative_to(ROOT).as_posix(), node.value)
+                found[key] = found.get(key, 0) + 1
+    assert found == NOT_METRICS, "import these names from vaderbench.metrics: " + ", ".join(
+        f"{path}: {name!r}" for (path, name), count in sorted(found.items()) if NOT_METRICS.get((path, name)) != count
+    )
+
+
+def test_vaderbench_metrics_imports_nothing_of_the_package():
+    assert module_files()["vaderbench.metrics"] and imports_between(module_files())["vaderbench.metrics"] == set()

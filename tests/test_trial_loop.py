@@ -262,7 +262,8 @@ def test_a_reward_that_breaks_stops_the_trial_with_the_method_step_and_value(tmp
 
 
 def test_a_toy_trial_logs_the_headroom_of_toyworld_eval_its_gold_and_the_folded_tuning_score(tmp_path):
-    from vaderbench.experiment.tuning import TUNING_METRIC, tuning_score
+    from vaderbench.experiment.tuning import tuning_score
+    from vaderbench.metrics import TUNING_SCORE
     from vaderbench.runner.trial import eval_set
     from vaderbench.toyworld.headroom import headroom
 
@@ -277,7 +278,7 @@ def test_a_toy_trial_logs_the_headroom_of_toyworld_eval_its_gold_and_the_folded_
     assert start["eval_oracle_gold"] == pytest.approx(room["gold_oracle"])
     assert 0 <= end["eval_gold_mean"] <= 1 and 0 <= end["eval_fidelity"] <= 1
     for report in (start, end):
-        assert report[TUNING_METRIC] == tuning_score(report["eval_reward_mean"], room["oracle"])
+        assert report[TUNING_SCORE] == tuning_score(report["eval_reward_mean"], room["oracle"])
     # the adapters start at zero: the policy is the base model, then moves away from it
     assert start["eval_kl"] == 0 and end["eval_kl"] > 0
     # toy_aesthetic is an ensemble: its members disagree somewhat on the model's videos

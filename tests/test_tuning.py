@@ -13,9 +13,7 @@ from vaderbench.experiment.grid import expand
 from vaderbench.experiment.load import load_experiment
 from vaderbench.experiment.schema import Domain, ExperimentError
 from vaderbench.experiment.tuning import (
-    BUDGET_SPENT,
     TUNE,
-    TUNING_METRIC,
     VALIDATION,
     choose,
     draw,
@@ -24,6 +22,7 @@ from vaderbench.experiment.tuning import (
     tuning_score,
     tuning_trials,
 )
+from vaderbench.metrics import BUDGET_SPENT, TUNING_SCORE
 from vaderbench.runner.trial import eval_set
 
 STUDY = {
@@ -99,11 +98,11 @@ def test_the_choice_is_the_best_mean_over_seeds_of_the_settings_that_ran_to_the_
     results = {}
     for t in trials:
         value = reward[t.settings["lr"]][t.seed - 7]
-        results[t.id] = {TUNING_METRIC: value, **({BUDGET_SPENT: 1.0} if t.settings["lr"] != by_lr[2] else {})}
+        results[t.id] = {TUNING_SCORE: value, **({BUDGET_SPENT: 1.0} if t.settings["lr"] != by_lr[2] else {})}
     chosen = choose(trials, results)
     assert chosen == {("vader", "8"): {"lr": by_lr[1]}}
     with pytest.raises(ValueError, match="no setting ran to the budget"):
-        choose(trials, {t.id: {TUNING_METRIC: 1.0} for t in trials})
+        choose(trials, {t.id: {TUNING_SCORE: 1.0} for t in trials})
 
 
 def test_the_final_grid_runs_each_tuned_method_at_its_choice_for_its_resolution(tmp_path):
@@ -146,10 +145,10 @@ def test_early_stopping_compares_a_setting_only_with_the_other_settings_of_its_m
     good, bad, ddpo = tune_trial("a", "vader"), tune_trial("b", "vader"), tune_trial("c", "dpo")
     for trial in (good, bad, ddpo):
         scheduler.on_trial_add(None, trial)
-    assert scheduler.on_trial_result(None, good, {"step": 3, TUNING_METRIC: 0.9}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, good, {"step": 3, TUNING_SCORE: 0.9}) == TrialScheduler.CONTINUE
     # far below VADER's, but the first of its own method at this rung: it goes on
-    assert scheduler.on_trial_result(None, ddpo, {"step": 3, TUNING_METRIC: 0.1}) == TrialScheduler.CONTINUE
-    assert scheduler.on_trial_result(None, bad, {"step": 3, TUNING_METRIC: 0.5}) == TrialScheduler.STOP
+    assert scheduler.on_trial_result(None, ddpo, {"step": 3, TUNING_SCORE: 0.1}) == TrialScheduler.CONTINUE
+    assert scheduler.on_trial_result(None, bad, {"step": 3, TUNING_SCORE: 0.5}) == TrialScheduler.STOP
 
 
 def test_the_tuning_score_folds_the_reward_at_the_oracle_so_an_exploit_is_not_chosen(tmp_path):
@@ -161,7 +160,7 @@ def test_the_tuning_score_folds_the_reward_at_the_oracle_so_an_exploit_is_not_ch
     oracle = 0.7
     # rigged: the largest lr drives the reward far past the oracle (an exploit); the middle one comes closest
     reward = {by_lr[0]: 0.55, by_lr[1]: 0.68, by_lr[2]: 1.3}
-    results = {t.id: {TUNING_METRIC: tuning_score(reward[t.settings["lr"]], oracle), BUDGET_SPENT: 1.0} for t in trials}
+    results = {t.id: {TUNING_SCORE: tuning_score(reward[t.settings["lr"]], oracle), BUDGET_SPENT: 1.0} for t in trials}
     assert choose(trials, results) == {("vader", "8"): {"lr": by_lr[1]}}
 
 

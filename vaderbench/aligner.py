@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from vaderbench import distributed
+from vaderbench.metrics import REWARD_MEAN, REWARD_STD
 from vaderbench.policy import Policy, SamplerSettings, Trajectory
 from vaderbench.registry import ALIGNERS
 from vaderbench.rewards.base import Reward
@@ -312,7 +313,7 @@ class Aligner(ABC):
 def reward_stats(rewards: torch.Tensor) -> dict[str, float]:
     """Mean and (population) std of this round's local rewards, over all workers."""
     everything = distributed.gather(rewards.detach())
-    return {"reward_mean": float(everything.mean()), "reward_std": float(everything.std(unbiased=False))}
+    return {REWARD_MEAN: float(everything.mean()), REWARD_STD: float(everything.std(unbiased=False))}
 
 
 def registered_aligners() -> list[str]:

@@ -37,15 +37,12 @@ from typing import Any
 from vaderbench.experiment.checks import check_swept_key
 from vaderbench.experiment.grid import Trial, aligner_of, applies, resolve
 from vaderbench.experiment.schema import SWEEP_ALIASES, Domain, Experiment, ExperimentError, resolution_label
+from vaderbench.metrics import BUDGET_SPENT, TUNING_SCORE
 
 #: the stage of a trial, an MLflow param of its run
 TUNE, FINAL = "tune", "final"
 #: the evaluation split of tuning trials (`runner.trial.eval_set`)
 VALIDATION = "validation"
-#: the metric a trial logs once, at its last step, when it ran until its budget was spent
-BUDGET_SPENT = "budget_spent"
-#: what the tuning stage ranks settings by (ASHA and the choice): `tuning_score` at each evaluation
-TUNING_METRIC = "eval_tuning_score"
 
 
 def tuning_score(reward: float, oracle: float | None) -> float:
@@ -138,7 +135,7 @@ def setting_of(trial: Trial) -> dict[str, Any]:
 def choose(tuning: list[Trial], results: Mapping[str, Mapping[str, float]]) -> dict[tuple[str, str], dict[str, Any]]:
     """(method entry, resolution label) -> the chosen setting, from each tuning trial's last metrics.
 
-    `results` maps a tuning trial's id to its run's latest metrics (`TUNING_METRIC` at its last step and
+    `results` maps a tuning trial's id to its run's latest metrics (`TUNING_SCORE` at its last step and
     `BUDGET_SPENT` if it ran to the budget). A setting counts only if every one of its seeds ran to the budget.
     """
     groups: dict[tuple[str, str], dict[str, list[Trial]]] = {}
@@ -150,8 +147,8 @@ def choose(tuning: list[Trial], results: Mapping[str, Mapping[str, float]]) -> d
         scored = []
         for trials in settings.values():
             metrics = [results.get(t.id, {}) for t in trials]
-            if all(m.get(BUDGET_SPENT) == 1 and TUNING_METRIC in m for m in metrics):
-                scored.append((sum(m[TUNING_METRIC] for m in metrics) / len(metrics), trials[0]))
+            if all(m.get(BUDGET_SPENT) == 1 and TUNING_SCORE in m for m in metrics):
+                scored.append((sum(m[TUNING_SCORE] for m in metrics) / len(metrics), trials[0]))
         if not scored:
             raise ValueError(f"tuning {key[0]} at {key[1]} px: no setting ran to the budget on every tuning seed")
         best = max(scored, key=lambda pair: pair[0])[1]  # the first of equals: the draw order

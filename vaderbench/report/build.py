@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
+from vaderbench.metrics import DEVICE_TIME, EVAL_FIDELITY, EVAL_GOLD_MEAN, EVAL_KL, REWARD_QUERIES
 from vaderbench.report import efficiency, figures, overoptimisation, tables
 from vaderbench.report.findings import findings
 from vaderbench.report.load import Runs, load_runs
@@ -99,11 +100,11 @@ def proxy_and_gold(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     section = Section(
         caption=(
             "Reward over-optimisation (Gao et al. 2022), measured against the toy world's truth: the learned reward "
-            f"of the evaluation videos (`{tables.FINAL_METRIC}`) against their gold (`{tables.GOLD_METRIC}`: the "
+            f"of the evaluation videos (`{tables.FINAL_METRIC}`) against their gold (`{EVAL_GOLD_MEAN}`: the "
             "rule the reward model was trained on, read from the pixels), one line per method from its first "
             "evaluation to its last (arrow), mean over seeds; chance, base and oracle videos marked. A method "
             "that moves right but not up wins the learned reward without the truth. Below: caption fidelity "
-            f"(`{tables.FIDELITY_METRIC}`: colour, shape, direction and background seen as the caption names them)."
+            f"(`{EVAL_FIDELITY}`: colour, shape, direction and background seen as the caption names them)."
         )
     )
     last = table.sort_values("step").groupby(["series", "side"], as_index=False).last()
@@ -128,7 +129,7 @@ def overoptimisation_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section,
         caption=(
             "Over-optimisation as Gao et al. (2022) draw it: the gold of the evaluation videos against the learned "
             f"reward they were optimised for (`{tables.FINAL_METRIC}`), and against the square root of the policy's "
-            f"KL from the base model along their sampling paths (`{overoptimisation.KL_METRIC}`), mean over seeds; "
+            f"KL from the base model along their sampling paths (`{EVAL_KL}`), mean over seeds; "
             "★ each setting's peak of gold. Rise: gold at the peak minus at step 0; fall: at the last evaluation "
             "minus at the peak; both paired by seed with 95% t-intervals (the peak is chosen on the same runs, so "
             "the rise's interval is optimistic)."
@@ -196,7 +197,7 @@ def on_off_policy(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
             + ", ".join(f"`{k}`" for k in tables.POLICY_SWITCHES[1:])
             + ")"
         )
-    return spending_section("device_time_s", HOURS, DEVICE_HOURS, "device-hours", "on- vs off-policy")(trials, runs)
+    return spending_section(DEVICE_TIME, HOURS, DEVICE_HOURS, "device-hours", "on- vs off-policy")(trials, runs)
 
 
 def k_ablation(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
@@ -375,13 +376,11 @@ SECTIONS: dict[str, tuple[str, Callable]] = {
     ),
     "sample_efficiency": (
         "Sample efficiency (paper Figure 5, top)",
-        spending_section(
-            "reward_queries", 1.0, "reward queries (videos scored)", "reward queries", "sample efficiency"
-        ),
+        spending_section(REWARD_QUERIES, 1.0, "reward queries (videos scored)", "reward queries", "sample efficiency"),
     ),
     "compute_efficiency": (
         "Compute efficiency (paper Figure 5, bottom)",
-        spending_section("device_time_s", HOURS, DEVICE_HOURS, "device-hours", "compute efficiency"),
+        spending_section(DEVICE_TIME, HOURS, DEVICE_HOURS, "device-hours", "compute efficiency"),
     ),
     "k_ablation": ("K ablation (paper Table 9)", k_ablation),
     "generalisation": ("Generalisation: training vs held-out prompts (paper Table 1)", generalisation),

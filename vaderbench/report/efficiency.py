@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vaderbench.metrics import DEVICE_TIME, EVAL_CHANCE_REWARD, EVAL_ORACLE_REWARD, REWARD_QUERIES
 from vaderbench.registry import ALIGNERS
 from vaderbench.report.select import MissingRuns, metric_points, reference_method, step_zero_mean, with_resolution
 from vaderbench.report.stats import (
@@ -44,15 +45,13 @@ from vaderbench.report.stats import (
     t_interval,
     welch_interval,
 )
-from vaderbench.report.tables import TRUTHS
+from vaderbench.report.tables import FINAL_METRIC, TRUTHS
 
-FINAL_METRIC = "eval_reward_mean"
-CHANCE_METRIC, ORACLE_METRIC = "eval_chance_reward", "eval_oracle_reward"
 #: the share of the base-to-oracle headroom that the second target asks for
 HEADROOM_TARGET = 0.5
 #: a final reward's 95% interval should be narrower (half-width) than this share of the headroom
 PRECISION_TARGET = 0.1
-SPENDING = {"queries": "reward_queries", "device_s": "device_time_s"}
+SPENDING = {"queries": REWARD_QUERIES, "device_s": DEVICE_TIME}
 
 
 @dataclass
@@ -110,9 +109,9 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
         ids = at["run_id"]
         finals = evals[evals["run_id"].isin(ids)].groupby("run_id").last()["reward"]
         headroom = {
-            "chance": step_zero_mean(metrics, CHANCE_METRIC, ids),
+            "chance": step_zero_mean(metrics, EVAL_CHANCE_REWARD, ids),
             "base": step_zero_mean(metrics, FINAL_METRIC, ids),
-            "oracle": step_zero_mean(metrics, ORACLE_METRIC, ids),
+            "oracle": step_zero_mean(metrics, EVAL_ORACLE_REWARD, ids),
         }
         summary["headroom"][label] = headroom
         truths = {key: metric_points(metrics, metric, ids) for key, metric in TRUTHS.items()}

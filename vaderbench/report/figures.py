@@ -386,10 +386,10 @@ def overoptimisation(table: pd.DataFrame, peaks: list) -> Figure:
             rows = rows.sort_values("step")
             style = styles[series]
             left.plot(rows["proxy"], rows["gold"], **style, label=series)
-            right.plot(np.sqrt(rows["kl"].clip(lower=0)), rows["gold"], **style, label=series)
+            right.plot(np.sqrt(rows["path_kl"].clip(lower=0)), rows["gold"], **style, label=series)
             peak = next(p for p in peaks if p.series == series and p.side == side)
             top = rows[rows["step"] == peak.peak_step]
-            for ax, x in ((left, top["proxy"]), (right, np.sqrt(top["kl"].clip(lower=0)))):
+            for ax, x in ((left, top["proxy"]), (right, np.sqrt(top["path_kl"].clip(lower=0)))):
                 ax.scatter(x, top["gold"], color=style["color"], marker="*", s=80, zorder=4)
         base = at[at["step"] == 0]["gold"].mean()
         label = at["resolution_label"].iloc[0]

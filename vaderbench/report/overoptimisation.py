@@ -16,21 +16,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vaderbench.metrics import EVAL_GOLD_MEAN, EVAL_KL
 from vaderbench.report.select import method_first, metric_points, with_resolution
 from vaderbench.report.stats import Estimate, t_interval
-from vaderbench.report.tables import FINAL_METRIC, GOLD_METRIC, require_metric, with_series
-
-KL_METRIC = "eval_kl"
+from vaderbench.report.tables import FINAL_METRIC, require_metric, with_series
 
 
 def trajectories(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per run and evaluation step: `proxy`, `gold` and `kl`, with the run's method, series, side and seed."""
-    require_metric(metrics, GOLD_METRIC, trials)
-    require_metric(metrics, KL_METRIC, trials)
+    """Per run and evaluation step: `proxy`, `gold` and `path_kl` (the policy's KL from the base model), with
+    the run's method, series, side and seed."""
+    require_metric(metrics, EVAL_GOLD_MEAN, trials)
+    require_metric(metrics, EVAL_KL, trials)
     trials = with_series(with_resolution(trials), exclude=("resolution",))
     ids = trials["run_id"]
     points = metric_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "proxy"})
-    for name, metric in (("gold", GOLD_METRIC), ("kl", KL_METRIC)):
+    for name, metric in (("gold", EVAL_GOLD_MEAN), ("path_kl", EVAL_KL)):
         values = metric_points(metrics, metric, ids).rename(columns={"value": name})
         points = points.merge(values, on=["run_id", "step"])
     return points.merge(trials[["run_id", "method", "series", "side", "resolution_label", "seed"]])
@@ -81,7 +81,7 @@ def curves(points: pd.DataFrame) -> list[Curve]:
     out = []
     for (method, series, side, label), rows in points.groupby(["method", "series", "side", "resolution_label"]):
         by_step = rows.set_index(["step", "seed"]).sort_index()
-        means = rows.groupby("step")[["proxy", "gold", "kl"]].mean()
+        means = rows.groupby("step")[["proxy", "gold", "path_kl"]].mean()
         peak, last = int(means["gold"].idxmax()), int(means.index.max())
         out.append(
             Curve(
@@ -96,8 +96,8 @@ def curves(points: pd.DataFrame) -> list[Curve]:
                 rise=paired(by_step, peak, 0, "gold"),
                 fall=paired(by_step, last, peak, "gold"),
                 proxy_after_peak=float(means.loc[last, "proxy"] - means.loc[peak, "proxy"]),
-                kl_at_peak=float(means.loc[peak, "kl"]),
-                kl_last=float(means.loc[last, "kl"]),
+                kl_at_peak=float(means.loc[peak, "path_kl"]),
+                kl_last=float(means.loc[last, "path_kl"]),
             )
         )
     order = method_first(pd.DataFrame({"method": [c.method for c in out], "i": range(len(out))}), ["i"])
@@ -105,6 +105,6 @@ def curves(points: pd.DataFrame) -> list[Curve]:
 
 
 def means(points: pd.DataFrame) -> pd.DataFrame:
-    """Per series, resolution and step: the mean over seeds of `proxy`, `gold` and `kl` (the figure's lines)."""
+    """Per series, resolution and step: the mean over seeds of `proxy`, `gold` and `path_kl` (the figure's lines)."""
     columns = ["method", "series", "side", "resolution_label", "step"]
-    return points.groupby(columns, as_index=False)[["proxy", "gold", "kl"]].mean()
+    return points.groupby(columns, as_index=False)[["proxy", "gold", "path_kl"]].mean()

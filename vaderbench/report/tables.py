@@ -18,7 +18,21 @@ import re
 
 import pandas as pd
 
-from vaderbench.experiment.tuning import TUNING_METRIC
+from vaderbench.metrics import (
+    BUDGET_SPENT,
+    EVAL_CHANCE_GOLD,
+    EVAL_CHANCE_REWARD,
+    EVAL_FIDELITY,
+    EVAL_GOLD_MEAN,
+    EVAL_ORACLE_GOLD,
+    EVAL_ORACLE_REWARD,
+    EVAL_REWARD_MEAN,
+    PEAK_MEMORY,
+    REWARD_MEAN,
+    STARTUP_TIME,
+    TUNING_SCORE,
+    WALL_TIME,
+)
 from vaderbench.report.select import (
     MissingRuns,
     last_points,
@@ -37,8 +51,9 @@ from vaderbench.report.select import (
 from vaderbench.report.stats import summarise, welch_interval
 from vaderbench.timing import PHASES, metric_name
 
-FINAL_METRIC = "eval_reward_mean"
-TRAIN_METRIC = "reward_mean"
+#: the reward a method is judged by (held-out prompts), and its training counterpart
+FINAL_METRIC = EVAL_REWARD_MEAN
+TRAIN_METRIC = REWARD_MEAN
 #: the paper's Table 9 steps
 K_ABLATION_STEPS = (1, 100, 200, 300)
 #: params that switch memory savings on or off (the paper's Table 7); matched as a component of the name
@@ -207,7 +222,7 @@ def component_match(column: str, key: str) -> bool:
     return re.search(rf"(^|[._/]){re.escape(key)}([._/]|$)", str(column)) is not None
 
 
-def memory(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = "peak_memory_mb") -> pd.DataFrame:
+def memory(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = PEAK_MEMORY) -> pd.DataFrame:
     """Per method and combination of the settings that vary (the memory switches first): a trial's peak of
     `metric`, over seeds. Other varying settings (resolution, variants) stay columns so that they never pool."""
     require_metric(metrics, metric, trials)
@@ -238,10 +253,10 @@ def time_breakdown(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     trials = with_series(with_resolution(trials), exclude=("resolution",))
     ids = trials["run_id"]
     parts = {phase: last_points(metrics, metric_name(phase), ids) for phase in PHASES}
-    wall = last_points(metrics, "wall_time_s", ids).set_index("run_id")["value"]
+    wall = last_points(metrics, WALL_TIME, ids).set_index("run_id")["value"]
     phase_sum = sum(points.set_index("run_id")["value"] for points in parts.values())
     parts[OTHER] = (wall - phase_sum).clip(lower=0).rename("value").reset_index()
-    parts[STARTUP] = last_points(metrics, "startup_s", ids)
+    parts[STARTUP] = last_points(metrics, STARTUP_TIME, ids)
     rows = pd.concat([points.assign(part=part) for part, points in parts.items() if not points.empty])
     rows = rows.merge(trials[["run_id", "method", "series", "side", "resolution_label"]])
     table = summarise(rows, ["method", "series", "side", "resolution_label", "part"])
@@ -262,13 +277,13 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
     trials = with_resolution(trials)
     ids = trials["run_id"]
     last = last_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "validation"})
-    score = last_points(metrics, TUNING_METRIC, ids)[["run_id", "value"]].rename(columns={"value": "score"})
+    score = last_points(metrics, TUNING_SCORE, ids)[["run_id", "value"]].rename(columns={"value": "score"})
     last = last.merge(score, on="run_id", how="left")
     truths = [name for name, metric in TRUTHS.items() if metrics["metric"].eq(metric).any()]
     for name in truths:  # what the choice does not read: the toy world's truths of the same validation videos
         values = last_points(metrics, TRUTHS[name], ids)[["run_id", "value"]].rename(columns={"value": name})
         last = last.merge(values, on="run_id", how="left")
-    spent = metric_points(metrics, "budget_spent", ids)[["run_id"]].assign(reached=True)
+    spent = metric_points(metrics, BUDGET_SPENT, ids)[["run_id"]].assign(reached=True)
     rows = trials.merge(last, on="run_id").merge(spent, on="run_id", how="left")
     rows["reached"] = rows["reached"].fillna(False).astype(bool)
     fixed = {"method", "resolution", "seed", "stage", "trial_id"}
@@ -296,15 +311,13 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
 
 # -- headroom, gold and caption fidelity ---------------------------------------------------------------
 HEADROOM_METRICS = {
-    "chance": "eval_chance_reward",
-    "oracle": "eval_oracle_reward",
-    "chance gold": "eval_chance_gold",
-    "oracle gold": "eval_oracle_gold",
+    "chance": EVAL_CHANCE_REWARD,
+    "oracle": EVAL_ORACLE_REWARD,
+    "chance gold": EVAL_CHANCE_GOLD,
+    "oracle gold": EVAL_ORACLE_GOLD,
 }
-GOLD_METRIC = "eval_gold_mean"
-FIDELITY_METRIC = "eval_fidelity"
 #: the toy world's truths of the evaluation videos, where a trial logs them
-TRUTHS = {"gold": GOLD_METRIC, "fidelity": FIDELITY_METRIC}
+TRUTHS = {"gold": EVAL_GOLD_MEAN, "fidelity": EVAL_FIDELITY}
 
 
 def headroom(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
@@ -314,7 +327,7 @@ def headroom(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (side, label), at in trials.groupby(["side", "resolution_label"]):
         row = {"side": side, "resolution_label": label}
-        for name, metric in {**HEADROOM_METRICS, "base": FINAL_METRIC, "base gold": GOLD_METRIC}.items():
+        for name, metric in {**HEADROOM_METRICS, "base": FINAL_METRIC, "base gold": EVAL_GOLD_MEAN}.items():
             if (value := step_zero_mean(metrics, metric, at["run_id"])) is not None:
                 row[name] = value
         rows.append(row)
@@ -324,7 +337,7 @@ def headroom(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 def proxy_and_gold(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     """Per series, resolution and evaluation step: mean over seeds of the reward, its gold and caption fidelity."""
-    require_metric(metrics, GOLD_METRIC, trials)
+    require_metric(metrics, EVAL_GOLD_MEAN, trials)
     trials = with_series(with_resolution(trials), exclude=("resolution",))
     ids = trials["run_id"]
     points = metric_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "proxy"})

@@ -16,6 +16,7 @@ from typing import Any
 from ray.tune import Callback
 
 from vaderbench.experiment.grid import Trial
+from vaderbench.metrics import STARTUP_TIME
 from vaderbench.runner.tracking import Tracker
 from vaderbench.runner.trial import ARTIFACTS, CHECKPOINT_PATH, LOOP_TIME, REPLAY, TRIAL_ERROR, WORKER_NODES
 
@@ -129,7 +130,7 @@ class TrialLogger(Callback):
             self.tracker.log_artifacts(run_id, Path(checkpoint) / ARTIFACTS)
         duration = time.perf_counter() - self.started[trial.trial_id]
         startup = duration - self.loop_time.get(trial.trial_id, 0.0)
-        self.tracker.log_step(run_id, self.last_step[trial.trial_id], {"startup_s": startup})
+        self.tracker.log_step(run_id, self.last_step[trial.trial_id], {STARTUP_TIME: startup})
         self.durations.append((spec.id, duration, startup))
         self.tracker.finish(run_id, "FINISHED")
         self.finished.append(spec.id)

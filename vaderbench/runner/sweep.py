@@ -177,7 +177,7 @@ def asha(early_stopping, trials: list[Trial]):
     being a method whose rewards are lower."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from vaderbench.experiment.tuning import TUNING_METRIC
+    from vaderbench.metrics import TUNING_SCORE
 
     steps = max(t.budget["steps"] or 0 for t in trials)
     if not steps:
@@ -186,7 +186,7 @@ def asha(early_stopping, trials: list[Trial]):
     def new_asha():
         return ASHAScheduler(
             time_attr="step",
-            metric=TUNING_METRIC,
+            metric=TUNING_SCORE,
             mode="max",
             max_t=steps,
             grace_period=early_stopping.grace,

@@ -21,6 +21,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from vaderbench.experiment.grid import Trial
+from vaderbench.metrics import REWARD_QUERIES
 
 ROLE_TAG = "vaderbench.role"
 TRIAL_TAG = "vaderbench.trial_id"
@@ -140,7 +141,7 @@ class Tracker:
         existing = self.children(parent_id).get(trial.id)
         if existing is not None:
             self.client.update_run(existing.info.run_id, status="RUNNING")
-            steps = [m.step for m in self.client.get_metric_history(existing.info.run_id, "reward_queries")]
+            steps = [m.step for m in self.client.get_metric_history(existing.info.run_id, REWARD_QUERIES)]
             return existing.info.run_id, max(steps, default=-1)
         tags = {MLFLOW_PARENT_RUN_ID: parent_id, TRIAL_TAG: trial.id, MLFLOW_RUN_NAME: trial.id, **versions()}
         if trial.variant:

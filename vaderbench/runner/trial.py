@@ -37,7 +37,28 @@ import torch
 from vaderbench import distributed
 from vaderbench.aligner import Aligner, build_aligner
 from vaderbench.experiment.grid import Trial
-from vaderbench.experiment.tuning import BUDGET_SPENT, TUNING_METRIC, VALIDATION, tuning_score
+from vaderbench.experiment.tuning import VALIDATION, tuning_score
+from vaderbench.metrics import (
+    BUDGET_SPENT,
+    DEVICE_TIME,
+    EVAL_CHANCE_GOLD,
+    EVAL_CHANCE_REWARD,
+    EVAL_FIDELITY,
+    EVAL_FIDELITY_PREFIX,
+    EVAL_GOLD_MEAN,
+    EVAL_KL,
+    EVAL_ORACLE_GOLD,
+    EVAL_ORACLE_REWARD,
+    EVAL_REWARD_MEAN,
+    EVAL_REWARD_STD,
+    EVAL_REWARD_STD_MEMBERS,
+    OPTIMIZER_STEPS,
+    PEAK_MEMORY,
+    REWARD_QUERIES,
+    SAMPLES,
+    TUNING_SCORE,
+    WALL_TIME,
+)
 from vaderbench.policy import Policy, SamplerSettings
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import MODELS
@@ -49,8 +70,6 @@ from vaderbench.seeding import derive_seed
 Report = Callable[[dict[str, Any]], None]
 ARTIFACTS = "artifacts"
 HISTORY = "history.json"
-#: the reward of the oracle videos of the evaluation prompts, logged at step 0 where the reward has one
-ORACLE = "eval_oracle_reward"
 #: the key of a report that carries earlier steps' reports again (after a restore)
 REPLAY = "replay"
 #: the key of a report that names the checkpoint written at its step
@@ -149,11 +168,11 @@ def not_finite(metrics: dict[str, float]) -> tuple[str, float] | None:
 
 
 def budget_spent(trial: Trial, progress: Progress, reward_queries: float) -> bool:
-    budget = trial.budget
+    budget = trial.budget  # its keys are the names of the metrics they bound
     return (
         (budget["steps"] is not None and progress.step >= budget["steps"])
-        or (budget["reward_queries"] is not None and reward_queries >= budget["reward_queries"])
-        or (budget["wall_time_s"] is not None and progress.wall_time_s >= budget["wall_time_s"])
+        or (budget[REWARD_QUERIES] is not None and reward_queries >= budget[REWARD_QUERIES])
+        or (budget[WALL_TIME] is not None and progress.wall_time_s >= budget[WALL_TIME])
     )
 
 
@@ -197,18 +216,18 @@ class TrialLoop:
                 per_video |= {key: distributed.gather(value) for key, value in measured.items()}
             if gif_name:
                 self.save_samples(gif_name, videos, per_video)
-        metrics = {"eval_reward_mean": float(rewards.mean()), "eval_reward_std": float(rewards.std(unbiased=False))}
+        metrics = {EVAL_REWARD_MEAN: float(rewards.mean()), EVAL_REWARD_STD: float(rewards.std(unbiased=False))}
         if evaluation.kl is not None:
-            metrics["eval_kl"] = float(evaluation.kl.mean())
+            metrics[EVAL_KL] = float(evaluation.kl.mean())
         if evaluation.member_spread is not None:
-            metrics["eval_reward_std_members"] = float(evaluation.member_spread.mean())
+            metrics[EVAL_REWARD_STD_MEMBERS] = float(evaluation.member_spread.mean())
         if self.judge is not None:
-            metrics["eval_gold_mean"] = float(per_video["gold"].mean())
+            metrics[EVAL_GOLD_MEAN] = float(per_video["gold"].mean())
             fidelity = {
                 k.removeprefix("fidelity_"): float(v.mean()) for k, v in per_video.items() if k.startswith("fidelity_")
             }
-            metrics |= {f"eval_fidelity_{k}": v for k, v in fidelity.items()}
-            metrics["eval_fidelity"] = sum(fidelity.values()) / len(fidelity)
+            metrics |= {f"{EVAL_FIDELITY_PREFIX}{k}": v for k, v in fidelity.items()}
+            metrics[EVAL_FIDELITY] = sum(fidelity.values()) / len(fidelity)
         return metrics
 
     def save_samples(self, name: str, videos: torch.Tensor, per_video: dict[str, torch.Tensor]) -> None:
@@ -239,16 +258,17 @@ class TrialLoop:
                     reward = self.aligner.reward(oracle.to(self.device), self.eval_prompts)
                     gold = self.aligner.reward.gold(oracle.to(self.device), self.eval_prompts)
                 self.save_samples("oracle", oracle, {"reward": reward, "gold": gold})
-        return {
-            f"eval_{kind}_{measure}": room[key]
-            for kind in ("chance", "oracle")
-            for measure, key in (("reward", kind), ("gold", f"gold_{kind}"))
-            if key in room
+        logged = {
+            "chance": EVAL_CHANCE_REWARD,
+            "gold_chance": EVAL_CHANCE_GOLD,
+            "oracle": EVAL_ORACLE_REWARD,
+            "gold_oracle": EVAL_ORACLE_GOLD,
         }
+        return {metric: room[key] for key, metric in logged.items() if key in room}
 
     def oracle(self) -> float | None:
         """The oracle's reward on the evaluation prompts, from step 0 (kept in the history a checkpoint carries)."""
-        return next((h[ORACLE] for h in self.history if ORACLE in h), None)
+        return next((h[EVAL_ORACLE_REWARD] for h in self.history if EVAL_ORACLE_REWARD in h), None)
 
     def checkpoint(self, final: bool) -> Path | None:
         """A new checkpoint in the store, written by rank 0 (None elsewhere); the artifacts so far travel inside it."""
@@ -275,12 +295,12 @@ class TrialLoop:
     def ledger_metrics(self) -> dict[str, float]:
         ledger = self.aligner.ledger
         return {
-            "reward_queries": float(ledger.reward_queries),
-            "samples": float(ledger.samples),
-            "optimizer_steps": float(ledger.optimizer_steps),
-            "wall_time_s": self.progress.wall_time_s,
-            "device_time_s": self.progress.device_time_s,
-            "peak_memory_mb": distributed.max_over_workers(peak_memory_mb(self.device)),
+            REWARD_QUERIES: float(ledger.reward_queries),
+            SAMPLES: float(ledger.samples),
+            OPTIMIZER_STEPS: float(ledger.optimizer_steps),
+            WALL_TIME: self.progress.wall_time_s,
+            DEVICE_TIME: self.progress.device_time_s,
+            PEAK_MEMORY: distributed.max_over_workers(peak_memory_mb(self.device)),
             **self.clock.metrics(),
         }
 
@@ -303,7 +323,7 @@ class TrialLoop:
         if self.progress.step == 0:
             # the base model, before any update: step 0 of every curve, with nothing spent
             metrics = {**self.evaluate("start"), **self.headroom()}
-            metrics[TUNING_METRIC] = tuning_score(metrics["eval_reward_mean"], metrics.get(ORACLE))
+            metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], metrics.get(EVAL_ORACLE_REWARD))
             self.progress.wall_time_s = wall_time()
             metrics |= {**self.ledger_metrics(), "step": 0}
             self.history.append(metrics)
@@ -331,7 +351,7 @@ class TrialLoop:
             done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
             if done or self.progress.step % every_eval == 0:
                 metrics |= self.evaluate("end" if done else None)
-                metrics[TUNING_METRIC] = tuning_score(metrics["eval_reward_mean"], self.oracle())
+                metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], self.oracle())
                 self.progress.wall_time_s = wall_time()
             if done:
                 metrics[BUDGET_SPENT] = 1.0  # ran to its budget (a trial stopped early never logs it)

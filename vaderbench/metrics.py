@@ -1,0 +1,79 @@
+"""Every metric a trial logs, by name: the one vocabulary of the trial loop, the tuning stage and the report.
+
+As Ray Tune keeps its result keys in `tune/result.py`: a key is written here once and imported everywhere
+else, so that renaming a metric cannot silently break the report (`tests/test_structure.py` greps the
+package for metric names written as literals elsewhere). Imports nothing of vaderbench: the bottom of the
+import graph. The seconds per phase, `time_<phase>_s`, are named from the phases by `vaderbench.timing`.
+"""
+
+# -- a training step (the aligner's `step`) ------------------------------------------------------------
+#: mean reward of the step's training videos, over all workers
+REWARD_MEAN = "reward_mean"
+#: population std of the step's training rewards
+REWARD_STD = "reward_std"
+#: the method's training loss of the step (VADER: minus the mean reward; PPO: the clipped surrogate)
+LOSS = "loss"
+#: VADER's gradient norm before clipping
+GRAD_NORM = "grad_norm"
+#: GRPO's clipped PPO term alone (its `loss` adds kl_coef x `kl`)
+POLICY_LOSS = "policy_loss"
+#: GRPO's Gaussian KL of the policy's steps from the reference's, mean over elements and trained steps
+KL = "kl"
+#: PPO's approximate KL from the sampling policy: mean of (log p - log p_old)^2 / 2
+APPROX_KL = "approx_kl"
+#: share of PPO ratios outside the clip range
+CLIPFRAC = "clipfrac"
+#: mean PPO ratio p / p_old
+RATIO_MEAN = "ratio_mean"
+#: mean absolute advantage of the step's samples (after clipping)
+ADVANTAGE_ABS_MEAN = "advantage_abs_mean"
+#: DPO's optimiser updates in the round (an update with too few pairs is skipped)
+UPDATES = "updates"
+#: DPO's share of pairs its implicit reward ranks as the reward model does
+IMPLICIT_ACC = "implicit_acc"
+
+# -- the ledger and the clock (every step) -------------------------------------------------------------
+#: videos scored for training so far (evaluation not counted), over all workers
+REWARD_QUERIES = "reward_queries"
+#: videos sampled for training so far
+SAMPLES = "samples"
+#: optimiser updates so far
+OPTIMIZER_STEPS = "optimizer_steps"
+#: wall-clock seconds of the trial's loop so far
+WALL_TIME = "wall_time_s"
+#: every worker's seconds in the steps, summed (device-seconds)
+DEVICE_TIME = "device_time_s"
+#: peak memory of a worker so far, MiB (CUDA's allocator peak on a GPU, the peak resident set on a CPU)
+PEAK_MEMORY = "peak_memory_mb"
+#: seconds of a trial's run outside its loop (imports, model loading), logged once when it completes
+STARTUP_TIME = "startup_s"
+#: 1.0 at the last step of a trial that ran to its budget (a trial stopped early never logs it)
+BUDGET_SPENT = "budget_spent"
+
+# -- an evaluation (step 0, every eval.every steps, the last step) --------------------------------------
+#: mean reward of the evaluation videos (held-out prompts, the same noise for every trial)
+EVAL_REWARD_MEAN = "eval_reward_mean"
+#: population std of the evaluation rewards
+EVAL_REWARD_STD = "eval_reward_std"
+#: the toy world's gold reward of the evaluation videos, mean
+EVAL_GOLD_MEAN = "eval_gold_mean"
+#: the toy world's caption fidelity of the evaluation videos: mean over its attributes
+EVAL_FIDELITY = "eval_fidelity"
+#: prefix of the caption fidelity of one attribute (`eval_fidelity_colour`, ...)
+EVAL_FIDELITY_PREFIX = "eval_fidelity_"
+#: what the tuning stage ranks settings by: the evaluation reward folded at the oracle's (`tuning_score`)
+TUNING_SCORE = "eval_tuning_score"
+#: summed per-step Gaussian KL of the policy's denoising means from the base model's along the evaluation trajectory
+EVAL_KL = "eval_kl"
+#: spread (std) across a reward ensemble's members, mean over evaluation videos
+EVAL_REWARD_STD_MEMBERS = "eval_reward_std_members"
+
+# -- the headroom (step 0, toy world) ------------------------------------------------------------------
+#: the reward of chance videos of the evaluation prompts (another caption's render, or a random scene)
+EVAL_CHANCE_REWARD = "eval_chance_reward"
+#: the reward of oracle videos of the evaluation prompts (the reference video the reward declares best)
+EVAL_ORACLE_REWARD = "eval_oracle_reward"
+#: the gold reward of the chance videos
+EVAL_CHANCE_GOLD = "eval_chance_gold"
+#: the gold reward of the oracle videos
+EVAL_ORACLE_GOLD = "eval_oracle_gold"
