@@ -156,7 +156,8 @@ TUNED = tiny_study(
     "tuned",
     {"vader": {"batch_size": 2}},
     2,
-    reward="toy_aesthetic",
+    # the fragile reward, which 3 steps at a high lr raise a lot
+    reward="toy_aesthetic_clean",
     # rigged: an lr that cannot move the reward in 3 steps, and one that moves it a lot
     tune={
         "trials": 2,

@@ -138,7 +138,7 @@ def test_build_is_deterministic_from_its_seed_and_a_stage_alone_matches_the_whol
         assert main(["toyworld", "build", "--out", str(tmp_path / name), *TINY_BUILD]) == 0
     assert "built into" in capsys.readouterr().out
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.safetensors"))
-    assert len(files) == 7  # five reward networks, the denoiser and the text encoder
+    assert len(files) == 8  # six reward networks (the aesthetic ensemble one file), the denoiser, the text encoder
     assert all(same_tensors(tmp_path / "a", tmp_path / "b", path) for path in files)
 
     # the base model's stage alone: the same weights as in the whole build, and nothing else written
@@ -148,8 +148,11 @@ def test_build_is_deterministic_from_its_seed_and_a_stage_alone_matches_the_whol
     assert all(same_tensors(tmp_path / "a", tmp_path / "c", path) for path in written)
 
 
-def test_a_build_stage_that_needs_the_clip_says_so_when_it_is_missing(tmp_path, capsys):
+def test_a_build_stage_that_needs_the_clip_or_the_base_model_says_so_when_it_is_missing(tmp_path, capsys):
     from vaderbench.cli import main
 
-    assert main(["toyworld", "build", "--out", str(tmp_path), "--scale", "0.001", "--only", "aesthetic"]) != 0
+    assert main(["toyworld", "build", "--out", str(tmp_path), "--scale", "0.001", "--only", "aesthetic_clean"]) != 0
     assert "toy_clip" in capsys.readouterr().err
+    # the aesthetic reward learns from the base model's videos
+    assert main(["toyworld", "build", "--out", str(tmp_path), "--scale", "0.001", "--only", "aesthetic"]) != 0
+    assert "toy model weights not found" in capsys.readouterr().err
