@@ -156,3 +156,26 @@ def test_the_aesthetic_stage_rebuilds_the_same_loadable_ensemble_from_the_base_m
     reward = build_reward({"toy_aesthetic": {"weights": str(tmp_path / "a")}})
     videos = reference_videos(PROMPTS, 2, 16, "caption", seed=7)
     assert reward.members(videos, PROMPTS).shape == (steps.aesthetic.members, len(PROMPTS))
+
+
+def test_the_preference_loss_is_bradley_terry_on_same_group_pairs_plus_the_regression():
+    import math
+
+    from vaderbench.toyworld.train_rewards import PREFERENCE_TEMPERATURE, REGRESSION_WEIGHT, preference_loss
+
+    scores = torch.tensor([0.50, 0.45, 0.90, 0.10])
+    gold = torch.tensor([0.60, 0.40, 0.20, 0.30])
+    group = torch.tensor([0, 0, 1, 1])  # pairs: frame 0 over 1 (group 0), frame 3 over 2 (group 1); none across
+
+    def softplus(x):
+        return math.log1p(math.exp(x))
+
+    pairwise = (
+        softplus(-(0.50 - 0.45) / PREFERENCE_TEMPERATURE) + softplus(-(0.10 - 0.90) / PREFERENCE_TEMPERATURE)
+    ) / 2
+    regression = float(((scores - gold) ** 2).mean())
+    expected = pairwise + REGRESSION_WEIGHT * regression
+    assert float(preference_loss(scores, gold, group)) == pytest.approx(expected, rel=1e-6)
+    # a wrongly ordered pair costs more than the same pair ordered right
+    flipped = scores[[1, 0, 2, 3]]
+    assert float(preference_loss(flipped, gold, group)) > float(preference_loss(scores, gold, group))

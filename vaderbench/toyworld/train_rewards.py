@@ -107,7 +107,7 @@ def train_predictor(clip, generator: torch.Generator, steps: int, batch: int = 3
     return predictor.requires_grad_(False).eval()
 
 
-#: Bradley-Terry temperature in gold units: a pair 0.05 apart is predicted right with probability e/(1+e)
+#: Bradley-Terry temperature in gold units: scores 0.05 apart order their pair with probability e/(1+e)
 PREFERENCE_TEMPERATURE = 0.05
 #: weight of the regression to the gold beside the pairwise loss: it keeps the scores on the gold's scale
 REGRESSION_WEIGHT = 5.0
