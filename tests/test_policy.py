@@ -159,3 +159,33 @@ def test_activation_offloading_gives_the_same_gradients():
         policy.decode(trajectory.final).std(dim=1).mean().backward()
         grads.append(torch.cat([p.grad.flatten() for p in policy.trainable_parameters()]))
     torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_trajectory_kl_is_the_summed_gaussian_kl_of_the_steps_from_the_reference(policy):
+    """Against torch.distributions' KL of the two Gaussian steps, each re-scored from the stored latents."""
+    with torch.no_grad():
+        predictions = []
+        trajectory = policy.sample(
+            PROMPTS, [3, 4, 5, 6], SAMPLER, **GEOMETRY, on_denoiser_call=lambda step, out: predictions.append(out)
+        )
+        assert torch.equal(policy.trajectory_kl(trajectory, SAMPLER, predictions), torch.zeros(4))  # adapters at 0
+        for p in policy.trainable_parameters():
+            torch.nn.init.normal_(p, std=0.1)
+        predictions = []
+        trajectory = policy.sample(
+            PROMPTS, [3, 4, 5, 6], SAMPLER, **GEOMETRY, on_denoiser_call=lambda step, out: predictions.append(out)
+        )
+        expected = torch.zeros(4)
+        for step in range(SAMPLER.num_steps):
+            index = torch.full((4,), step)
+            mean, std = policy.step_distribution(trajectory, index, SAMPLER)
+            with policy.reference():
+                reference, _ = policy.step_distribution(trajectory, index, SAMPLER)
+            scale = std.expand_as(mean)
+            kl = torch.distributions.kl_divergence(
+                torch.distributions.Normal(mean, scale), torch.distributions.Normal(reference, scale)
+            )
+            expected += kl.flatten(1).sum(dim=1)
+        kl = policy.trajectory_kl(trajectory, SAMPLER, predictions)
+    assert (kl > 0).all()
+    torch.testing.assert_close(kl, expected, rtol=1e-4, atol=1e-4)

@@ -267,16 +267,23 @@ class Aligner(ABC):
         with the policy's KL from the base model along them and the reward ensemble's spread where defined."""
         sampler = sampler or self.sampler
         prompts, seeds = self.local(prompts), self.local(seeds)
+        predictions = []  # the policy's outputs along the way: the KL needs only the reference's besides
         trajectory = self.policy.sample(
-            prompts, seeds, sampler, frames=self.frames, height=self.height, width=self.width
+            prompts,
+            seeds,
+            sampler,
+            frames=self.frames,
+            height=self.height,
+            width=self.width,
+            on_denoiser_call=lambda step, output: predictions.append(output),
         )
         videos = self.policy.decode(trajectory.final)
-        kl = (
-            self.policy.trajectory_kl(trajectory, sampler) if bool((self.policy.step_stds(sampler) > 0).all()) else None
-        )
-        spread = (
-            self.reward.members(videos, prompts).std(dim=0, unbiased=False) if hasattr(self.reward, "members") else None
-        )
+        kl = None
+        if bool((self.policy.step_stds(sampler) > 0).all()):
+            kl = self.policy.trajectory_kl(trajectory, sampler, predictions)
+        spread = None
+        if hasattr(self.reward, "members"):
+            spread = self.reward.members(videos, prompts).std(dim=0, unbiased=False)
         return Evaluation(
             rewards=distributed.gather(self.reward(videos, prompts)),
             videos=videos,

@@ -301,17 +301,22 @@ class Policy(nn.Module):
         return self.model.sampling.step(output, t, t_prev, x_t, sampler.eta)
 
     @torch.no_grad()
-    def trajectory_kl(self, trajectory: Trajectory, sampler: SamplerSettings) -> torch.Tensor:
+    def trajectory_kl(
+        self, trajectory: Trajectory, sampler: SamplerSettings, predictions: Sequence[torch.Tensor]
+    ) -> torch.Tensor:
         """KL [B] of the policy's sampling path from the reference's (adapters off), along the trajectory's own
         latents: the sum over steps and latent elements of KL(N(mu, s^2) || N(mu_ref, s^2)) = |mu - mu_ref|^2
         / (2 s^2), both Gaussian steps sharing the sampler's std s (Gao et al.'s x-axis, for a diffusion model).
-        Needs a stochastic sampler (eta > 0): a deterministic step has no density."""
+        `predictions` are the policy's guided outputs at each step, as `sample` hands them to `on_denoiser_call`:
+        only the reference runs again. Needs a stochastic sampler (eta > 0): a deterministic step has no density."""
         total = torch.zeros(trajectory.batch_size, device=trajectory.final.device)
-        for step in range(len(trajectory.timesteps)):
-            index = torch.full((trajectory.batch_size,), step)
-            mean, std = self.step_distribution(trajectory, index, sampler)
+        for step, prediction in enumerate(predictions):
+            t, t_prev = trajectory.timesteps[step], trajectory.prev_timesteps[step]
+            mean, std = self.model.sampling.step(prediction, t, t_prev, trajectory.latents[step], sampler.eta)
             with self.reference():
-                reference_mean, _ = self.step_distribution(trajectory, index, sampler)
+                reference_mean, _ = self.step_distribution(
+                    trajectory, torch.full((trajectory.batch_size,), step), sampler
+                )
             kl = (mean - reference_mean) ** 2 / (2 * std.expand_as(mean) ** 2)
             total += kl.flatten(1).sum(dim=1)
         return total

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from vaderbench.metrics import EVAL_GOLD_MEAN, EVAL_KL
-from vaderbench.report.select import method_first, metric_points, with_resolution
+from vaderbench.report.select import method_rank, metric_points, with_resolution
 from vaderbench.report.stats import Estimate, t_interval
 from vaderbench.report.tables import FINAL_METRIC, require_metric, with_series
 
@@ -100,8 +100,7 @@ def curves(points: pd.DataFrame) -> list[Curve]:
                 kl_last=float(means.loc[last, "path_kl"]),
             )
         )
-    order = method_first(pd.DataFrame({"method": [c.method for c in out], "i": range(len(out))}), ["i"])
-    return [out[i] for i in order["i"]]
+    return sorted(out, key=lambda curve: method_rank(curve.method))  # stable: series in their order within a method
 
 
 def means(points: pd.DataFrame) -> pd.DataFrame:

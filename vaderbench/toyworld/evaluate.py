@@ -177,6 +177,21 @@ def sample_videos(
     return torch.cat(videos)
 
 
+def on_base_videos(weights: Path, prompts: list[str], sizes, frames: int, seed: int, measure) -> dict:
+    """{reward: {size: measure(reward, videos, size)}} for every toy reward, on one set of the base model's videos
+    of `prompts` per size (the study's sampler), shared by every reward."""
+    from vaderbench.models.toy import load_toy_model
+
+    policy = base_policy(load_toy_model(str(weights / "base")))
+    rewards = toy_rewards(weights)
+    results = {name: {} for name in rewards}
+    for size in sizes:
+        videos = sample_videos(policy, prompts, frames, size, seed)
+        for name, reward in rewards.items():
+            results[name][str(size)] = measure(reward, videos, size)
+    return results
+
+
 def base_accuracy(
     policy: Policy, weights: Path, size: int, prompts: list[str], seed: int, sampler=TOY_SAMPLER
 ) -> dict[str, float]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from vaderbench.rewards.base import Reward, build_reward
-from vaderbench.toyworld.evaluate import base_policy, heldout_prompts, sample_videos, toy_rewards
+from vaderbench.toyworld.evaluate import heldout_prompts, on_base_videos
 from vaderbench.toyworld.references import reference_videos
 from vaderbench.toyworld.weights import WEIGHTS_DIR
 
@@ -34,14 +34,20 @@ def chance_kind(reward: Reward) -> str:
 
 
 @torch.no_grad()
-def mean_scores(reward: Reward, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, float]:
-    """The reward's mean over the videos ("proxy") and its gold's ("gold")."""
-    totals = {"proxy": 0.0, "gold": 0.0}
+def scores(reward: Reward, videos: torch.Tensor, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reward ("proxy") and its gold of each video: [N] each, scored in batches."""
+    proxy, gold = [], []
     for start in range(0, len(prompts), SCORING_BATCH):
         chunk, batch = prompts[start : start + SCORING_BATCH], videos[start : start + SCORING_BATCH]
-        totals["proxy"] += float(reward(batch, chunk).sum())
-        totals["gold"] += float(reward.gold(batch, chunk).sum())
-    return {key: value / len(prompts) for key, value in totals.items()}
+        proxy.append(reward(batch, chunk))
+        gold.append(reward.gold(batch, chunk))
+    return torch.cat(proxy), torch.cat(gold)
+
+
+def mean_scores(reward: Reward, videos: torch.Tensor, prompts: Sequence[str]) -> dict[str, float]:
+    """The reward's mean over the videos ("proxy") and its gold's ("gold")."""
+    proxy, gold = scores(reward, videos, prompts)
+    return {"proxy": float(proxy.sum()) / len(prompts), "gold": float(gold.sum()) / len(prompts)}
 
 
 def position(chance: float, base: float, oracle: float) -> float | None:
@@ -81,14 +87,12 @@ def evaluate_headroom(
 ) -> dict:
     """{reward: {size: headroom}} for every toy reward on `count` held-out captions; one set of base videos
     per size (sampled as `evaluate.base_accuracy` samples, at the study's clip length) serves every reward."""
-    from vaderbench.models.toy import load_toy_model
-
     prompts = heldout_prompts(count, seed)
-    policy = base_policy(load_toy_model(str(weights / "base")))
-    rewards = toy_rewards(weights)
-    results = {name: {} for name in rewards}
-    for size in sizes:
-        base = sample_videos(policy, prompts, frames, size, seed)
-        for name, reward in rewards.items():
-            results[name][str(size)] = headroom(reward, prompts, frames, size, seed, base)
-    return results
+    return on_base_videos(
+        weights,
+        prompts,
+        sizes,
+        frames,
+        seed,
+        lambda reward, base, size: headroom(reward, prompts, frames, size, seed, base),
+    )

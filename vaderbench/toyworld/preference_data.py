@@ -66,11 +66,6 @@ def perturb(policy: Policy, generator: torch.Generator) -> None:
         parameter.data = scale * torch.randn(parameter.shape, generator=generator)
 
 
-def reset(policy: Policy) -> None:
-    for parameter in lora_b(policy):
-        parameter.data.zero_()
-
-
 def model_videos(
     policy: Policy,
     captions: list[str],
@@ -83,15 +78,14 @@ def model_videos(
     """Videos of each caption: `samples` with the study's sampler and one deterministic from the policy as it
     is, `perturbed` from perturbed copies of it. Returns the videos and each one's caption index."""
     runs = [SAMPLERS[0]] * samples + [SAMPLERS[1]] + [None] * perturbed
-    state = [p.detach().clone() for p in lora_b(policy)]
+    start = policy.lora_state_dict()
     videos = []
     for number, sampler in enumerate(runs):
         if sampler is None:
             perturb(policy, generator)
         run_seed = seed + 100_000 * number  # every video of the set has its own noise
         videos.append(sample_videos(policy, captions, FRAMES, size, run_seed, sampler=sampler or SAMPLERS[0]))
-    for parameter, value in zip(lora_b(policy), state):
-        parameter.data = value
+    policy.load_lora_state_dict(start)
     return torch.cat(videos), torch.arange(len(captions)).repeat(len(runs))
 
 

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 
 import torch
 
+from vaderbench.toyworld import headroom
 from vaderbench.toyworld.corrupt import KINDS, corrupt
+from vaderbench.toyworld.evaluate import heldout_prompts, on_base_videos
 from vaderbench.toyworld.references import reference_videos
 
 BEST_OF = (1, 2, 4, 8, 16)
@@ -111,12 +113,7 @@ def ladder(reward, prompts: list[str], size: int, frames: int, seed: int) -> dic
 def proxy_checks(reward, videos: torch.Tensor, prompts: list[str], samples: int, size: int, seed: int) -> dict:
     """The three checks of one reward on base-model videos [C * samples, F, ...] of `prompts` (C captions,
     each repeated `samples` times in a row)."""
-    scores, gold = [], []
-    with torch.no_grad():
-        for start in range(0, len(videos), 64):
-            scores.append(reward(videos[start : start + 64], prompts[start : start + 64]))
-            gold.append(reward.gold(videos[start : start + 64], prompts[start : start + 64]))
-    scores, gold = torch.cat(scores).view(-1, samples), torch.cat(gold).view(-1, samples)
+    scores, gold = (values.view(-1, samples) for values in headroom.scores(reward, videos, prompts))
     captions = prompts[::samples]
     return {
         "pair_accuracy": {"all": pair_accuracy(scores, gold), f"gap_{MARGIN}": pair_accuracy(scores, gold, MARGIN)},
@@ -125,19 +122,13 @@ def proxy_checks(reward, videos: torch.Tensor, prompts: list[str], samples: int,
     }
 
 
-def evaluate_proxies(weights, captions: int = 32, samples: int = 16, seed: int = 2468, sizes=(16, 32, 64)) -> dict:
+def evaluate_proxies(
+    weights, captions: int = 32, samples: int = 16, seed: int = 2468, sizes=headroom.STUDY_SIZES
+) -> dict:
     """{reward: {size: checks}} for every toy reward with a gold, on `samples` base-model videos of each of
     `captions` held-out captions per size (the study's clip and sampler)."""
-    from vaderbench.models.toy import load_toy_model
-    from vaderbench.toyworld.evaluate import base_policy, heldout_prompts, sample_videos, toy_rewards
-    from vaderbench.toyworld.headroom import STUDY_FRAMES
-
-    policy = base_policy(load_toy_model(str(weights / "base")))
-    rewards = toy_rewards(weights)
     prompts = [p for p in heldout_prompts(captions, seed) for _ in range(samples)]
-    results = {name: {} for name in rewards}
-    for size in sizes:
-        videos = sample_videos(policy, prompts, STUDY_FRAMES, size, seed)
-        for name, reward in rewards.items():
-            results[name][str(size)] = proxy_checks(reward, videos, prompts, samples, size, seed)
-    return results
+    return on_base_videos(
+        weights, prompts, sizes, headroom.STUDY_FRAMES, seed,
+        lambda reward, videos, size: proxy_checks(reward, videos, prompts, samples, size, seed),
+    )  # fmt: skip

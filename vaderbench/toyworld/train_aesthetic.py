@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -40,12 +40,11 @@ class AestheticRecipe:
     hardening_captions: int = 48
 
     def scaled(self, factor: float) -> AestheticRecipe:
-        return AestheticRecipe(
+        """The recipe with its data and steps scaled (a quick check of the pipeline); members and width kept."""
+        return replace(
+            self,
             captions=max(2, int(self.captions * factor)),
             steps=max(1, int(self.steps * factor)),
-            members=self.members,
-            width=self.width,
-            hardening_lrs=self.hardening_lrs,
             hardening_steps=max(1, int(self.hardening_steps * factor)),
             hardening_captions=max(2, int(self.hardening_captions * factor)),
         )
