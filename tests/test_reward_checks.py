@@ -158,24 +158,44 @@ def test_the_aesthetic_stage_rebuilds_the_same_loadable_ensemble_from_the_base_m
     assert reward.members(videos, PROMPTS).shape == (steps.aesthetic.members, len(PROMPTS))
 
 
-def test_the_preference_loss_is_bradley_terry_on_same_group_pairs_plus_the_regression():
+def test_the_preference_loss_is_bradley_terry_on_same_group_pairs_apart_in_gold_plus_the_regression():
     import math
 
-    from vaderbench.toyworld.train_rewards import PREFERENCE_TEMPERATURE, REGRESSION_WEIGHT, preference_loss
+    from vaderbench.toyworld.train_rewards import (
+        PREFERENCE_MIN_GAP,
+        PREFERENCE_TEMPERATURE,
+        REGRESSION_WEIGHT,
+        preference_loss,
+    )
 
-    scores = torch.tensor([0.50, 0.45, 0.90, 0.10])
-    gold = torch.tensor([0.60, 0.40, 0.20, 0.30])
-    group = torch.tensor([0, 0, 1, 1])  # pairs: frame 0 over 1 (group 0), frame 3 over 2 (group 1); none across
+    scores = torch.tensor([0.50, 0.45, 0.90, 0.10, 0.30])
+    gold = torch.tensor([0.60, 0.40, 0.20, 0.30, 0.60 + PREFERENCE_MIN_GAP / 2])
+    # pairs: 0 over 1 and 4 over 1 (group 0), 3 over 2 (group 1); none across groups, and not 4 over 0, whose
+    # gold is closer than the minimum gap
+    group = torch.tensor([0, 0, 1, 1, 0])
 
     def softplus(x):
         return math.log1p(math.exp(x))
 
-    pairwise = (
-        softplus(-(0.50 - 0.45) / PREFERENCE_TEMPERATURE) + softplus(-(0.10 - 0.90) / PREFERENCE_TEMPERATURE)
-    ) / 2
+    margins = [0.50 - 0.45, 0.30 - 0.45, 0.10 - 0.90]
+    pairwise = sum(softplus(-m / PREFERENCE_TEMPERATURE) for m in margins) / len(margins)
     regression = float(((scores - gold) ** 2).mean())
     expected = pairwise + REGRESSION_WEIGHT * regression
     assert float(preference_loss(scores, gold, group)) == pytest.approx(expected, rel=1e-6)
     # a wrongly ordered pair costs more than the same pair ordered right
-    flipped = scores[[1, 0, 2, 3]]
+    flipped = scores[[1, 0, 2, 3, 4]]
     assert float(preference_loss(flipped, gold, group)) > float(preference_loss(scores, gold, group))
+
+
+def test_frames_are_labelled_with_their_own_gold_in_chunks(monkeypatch):
+    from vaderbench.toyworld import preference_data
+
+    videos = reference_videos(PROMPTS, 3, 16, "caption", seed=3)
+    videos[1, 2] = corrupt(videos[1:2], "noise", 1.0, torch.Generator().manual_seed(0))[0, 2]
+    monkeypatch.setattr(preference_data, "LABEL_CHUNK", 5)  # 12 frames: chunks of 5, 5 and 2
+    labelled = preference_data.LabelledFrames.of_videos(videos, torch.tensor([7, 7, 8, 8]))
+    frames = videos.flatten(0, 1)
+    assert torch.equal(labelled.frames, frames)
+    assert labelled.group.tolist() == [7] * 6 + [8] * 6
+    assert torch.equal(labelled.gold, torch.stack([gold_aesthetic(frame[None, None])[0] for frame in frames]))
+    assert labelled.gold[5] < labelled.gold[4] - 0.1  # the noisy frame has its own, lower gold

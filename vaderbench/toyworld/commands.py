@@ -9,6 +9,10 @@ from pathlib import Path
 from vaderbench.toyworld.stages import STAGES
 from vaderbench.toyworld.weights import WEIGHTS_DIR
 
+#: held-out captions the proxy checks sample: the same-caption pairs far apart in gold cluster in a few captions
+#: (where the base model's object fades or changes colour between samples), so with 32 five of them decide the value
+PROXY_CAPTIONS = 128
+
 EVAL_LAYOUT = """The JSON object (--json) holds:
   rewards:  {reward: {metric, value}}       each toy reward model's held-out accuracy
   base:     {size: {colour, shape, direction, background}}
@@ -72,8 +76,9 @@ def add_parser(subparsers) -> None:
         help="held-out captions sampled per resolution, for base accuracy and headroom (default 60, at least 2)",
     )  # fmt: skip
     evaluate.add_argument(
-        "--proxy-captions", type=int, default=32, help="held-out captions for the proxy checks (default 32)"
-    )
+        "--proxy-captions", type=int, default=PROXY_CAPTIONS,
+        help=f"held-out captions for the proxy checks (default {PROXY_CAPTIONS})",
+    )  # fmt: skip
     evaluate.add_argument(
         "--proxy-samples", type=int, default=16,
         help="base-model videos per caption for the proxy checks (default 16, at least 2)",

@@ -30,6 +30,9 @@ from vaderbench.toyworld.references import reference_videos
 FRAMES = 4
 #: the study sampler and deterministic DDIM: a user samples both ways
 SAMPLERS = (TOY_SAMPLER, SamplerSettings(num_steps=10, eta=0.0, guidance_scale=3.0))
+#: frames labelled at once: reading a frame holds a few [frames, colours, pixels] tensors, so 20k frames at 64 px
+#: in one call would need tens of GiB
+LABEL_CHUNK = 2048
 #: scale of the random LoRA-B entries of a perturbed policy, drawn log-uniformly: at 0.03 the gold barely
 #: moves, at 0.1 it falls by a quarter, at 0.3 by half (32 px, rank 8)
 PERTURBATION = (0.02, 0.15)
@@ -47,7 +50,8 @@ class LabelledFrames:
     def of_videos(videos: torch.Tensor, group: torch.Tensor) -> LabelledFrames:
         """Every frame of videos [B, F, 3, S, S], each labelled with its own gold; `group` [B] per video."""
         frames = videos.flatten(0, 1)
-        return LabelledFrames(frames, group.repeat_interleave(videos.shape[1]), gold_aesthetic(frames[:, None]))
+        gold = torch.cat([gold_aesthetic(chunk[:, None]) for chunk in frames.split(LABEL_CHUNK)])
+        return LabelledFrames(frames, group.repeat_interleave(videos.shape[1]), gold)
 
     @staticmethod
     def cat(parts: list[LabelledFrames]) -> LabelledFrames:

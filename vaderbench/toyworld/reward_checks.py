@@ -122,9 +122,7 @@ def proxy_checks(reward, videos: torch.Tensor, prompts: list[str], samples: int,
     }
 
 
-def evaluate_proxies(
-    weights, captions: int = 32, samples: int = 16, seed: int = 2468, sizes=headroom.STUDY_SIZES
-) -> dict:
+def evaluate_proxies(weights, captions: int, samples: int = 16, seed: int = 2468, sizes=headroom.STUDY_SIZES) -> dict:
     """{reward: {size: checks}} for every toy reward with a gold, on `samples` base-model videos of each of
     `captions` held-out captions per size (the study's clip and sampler)."""
     prompts = [p for p in heldout_prompts(captions, seed) for _ in range(samples)]

@@ -111,12 +111,15 @@ def train_predictor(clip, generator: torch.Generator, steps: int, batch: int = 3
 PREFERENCE_TEMPERATURE = 0.05
 #: weight of the regression to the gold beside the pairwise loss: it keeps the scores on the gold's scale
 REGRESSION_WEIGHT = 5.0
+#: pairs closer in gold than this get no pairwise term (the regression still sees them): most same-caption pairs
+#: of the base model differ by pixel noise alone, and ordering those spends the network on what it cannot see
+PREFERENCE_MIN_GAP = 0.03
 
 
 def preference_loss(scores: torch.Tensor, gold: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
-    """Bradley-Terry on every same-group pair with a hard label (the higher gold wins), plus regression to the
-    gold (scores, gold, group: [N])."""
-    wins = (gold[:, None] > gold[None]) & (group[:, None] == group[None])
+    """Bradley-Terry on every same-group pair whose gold differs by at least `PREFERENCE_MIN_GAP`, with a hard
+    label (the higher gold wins), plus regression to the gold (scores, gold, group: [N])."""
+    wins = (gold[:, None] >= gold[None] + PREFERENCE_MIN_GAP) & (group[:, None] == group[None])
     margin = (scores[:, None] - scores[None]) / PREFERENCE_TEMPERATURE
     pairwise = F.softplus(-margin[wins]).mean() if wins.any() else scores.sum() * 0
     return pairwise + REGRESSION_WEIGHT * F.mse_loss(scores, gold)
@@ -126,12 +129,13 @@ def train_aesthetic_ensemble(
     data: dict[int, LabelledFrames],
     generator: torch.Generator,
     steps: int,
+    cycle: tuple[int, ...],
     members: int = 4,
     groups_per_batch: int = 16,
     frames_per_group: int = 8,
     width: int = 16,
 ) -> CriticEnsemble:
-    """Each member on its own bootstrap sample of the caption groups, cycling through the sizes."""
+    """Each member on its own bootstrap sample of the caption groups; step i trains on size cycle[i % len(cycle)]."""
     ensemble = CriticEnsemble(members, width)
     sizes = sorted(data)
     rows = {
@@ -142,7 +146,7 @@ def train_aesthetic_ensemble(
         own = {s: torch.randint(0, len(rows[s]), (len(rows[s]),), generator=generator) for s in sizes}
 
         def loss_at(step, member=member, own=own):
-            size = sizes[step % len(sizes)]
+            size = cycle[step % len(cycle)]
             groups = own[size][torch.randint(0, len(own[size]), (groups_per_batch,), generator=generator)].tolist()
             index = torch.cat(
                 [
