@@ -30,6 +30,7 @@ from vaderbench.cli import main
 from vaderbench.experiment.load import load_experiment
 from vaderbench.registry import ALIGNERS
 from vaderbench.runner.tracking import TRIAL_TAG, default_store
+from vaderbench.study import run_study
 
 pytestmark = pytest.mark.slow
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -179,8 +180,12 @@ TUNED = tiny_study(
 
 def test_the_tuning_stage_runs_first_and_the_final_grid_uses_its_choice(ray_address, tmp_path):
     config, output = write_study(tmp_path, TUNED), tmp_path / "out"
-    assert main(["run", str(config), "--output", str(output)]) == 0
+    # as a library call: the study's flow returns where everything went
+    outcome = run_study(load_experiment(config), config, output)
+    assert not outcome.interrupted and outcome.failed == {} and outcome.tuning_failed == 0
+    assert outcome.report == output / "report" / "report.md"
     client, (parent,), trials = trial_runs(output, "tuned")
+    assert outcome.parent == parent.info.run_id and outcome.storage == output / "ray" / parent.info.run_id
     stages = sorted((r.data.params["stage"], r.data.params["lr"], r.data.params["seed"]) for r in trials)
     assert stages == [("final", "0.05", "0"), ("tune", "0.05", "100"), ("tune", "1e-09", "100")]
     assert parent.data.params["tuned.vader.r8.lr"] == "0.05"
