@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from vaderbench.cli import UserError
@@ -60,7 +60,7 @@ class StudyOutcome:
     #: tuning trials that failed (left out of the choice, not a failure of the study)
     tuning_failed: int
     #: (trial id, run seconds, start-up seconds) of every trial finished in this invocation
-    durations: list[tuple[str, float, float]] = field(default_factory=list)
+    durations: list[tuple[str, float, float]]
 
 
 def tracking_of(study: Study, output: Path) -> tuple[str, Path | None]:
