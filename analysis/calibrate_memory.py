@@ -83,12 +83,7 @@ def measure(trial_json: str, prompts_json: str) -> None:
     trial = Trial.from_dict(json.loads(trial_json))
     for module in trial.modules:  # what a trial's worker imports
         importlib.import_module(module)
-    name, options = (
-        (trial.model, {})
-        if isinstance(trial.model, str)
-        else (trial.model["name"], {k: v for k, v in trial.model.items() if k != "name"})
-    )
-    policy = Policy(MODELS.get(name)(**options), **trial.policy)
+    policy = Policy(MODELS.get(trial.model_name)(**trial.model_options), **trial.policy)
     aligner = build_aligner(
         trial.aligner,
         policy,

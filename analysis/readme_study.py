@@ -11,18 +11,18 @@ of its `report.md` (when, commit, machine, wall time).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from vaderbench.report.findings import headline
+from vaderbench.report.summary import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
 
 
 def block(report: Path) -> str:
-    summary = json.loads((report / "summary.json").read_text())
+    summary = Summary.from_json((report / "summary.json").read_text())
     provenance = next(line for line in (report / "report.md").read_text().splitlines() if line.startswith("Study "))
     relative = report.resolve().relative_to(ROOT).as_posix()
     return "\n".join(

@@ -3,10 +3,16 @@
 import os
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# One thread, as a trial's process has (`cpus_per_worker: 1`). The tests' tensors are tiny, and two OpenMP
+# threads on 2 cores shared with another busy process spin-wait for each other: the tiny model's fit took
+# 0.9-2.6 s a step on two threads there against 0.02 s on one.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

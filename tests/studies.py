@@ -11,9 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from mlflow import MlflowClient
+from safetensors.torch import load_file
 
+from vaderbench.experiment.grid import Trial
+from vaderbench.runner.sweep import run_worker
 from vaderbench.runner.tracking import ROLE_TAG, TRIAL_TAG, default_store
 
 TINY_WORLD = {"video": {"frames": 2, "resolution": 8}, "sampler": {"num_steps": 3}}
@@ -108,3 +112,15 @@ def artifacts_of(client, run_id, path=None):
     for info in client.list_artifacts(run_id, path):
         found.extend(artifacts_of(client, run_id, info.path) if info.is_dir else [info.path])
     return found
+
+
+def trained_in_this_process(trial: Trial, storage: Path) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """`trial` run whole in this process as a one-worker trial's process runs it (`run_worker`, one thread), with
+    its checkpoints under `storage`: (its final LoRA weights, every metrics report in order)."""
+    reports = []
+    run_worker(
+        {"storage_path": str(storage), "cpus_per_worker": 1, "gpus_per_worker": 0, "trial": trial.to_dict()},
+        reports.append,
+    )
+    last = storage / "trials" / trial.id / f"checkpoint-{trial.budget['steps']:06d}" / "artifacts" / "lora"
+    return load_file(last / "pytorch_lora_weights.safetensors"), reports

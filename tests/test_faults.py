@@ -21,11 +21,13 @@ from studies import (
     start_run,
     steps_of,
     tiny_study,
+    trained_in_this_process,
     trial_runs,
     write_study,
 )
 
 from vaderbench.cli import main
+from vaderbench.experiment.load import load_experiment
 from vaderbench.runner.tracking import ERROR_TAG, TRIAL_TAG
 
 pytestmark = pytest.mark.slow
@@ -80,29 +82,11 @@ def test_a_trial_process_killed_mid_trial_restarts_from_its_checkpoint_and_ends_
 def assert_the_same_as_uninterrupted(client, run, config, tmp_path):
     """The LoRA weights `run` logged equal those of its trial run uninterrupted, in this process as in a trial's
     process (one thread per worker)."""
-    from vaderbench.experiment.load import load_experiment
-    from vaderbench.runner.sweep import run_worker
-
     logged = load_file(
         client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(tmp_path))
     )
-    (trial,) = load_experiment(config)[1]
-    threads = torch.get_num_threads()
-    try:
-        run_worker(
-            {
-                "storage_path": str(tmp_path / "whole"),
-                "cpus_per_worker": 1,
-                "gpus_per_worker": 0,
-                "trial": trial.to_dict(),
-            },
-            lambda metrics: None,
-        )
-    finally:
-        torch.set_num_threads(threads)
-    steps = trial.budget["steps"]
-    final = tmp_path / "whole" / "trials" / trial.id / f"checkpoint-{steps:06d}" / "artifacts" / "lora"
-    whole = load_file(final / "pytorch_lora_weights.safetensors")
+    (trial,) = load_experiment(config).trials
+    whole, _ = trained_in_this_process(trial, tmp_path / "whole")
     assert whole.keys() == logged.keys() and all(torch.equal(whole[k], logged[k]) for k in whole)
 
 

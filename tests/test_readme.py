@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 from vaderbench.report.findings import headline
+from vaderbench.report.summary import Gap, Headroom, Interval, MethodResult, Precision, Ratio, Resolution, Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -30,27 +31,31 @@ def test_the_readme_study_block_is_the_one_its_report_gives():
 
 def test_the_headline_calls_a_claim_supported_only_when_its_interval_excludes_the_null():
     nan = math.nan
-    method = {"final": [0.6, 0.5, 0.7], "seeds": 4, "gold": [0.3, 0.2, 0.4]}
-    summary = {
-        "reference": "vader",
-        "resolutions": {
-            "16": {
-                "methods": {"vader": method, "ddpo": method},
-                "gap": {"best_baseline": "ddpo", "difference": [0.2, 0.1, 0.3], "detectable": 0.1},
-                "precision": {"widest_half_width": 0.1, "target": 0.01, "met": False, "seeds_needed": 41},
-            },
-            "32": {
-                "methods": {"vader": method, "ddpo": method},
-                "gap": {"best_baseline": "ddpo", "difference": [0.05, -0.05, 0.15], "detectable": 0.2},
-            },
+    method = MethodResult(Interval(0.6, 0.5, 0.7), seeds=4, truths={"gold": Interval(0.3, 0.2, 0.4)})
+
+    def ratio(values, upper_bound):
+        return {"ddpo": {"best_baseline": {"queries": Ratio(Interval(*values), upper_bound=upper_bound)}}}
+
+    def at(difference, detectable, precision, ratios, truth_bases):
+        return Resolution(
+            targets={},
+            methods={"vader": method, "ddpo": method},
+            headroom=Headroom(None, None, None, truth_bases),
+            precision=precision,
+            gap=Gap("ddpo", Interval(*difference), detectable),
+            ratios=ratios,
+        )
+
+    summary = Summary(
+        reference="vader",
+        resolutions={
+            "16": at(
+                (0.2, 0.1, 0.3), 0.1, Precision(0.1, 0.01, False, 41), ratio((0.2, 0.1, 0.4), True), {"gold": 0.35}
+            ),
+            "32": at((0.05, -0.05, 0.15), 0.2, Precision(None, None, None, None), ratio((nan, nan, nan), False), {}),
         },
-        "ratios": {
-            "16": {"vader/ddpo": {"best_baseline": {"queries": {"ratio": [0.2, 0.1, 0.4], "upper_bound": True}}}},
-            "32": {"vader/ddpo": {"best_baseline": {"queries": {"ratio": [nan, nan, nan], "upper_bound": False}}}},
-        },
-        "headroom": {"16": {"gold_base": 0.35}},
-        "gap_slope": [-0.1, -0.3, 0.1],
-    }
+        gap_slope=Interval(-0.1, -0.3, 0.1),
+    )
     text = "\n".join(headline(summary))
     assert "16 px 0.20 [0.10, 0.30] (supported); 32 px 0.05 [-0.05, 0.15] (not supported)" in text
     assert "16 px (DDPO) <= 0.20 [0.10, 0.40]." in text  # an upper bound; no ratio at 32 px

@@ -31,6 +31,7 @@ from vaderbench.report.markdown import cell, estimate_text
 from vaderbench.report.samples import start_and_end
 from vaderbench.report.select import classify, with_resolution
 from vaderbench.report.stats import t_interval
+from vaderbench.report.summary import Precision, Summary
 from vaderbench.timing import PHASES, metric_name
 
 SEEDS = (0, 1, 2)
@@ -485,20 +486,21 @@ def test_the_summary_holds_headroom_targets_ratios_and_the_gap_slope(efficiency_
 
     runs, finished = finished_trials(efficiency_study)
     summary = analyse(finished, runs.metrics)
-    at16 = summary["resolutions"]["16"]
-    assert summary["headroom"]["16"] == pytest.approx(
-        {"chance": 0.1, "base": np.mean(BASE_EVAL[16]), "oracle": 0.9, "gold_base": 0.4, "fidelity_base": 0.6}
-    )
-    vader = at16["methods"]["vader"]
-    assert vader["fidelity"][0] == pytest.approx(0.41) and at16["methods"]["dpo"]["fidelity"][0] == pytest.approx(0.61)
-    assert vader["final"][0] == pytest.approx(np.mean(FINAL_EVAL[("vader", 16)])) and vader["seeds"] == 3
+    at16 = summary.resolutions["16"]
+    room = at16.headroom
+    assert (room.chance, room.base, room.oracle) == pytest.approx((0.1, np.mean(BASE_EVAL[16]), 0.9))
+    assert room.truth_bases == pytest.approx({"gold": 0.4, "fidelity": 0.6})
+    vader = at16.methods["vader"]
+    assert vader.truths["fidelity"].mean == pytest.approx(0.41)
+    assert at16.methods["dpo"].truths["fidelity"].mean == pytest.approx(0.61)
+    assert vader.final.mean == pytest.approx(np.mean(FINAL_EVAL[("vader", 16)])) and vader.seeds == 3
     base = np.mean(BASE_EVAL[16])
-    assert vader["headroom_closed"][0] == pytest.approx(
+    assert vader.headroom_closed.mean == pytest.approx(
         np.mean([(f - base) / (0.9 - base) for f in FINAL_EVAL[("vader", 16)]])
     )
     # the target: DPO's mean final reward at 16 px (the best baseline); VADER's queries to it, by hand:
     target = np.mean(FINAL_EVAL[("dpo", 16)])
-    assert at16["targets"]["best_baseline"] == pytest.approx(target)
+    assert at16.targets["best_baseline"] == pytest.approx(target)
 
     def queries_to(method, per_step):  # by hand: linear between the evaluations around the crossing
         costs = []
@@ -512,14 +514,15 @@ def test_the_summary_holds_headroom_targets_ratios_and_the_gap_slope(efficiency_
             costs.append(crossing[0] if crossing else 4 * per_step)  # not reached: what it spent, a bound
         return costs
 
-    assert at16["methods"]["ddpo"]["queries_to_target"]["best_baseline"]["reached"] == "1/3"
-    ratio = summary["ratios"]["16"]["vader/ddpo"]["best_baseline"]["queries"]
+    cost = at16.methods["ddpo"].costs["queries"]["best_baseline"]
+    assert (cost.reached, cost.trials) == (1, 3)
+    ratio = at16.ratios["ddpo"]["best_baseline"]["queries"]
     # DDPO missed the target in two seeds: its budget stands in for them, and the ratio is an upper bound
-    assert ratio["upper_bound"]
-    assert ratio["ratio"][0] == pytest.approx(np.mean(queries_to("vader", 8.0)) / np.mean(queries_to("ddpo", 16.0)))
+    assert ratio.upper_bound
+    assert ratio.ratio.mean == pytest.approx(np.mean(queries_to("vader", 8.0)) / np.mean(queries_to("ddpo", 16.0)))
     gaps = [np.mean(FINAL_EVAL[("vader", r)]) - np.mean(FINAL_EVAL[("dpo", r)]) for r in RESOLUTIONS]
-    assert summary["gap_slope"][0] == pytest.approx(np.polyfit(np.log2(RESOLUTIONS), gaps, 1)[0])
-    assert summary["gap_slope"][1] < summary["gap_slope"][0] < summary["gap_slope"][2]
+    assert summary.gap_slope.mean == pytest.approx(np.polyfit(np.log2(RESOLUTIONS), gaps, 1)[0])
+    assert summary.gap_slope.low < summary.gap_slope.mean < summary.gap_slope.high
 
 
 def test_the_findings_say_who_fell_below_the_base_model_in_gold_and_in_caption_fidelity(efficiency_study):
@@ -540,19 +543,45 @@ def test_the_findings_say_who_fell_below_the_base_model_in_gold_and_in_caption_f
     assert "Below the base model's (the videos drifted from their captions): VADER." in "\n".join(headline(summary))
 
 
+SHIPPED_SUMMARIES = sorted((Path(__file__).resolve().parent.parent / "docs" / "results").glob("*/summary.json"))
+
+
+@pytest.mark.parametrize("path", SHIPPED_SUMMARIES, ids=lambda path: path.parent.name)
+def test_a_shipped_summary_json_round_trips_through_the_typed_summary(path):
+    text = path.read_text()
+    summary = Summary.from_json(text)
+    assert summary.to_json() == text
+    # read into types, not passed through: every resolution's methods and their results
+    assert summary.reference == "vader" and all(at.methods["vader"].seeds >= 3 for at in summary.resolutions.values())
+
+
+def test_the_summary_written_reads_back_to_the_same_findings(efficiency_study):
+    from vaderbench.report.efficiency import analyse
+    from vaderbench.report.findings import findings, headline
+
+    runs, finished = finished_trials(efficiency_study)
+    summary = analyse(finished, runs.metrics)
+    text = summary.to_json()
+    again = Summary.from_json(text)
+    assert again.to_json() == text
+    assert findings(again) == findings(summary) and headline(again) == headline(summary)
+    assert "no ratio" in "\n".join(findings(summary))  # a ratio without a value is among what round-trips
+
+
 def test_the_summary_gives_the_gap_welch_s_interval_and_checks_the_precision_target(efficiency_study):
     from scipy import stats as scipy_stats
 
     from vaderbench.report.efficiency import PRECISION_TARGET, analyse
 
     runs, finished = finished_trials(efficiency_study)
-    at16 = analyse(finished, runs.metrics)["resolutions"]["16"]
+    at16 = analyse(finished, runs.metrics).resolutions["16"]
     vader, dpo = np.array(FINAL_EVAL[("vader", 16)]), np.array(FINAL_EVAL[("dpo", 16)])
     va, vb = vader.var(ddof=1) / 3, dpo.var(ddof=1) / 3
     dof = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
     half = scipy_stats.t.ppf(0.975, dof) * np.sqrt(va + vb)
     difference = vader.mean() - dpo.mean()
-    assert at16["gap"]["difference"] == pytest.approx([difference, difference - half, difference + half])
+    gap = at16.gap.difference
+    assert (gap.mean, gap.low, gap.high) == pytest.approx((difference, difference - half, difference + half))
     # precision: the widest final interval's half-width against a tenth of the base-to-oracle headroom
     halves = [
         scipy_stats.t.ppf(0.975, 2) * np.std(FINAL_EVAL[(m, 16)], ddof=1) / np.sqrt(3) for m in ("vader", "ddpo", "dpo")
@@ -561,6 +590,4 @@ def test_the_summary_gives_the_gap_welch_s_interval_and_checks_the_precision_tar
     # seeds needed: the first n whose t-interval at the largest spread is narrower than the target
     spread = max(np.std(FINAL_EVAL[(m, 16)], ddof=1) for m in ("vader", "ddpo", "dpo"))
     needed = next(n for n in range(2, 10**6) if scipy_stats.t.ppf(0.975, n - 1) * spread / np.sqrt(n) < target)
-    assert at16["precision"] == pytest.approx(
-        {"widest_half_width": max(halves), "target": target, "met": bool(max(halves) < target), "seeds_needed": needed}
-    )
+    assert at16.precision == Precision(pytest.approx(max(halves)), pytest.approx(target), max(halves) < target, needed)

@@ -59,6 +59,25 @@ def test_no_module_of_the_package_imports_itself_through_others():
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
 
 
+def reachable(edges: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    stack, seen = [start], set()
+    while stack:
+        for target in edges[stack.pop()] - seen:
+            seen.add(target)
+            stack.append(target)
+    return seen
+
+
+def test_the_runner_reaches_nothing_of_the_report():
+    """The report reads what the runner wrote; `vaderbench.study`, above both, is what calls the two."""
+    edges = imports_between(module_files())
+    runner = [m for m in edges if m.startswith("vaderbench.runner.")]
+    assert "vaderbench.runner.sweep" in runner and "vaderbench.report.build" in reachable(edges, "vaderbench.study")
+    upward = {m: sorted(t for t in reachable(edges, m) if t.startswith("vaderbench.report")) for m in runner}
+    assert not {m: found for m, found in upward.items() if found}
+
+
 def test_the_cycle_finder_finds_a_cycle():
     assert cycle_through({"a": {"b"}, "b": {"c"}, "c": {"a"}}, "a") == ["a", "b", "c", "a"]
     assert cycle_through({"a": {"b"}, "b": set()}, "a") is None

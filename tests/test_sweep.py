@@ -21,13 +21,16 @@ from studies import (
     start_run,
     steps_of,
     tiny_study,
+    trained_in_this_process,
     trial_runs,
     write_study,
 )
 
 from vaderbench.cli import main
+from vaderbench.experiment.load import load_experiment
 from vaderbench.registry import ALIGNERS
 from vaderbench.runner.tracking import TRIAL_TAG, default_store
+from vaderbench.study import run_study
 
 pytestmark = pytest.mark.slow
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -111,32 +114,38 @@ def ddp_settings(method: str) -> dict:
     )
 
 
+#: what the parity test compares, by step
+DDP_METRICS = ("reward_mean", "grad_norm", "optimizer_steps")
+
+
 @pytest.fixture(scope="module")
 def ddp_trials(ray_address, tmp_path_factory):
-    """Every registered method's trial trained by one worker and by two, in two studies (one `vaderbench run`
-    per worker count): {method: {workers: (LoRA weights, {metric: values by step})}}."""
+    """Every registered method's trial trained by two Ray Train workers (one `vaderbench run`) and by one worker
+    in this process (as a one-worker trial's process trains it: test_faults checks the two bit for bit):
+    {method: {workers: (LoRA weights, {metric: values by step})}}."""
     folder = tmp_path_factory.mktemp("ddp")
     methods = {method: {"batch_size": 4, "lr": 1e-2, **ddp_settings(method)} for method in aligner_names()}
     trained = {method: {} for method in methods}
-    for workers in (1, 2):
-        config = write_study(folder, tiny_study(f"ddp{workers}", methods, 3, resources={"workers": workers}))
-        output = folder / f"out{workers}"
-        assert main(["run", str(config), "--output", str(output), "--no-report"]) == 0
-        client, _, runs = trial_runs(output, f"ddp{workers}")
-        assert sorted(run.data.params["method"] for run in runs) == sorted(methods)
-        for run in runs:
-            assert run.data.params["workers"] == str(workers)
-            local = client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(folder))
-            history = {
-                key: [m.value for m in client.get_metric_history(run.info.run_id, key)]
-                for key in ("reward_mean", "grad_norm", "optimizer_steps")
-            }
-            trained[run.data.params["method"]][workers] = (load_file(local), history)
-            os.remove(local)
+    config = write_study(folder, tiny_study("ddp", methods, 3, resources={"workers": 2}))
+    output = folder / "out"
+    assert main(["run", str(config), "--output", str(output), "--no-report"]) == 0
+    client, _, runs = trial_runs(output, "ddp")
+    assert sorted(run.data.params["method"] for run in runs) == sorted(methods)
+    for run in runs:
+        assert run.data.params["workers"] == "2"
+        local = client.download_artifacts(run.info.run_id, "lora/pytorch_lora_weights.safetensors", str(folder))
+        history = {key: [m.value for m in client.get_metric_history(run.info.run_id, key)] for key in DDP_METRICS}
+        trained[run.data.params["method"]][2] = (load_file(local), history)
+        os.remove(local)
+    one_worker = write_study(folder, tiny_study("ddp1", methods, 3, resources={"workers": 1}))
+    for trial in load_experiment(one_worker).trials:
+        weights, reports = trained_in_this_process(trial, folder / "one")
+        history = {key: [r[key] for r in reports if key in r] for key in DDP_METRICS}
+        trained[trial.method][1] = (weights, history)
     return trained
 
 
-@pytest.mark.timeout(1200)  # the first one waits for both studies, every method's trials
+@pytest.mark.timeout(1200)  # the first one waits for every method's trials
 @pytest.mark.parametrize("method", aligner_names())
 def test_two_ddp_workers_train_the_same_weights_as_one(ddp_trials, method):
     (one, history_one), (two, history_two) = ddp_trials[method][1], ddp_trials[method][2]
@@ -171,8 +180,12 @@ TUNED = tiny_study(
 
 def test_the_tuning_stage_runs_first_and_the_final_grid_uses_its_choice(ray_address, tmp_path):
     config, output = write_study(tmp_path, TUNED), tmp_path / "out"
-    assert main(["run", str(config), "--output", str(output)]) == 0
+    # as a library call: the study's flow returns where everything went
+    outcome = run_study(load_experiment(config), config, output)
+    assert not outcome.interrupted and outcome.failed == {} and outcome.tuning_failed == 0
+    assert outcome.report == output / "report" / "report.md"
     client, (parent,), trials = trial_runs(output, "tuned")
+    assert outcome.parent == parent.info.run_id and outcome.storage == output / "ray" / parent.info.run_id
     stages = sorted((r.data.params["stage"], r.data.params["lr"], r.data.params["seed"]) for r in trials)
     assert stages == [("final", "0.05", "0"), ("tune", "0.05", "100"), ("tune", "1e-09", "100")]
     assert parent.data.params["tuned.vader.r8.lr"] == "0.05"

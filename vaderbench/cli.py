@@ -13,7 +13,7 @@ import sys
 
 # modules that define `add_parser(subparsers)`; each sets `func` on its parser
 COMMAND_MODULES = (
-    "vaderbench.runner.commands",
+    "vaderbench.commands.run",
     "vaderbench.experiment.commands",
     "vaderbench.report.commands",
     "vaderbench.commands.listing",

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vaderbench.experiment.grid import Trial, aligner_of, expand
+from vaderbench.experiment.grid import Trial, aligner_of, expand, model_name_and_options
 from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentError, PolicySwitches, key_path
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
@@ -52,13 +52,6 @@ def check_factory_options(registry: Registry, name: str, options: Mapping[str, A
             path, key, f"bad options for {registry.kind} {name!r} ({error}); it takes: {', '.join(accepted) or 'none'}"
         ) from None
     return factory
-
-
-def model_name_and_options(spec: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    if isinstance(spec, str):
-        return spec, {}
-    options = dict(spec)
-    return options.pop("name", None), options
 
 
 def check_model(spec, path) -> None:
@@ -198,11 +191,10 @@ def check_trial(trial: Trial, experiment: Experiment, path) -> None:
             f"{trial.eval['videos']} videos per evaluation, but prompts.eval has {available} prompts: at most "
             f"{available} (one video a prompt) (trial {describe(trial)})",
         )
-    name, options = model_name_and_options(trial.model)
-    check_size = getattr(MODELS.get(name), "check_size", None)
+    check_size = getattr(MODELS.get(trial.model_name), "check_size", None)
     if check_size is not None:
         try:
-            check_size(trial.frames, trial.height, trial.width, **options)
+            check_size(trial.frames, trial.height, trial.width, **trial.model_options)
         except ValueError as error:
             key = "sweep.resolution" if "resolution" in trial.point else "video.resolution"
             raise ExperimentError(path, key, f"{error} (trial {describe(trial)})") from None

@@ -32,8 +32,7 @@ def evaluations_per_trial(trial: Trial) -> int | None:
 
 def evaluation_seconds(trial: Trial) -> float | None:
     """One evaluation's estimated seconds (its workers share the videos), or None off the toy world."""
-    model = trial.model if isinstance(trial.model, str) else trial.model["name"]
-    per_voxel_step = TOY_SECONDS_PER_VOXEL_STEP.get(model)
+    per_voxel_step = TOY_SECONDS_PER_VOXEL_STEP.get(trial.model_name)
     if per_voxel_step is None:
         return None
     videos = trial.eval["videos"] / trial.workers

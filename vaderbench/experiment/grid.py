@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -58,6 +59,15 @@ class Trial:
     modules: tuple[str, ...] = ()
     #: "final" (a trial of the grid) or "tune" (a trial of the tuning stage: `experiment.tuning`)
     stage: str = "final"
+
+    @property
+    def model_name(self) -> str:
+        return model_name_and_options(self.model)[0]
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """The model factory's keyword arguments: the spec's keys other than `name`."""
+        return model_name_and_options(self.model)[1]
 
     @property
     def variant(self) -> str | None:
@@ -107,6 +117,14 @@ class Trial:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Trial:
         return cls(**values)
+
+
+def model_name_and_options(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """A model spec (`toy`, or `{name: toy-flow, ...options}`) as its registered name and its options."""
+    if isinstance(spec, str):
+        return spec, {}
+    options = dict(spec)
+    return options.pop("name", None), options
 
 
 def _name_of(spec: Any) -> str:
@@ -241,7 +259,7 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
 def registering_modules(aligner: str, model: Any, reward: Any, prompt_sets) -> tuple[str, ...]:
     from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS
 
-    model_name = model if isinstance(model, str) else model["name"]
+    model_name, _ = model_name_and_options(model)
     reward_names = [reward] if isinstance(reward, str) else list(reward)
     factories = [ALIGNERS.get(aligner), MODELS.get(model_name), *(REWARDS.get(r) for r in reward_names)]
     factories += [PROMPT_SETS.get(p) for p in prompt_sets if p in PROMPT_SETS]

@@ -72,12 +72,9 @@ def estimate_trial_memory(trial: Trial) -> MemoryEstimate | None:
     """One worker's peak memory for `trial`, or None when its model cannot say (configs not on this machine)."""
     from vaderbench.registry import ALIGNERS
 
-    name, options = (
-        (trial.model, {})
-        if isinstance(trial.model, str)
-        else (trial.model["name"], {k: v for k, v in trial.model.items() if k != "name"})
+    footprint = _footprint(
+        trial.model_name, json.dumps(trial.model_options, sort_keys=True), trial.frames, trial.height, trial.width
     )
-    footprint = _footprint(name, json.dumps(options, sort_keys=True), trial.frames, trial.height, trial.width)
     if footprint is None:
         return None
     aligner = ALIGNERS.get(trial.aligner)

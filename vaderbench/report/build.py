@@ -8,7 +8,6 @@ in the store is skipped with a one-line reason.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from vaderbench.report.select import (
     step_zero_mean,
     with_resolution,
 )
+from vaderbench.report.summary import Summary
 from vaderbench.report.tables import with_series
 
 REPORT_FOLDER = "report"
@@ -442,7 +442,7 @@ def report_folder(output_dir: Path | None, runs: Runs) -> Path:
     return folder
 
 
-def study_summary(trials: pd.DataFrame, runs: Runs) -> dict | None:
+def study_summary(trials: pd.DataFrame, runs: Runs) -> Summary | None:
     """The efficiency study's summary (`summary.json`), or None when the runs are not such a study."""
     try:
         return efficiency.analyse(trials, runs.metrics)
@@ -519,7 +519,7 @@ def write_report(
     ]
     summary = study_summary(final, runs)
     if summary is not None:
-        (folder / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        (folder / SUMMARY).write_text(summary.to_json())
         header.append("\n".join(findings(summary, reward=single_param(final, "reward"))))
         header.append(f"The numbers behind these lines: `{SUMMARY}`.")
     else:

@@ -45,6 +45,17 @@ from vaderbench.report.stats import (
     t_interval,
     welch_interval,
 )
+from vaderbench.report.summary import (
+    CostToTarget,
+    Gap,
+    Headroom,
+    Interval,
+    MethodResult,
+    Precision,
+    Ratio,
+    Resolution,
+    Summary,
+)
 from vaderbench.report.tables import FINAL_METRIC, TRUTHS
 
 #: the share of the base-to-oracle headroom that the second target asks for
@@ -87,12 +98,12 @@ def cost_to(points: pd.DataFrame, target: float, spending: str) -> Cost:
     return Cost(float(getattr(points.iloc[-1], spending)), False)
 
 
-def estimate_list(estimate: Estimate) -> list[float | None]:
-    return [None if math.isnan(v) else float(v) for v in (estimate.mean, estimate.low, estimate.high)]
+def interval(estimate: Estimate) -> Interval:
+    return Interval(estimate.mean, estimate.low, estimate.high)
 
 
-def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None = None) -> dict:
-    """The summary of an efficiency study (the layout of `summary.json`): see the module's docstring.
+def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None = None) -> Summary:
+    """The summary of an efficiency study (`summary.json`): see the module's docstring.
 
     `reference` defaults to the reward-gradient method; the baselines are the methods of other families."""
     if trials.empty:
@@ -102,111 +113,123 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
     if not metrics["metric"].eq(FINAL_METRIC).any():
         raise MissingRuns(f"no finished trial logged `{FINAL_METRIC}`")
     evals = evaluations(trials, metrics)
-    summary: dict = {"reference": reference, "resolutions": {}, "ratios": {}, "headroom": {}}
+    resolutions: dict[str, Resolution] = {}
     gap_rows = []
     for side, at in trials.groupby("side"):
-        label = at["resolution_label"].iloc[0]
         ids = at["run_id"]
         finals = evals[evals["run_id"].isin(ids)].groupby("run_id").last()["reward"]
-        headroom = {
-            "chance": step_zero_mean(metrics, EVAL_CHANCE_REWARD, ids),
-            "base": step_zero_mean(metrics, FINAL_METRIC, ids),
-            "oracle": step_zero_mean(metrics, EVAL_ORACLE_REWARD, ids),
-        }
-        summary["headroom"][label] = headroom
         truths = {key: metric_points(metrics, metric, ids) for key, metric in TRUTHS.items()}
         truths = {key: points for key, points in truths.items() if not points.empty}
         truth_last = {key: p.sort_values("step").groupby("run_id").last()["value"] for key, p in truths.items()}
-        methods: dict = {}
-        seeds_of: dict[str, pd.Series] = {}
-        for method, group in at.groupby("method"):
-            values = finals.reindex(group["run_id"]).dropna()
-            seeds_of[method] = values
-            entry = {"final": estimate_list(t_interval(values)), "seeds": int(values.size)}
-            for key, last in truth_last.items():
-                entry[key] = estimate_list(t_interval(last.reindex(group["run_id"]).dropna()))
-            if headroom["oracle"] is not None and headroom["base"] is not None:
-                span = headroom["oracle"] - headroom["base"]
-                entry["headroom_closed"] = estimate_list(t_interval((values - headroom["base"]) / span))
-            methods[method] = entry
-        for key in truths:
-            if (base := step_zero_mean(metrics, TRUTHS[key], ids)) is not None:
-                headroom[f"{key}_base"] = base
+        headroom = Headroom(
+            chance=step_zero_mean(metrics, EVAL_CHANCE_REWARD, ids),
+            base=step_zero_mean(metrics, FINAL_METRIC, ids),
+            oracle=step_zero_mean(metrics, EVAL_ORACLE_REWARD, ids),
+            truth_bases={
+                key: base for key in truths if (base := step_zero_mean(metrics, TRUTHS[key], ids)) is not None
+            },
+        )
+        seeds_of = {method: finals.reindex(group["run_id"]).dropna() for method, group in at.groupby("method")}
         baselines = {m: v for m, v in seeds_of.items() if m != reference and v.size and not reward_gradient(m)}
         targets = {}
         best = max(baselines, key=lambda m: baselines[m].mean()) if baselines else None
         if best is not None:
             targets["best_baseline"] = float(baselines[best].mean())
-        if headroom["oracle"] is not None and headroom["base"] is not None:
-            targets["half_headroom"] = headroom["base"] + HEADROOM_TARGET * (headroom["oracle"] - headroom["base"])
-        costs = {}
-        for method, group in at.groupby("method"):
-            per_target = {}
-            for target_name, target in targets.items():
-                per_spending = {}
-                for spending in SPENDING:
-                    trial_costs = [cost_to(evals[evals["run_id"] == rid], target, spending) for rid in group["run_id"]]
-                    per_spending[spending] = trial_costs
-                    reached = [c.spent for c in trial_costs if c.reached]
-                    methods[method].setdefault(f"{spending}_to_target", {})[target_name] = {
-                        "reached": f"{len(reached)}/{len(trial_costs)}",
-                        "mean_of_reached": float(np.mean(reached)) if reached else None,
-                    }
-                per_target[target_name] = per_spending
-            costs[method] = per_target
-        summary["ratios"][label] = ratios(costs, reference)
-        summary["resolutions"][label] = {"targets": targets, "methods": methods}
-        if reference in seeds_of and best is not None:
-            gap_rows.append((side, seeds_of[reference].to_numpy(), baselines[best].to_numpy(), best))
-            summary["resolutions"][label]["gap"] = {
-                "best_baseline": best,
-                "difference": estimate_list(welch_interval(seeds_of[reference], baselines[best])),
-                "detectable": detectable_difference(seeds_of[reference], baselines[best]),
+        if headroom.span is not None:
+            targets["half_headroom"] = headroom.base + HEADROOM_TARGET * headroom.span
+        # method -> spending -> target -> every trial's cost
+        costs = {
+            method: {
+                spending: {
+                    name: [cost_to(evals[evals["run_id"] == rid], target, spending) for rid in group["run_id"]]
+                    for name, target in targets.items()
+                }
+                for spending in SPENDING
             }
-        summary["resolutions"][label]["precision"] = precision(methods, headroom, seeds_of)
+            for method, group in at.groupby("method")
+        }
+        methods = {
+            method: MethodResult(
+                final=interval(t_interval(values)),
+                seeds=int(values.size),
+                truths={
+                    key: interval(t_interval(last.reindex(at.loc[at["method"] == method, "run_id"]).dropna()))
+                    for key, last in truth_last.items()
+                },
+                headroom_closed=(
+                    interval(t_interval((values - headroom.base) / headroom.span))
+                    if headroom.span is not None
+                    else None
+                ),
+                costs={
+                    spending: {name: reached(trial_costs) for name, trial_costs in per_target.items()}
+                    for spending, per_target in costs[method].items()
+                    if targets
+                },
+            )
+            for method, values in seeds_of.items()
+        }
+        gap = None
+        if reference in seeds_of and best is not None:
+            gap_rows.append((side, seeds_of[reference].to_numpy(), baselines[best].to_numpy()))
+            gap = Gap(
+                best_baseline=best,
+                difference=interval(welch_interval(seeds_of[reference], baselines[best])),
+                detectable=detectable_difference(seeds_of[reference], baselines[best]),
+            )
+        resolutions[at["resolution_label"].iloc[0]] = Resolution(
+            targets=targets,
+            methods=methods,
+            headroom=headroom,
+            precision=precision(methods, headroom, seeds_of),
+            gap=gap,
+            ratios=ratios(costs, reference),
+        )
+    slope = None
     if len(gap_rows) >= 2:
-        x = [math.log2(side) for side, *_ in gap_rows]
-        estimate = gap_slope(x, [ours for _, ours, _, _ in gap_rows], [theirs for _, _, theirs, _ in gap_rows])
-        summary["gap_slope"] = estimate_list(estimate)
-    return summary
+        x = [math.log2(side) for side, _, _ in gap_rows]
+        slope = interval(gap_slope(x, [ours for _, ours, _ in gap_rows], [theirs for _, _, theirs in gap_rows]))
+    return Summary(reference, resolutions, slope)
 
 
-def precision(methods: dict, headroom: dict, seeds_of: dict[str, pd.Series]) -> dict:
+def reached(costs: list[Cost]) -> CostToTarget:
+    spent = [c.spent for c in costs if c.reached]
+    return CostToTarget(len(spent), len(costs), float(np.mean(spent)) if spent else None)
+
+
+def precision(methods: dict[str, MethodResult], headroom: Headroom, seeds_of: dict[str, pd.Series]) -> Precision:
     """The widest half-width of the methods' final-reward intervals, against the precision target, and the
     seeds per method that the most variable method needs to meet it."""
-    halves = [(e["final"][2] - e["final"][1]) / 2 for e in methods.values() if e["final"][1] is not None]
+    halves = [(r.final.high - r.final.low) / 2 for r in methods.values() if r.final.bounded]
     widest = max(halves) if halves and len(halves) == len(methods) else None
-    target = None
-    if headroom["oracle"] is not None and headroom["base"] is not None:
-        target = PRECISION_TARGET * (headroom["oracle"] - headroom["base"])
+    target = None if headroom.span is None else PRECISION_TARGET * headroom.span
     met = None if widest is None or target is None else bool(widest < target)
     needed = None
     if target is not None and all(v.size >= 2 for v in seeds_of.values()):
         needed = max(seeds_for_half_width(v, target) for v in seeds_of.values())
-    return {"widest_half_width": widest, "target": target, "met": met, "seeds_needed": needed}
+    return Precision(widest, target, met, needed)
 
 
 def reward_gradient(method: str) -> bool:
     return method in ALIGNERS and ALIGNERS.get(method).family == "reward-gradient"
 
 
-def ratios(costs: dict, reference: str) -> dict:
-    """reference / other of the mean cost to each target, per spending, with bounds where targets were missed."""
-    out = {}
+def ratios(costs: dict, reference: str | None) -> dict[str, dict[str, dict[str, Ratio]]]:
+    """reference / other of the mean cost to each target, per spending, with bounds where targets were missed:
+    other -> target -> spending -> ratio. `costs`: method -> spending -> target -> every trial's cost."""
     if reference not in costs:
-        return out
-    for other, per_target in costs.items():
+        return {}
+    out: dict[str, dict[str, dict[str, Ratio]]] = {}
+    for other, per_spending in costs.items():
         if other == reference:
             continue
-        for target_name, per_spending in per_target.items():
-            for spending, theirs in per_spending.items():
-                ours = costs[reference][target_name][spending]
-                key = f"{reference}/{other}"
-                cell = out.setdefault(key, {}).setdefault(target_name, {})
+        for spending, per_target in per_spending.items():
+            for target_name, theirs in per_target.items():
+                ours = costs[reference][spending][target_name]
+                cell = out.setdefault(other, {}).setdefault(target_name, {})
                 if not all(c.reached for c in ours):
-                    cell[spending] = {"ratio": None, "note": f"{reference} did not reach the target in every seed"}
+                    cell[spending] = Ratio(None, note=f"{reference} did not reach the target in every seed")
                     continue
                 estimate = ratio_of_means([c.spent for c in ours], [c.spent for c in theirs])
-                bound = not all(c.reached for c in theirs)
-                cell[spending] = {"ratio": estimate_list(estimate), "upper_bound": bound}
+                cell[spending] = Ratio(interval(estimate), upper_bound=not all(c.reached for c in theirs))
     return out

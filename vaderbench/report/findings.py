@@ -1,17 +1,22 @@
 """The report's first lines: what an efficiency study found, in words, with its numbers and intervals.
 
-Every sentence is read off the summary (`efficiency.analyse`); a claim is stated as supported only when
-its 95% interval excludes the null value (a difference of 0, a ratio of 1), and otherwise said not to be
-supported at this study's power, with the smallest gap the study could have detected.
+Every sentence is read off the typed summary (`summary.Summary`: `efficiency.analyse`'s, or `summary.json`
+read back); a claim is stated as supported only when its 95% interval excludes the null value (a difference
+of 0, a ratio of 1), and otherwise said not to be supported at this study's power, with the smallest gap the
+study could have detected.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypeVar
 
 from vaderbench.report.markdown import estimate_text, interval_text, number
 from vaderbench.report.select import method_display, method_order
+from vaderbench.report.summary import Gap, Interval, Precision, Ratio, Resolution, Summary, TruthAt
+
+T = TypeVar("T")
 
 TARGETS = {"best_baseline": "the best baseline's final reward", "half_headroom": "half of the base-to-oracle headroom"}
 SPENDING = {"queries": "reward queries", "device_s": "device-seconds"}
@@ -41,61 +46,53 @@ TRUTHS = {
 }
 
 
-def ordered(methods: dict) -> list:
-    """(method, entry) pairs in the report's method order."""
+def ordered(methods: dict[str, T]) -> list[tuple[str, T]]:
+    """(method, value) pairs in the report's method order."""
     return [(m, methods[m]) for m in method_order(list(methods))]
 
 
-def triple(values) -> tuple[float, float, float]:
-    return tuple(math.nan if v is None else v for v in values)
-
-
-def excludes(values, null: float) -> bool:
-    _, low, high = triple(values)
-    return not (math.isnan(low) or math.isnan(high)) and (low > null or high < null)
-
-
-def headroom_line(label: str, summary: dict) -> str | None:
-    room = summary["headroom"].get(label, {})
-    if room.get("oracle") is None or room.get("base") is None:
+def headroom_line(label: str, at: Resolution) -> str | None:
+    room = at.headroom
+    if room.span is None:
         return None
-    methods = summary["resolutions"][label]["methods"]
     closed = [
         f"{method_display(m)} "
-        f"{estimate_text(*triple([100 * v if v is not None else None for v in e['headroom_closed']]))}%"
-        for m, e in ordered(methods)
-        if "headroom_closed" in e
+        f"{estimate_text(100 * r.headroom_closed.mean, 100 * r.headroom_closed.low, 100 * r.headroom_closed.high)}%"
+        for m, r in ordered(at.methods)
+        if r.headroom_closed is not None
     ]
-    chance = f"chance {number(room['chance'])}, " if room.get("chance") is not None else ""
+    chance = f"chance {number(room.chance)}, " if room.chance is not None else ""
     return (
-        f"- {label} px ({chance}base {number(room['base'])}, oracle {number(room['oracle'])}): share of the "
+        f"- {label} px ({chance}base {number(room.base)}, oracle {number(room.oracle)}): share of the "
         f"base-to-oracle headroom closed: " + ", ".join(closed) + "."
     )
 
 
-def truth_at(label: str, summary: dict, key: str) -> tuple[float, dict] | None:
-    """(the base model's value, {method: entry}) of truth `key` at one resolution; None where it was not logged."""
-    base = summary["headroom"].get(label, {}).get(f"{key}_base")
-    methods = {m: e for m, e in ordered(summary["resolutions"][label]["methods"]) if key in e}
-    return (base, methods) if methods and base is not None else None
+def truth_at(at: Resolution, key: str) -> TruthAt | None:
+    """Truth `key` at one resolution with its methods in the report's order; None where it was not logged."""
+    found = at.truth(key)
+    return None if found is None else TruthAt(found.base, dict(ordered(found.after)))
 
 
-def truth_values(methods: dict, key: str) -> str:
-    return ", ".join(f"{method_display(m)} {estimate_text(*triple(e[key]))}" for m, e in methods.items())
+def truth_values(truth: TruthAt) -> str:
+    return ", ".join(f"{method_display(m)} {text_of(value)}" for m, value in truth.after.items())
 
 
-def below_base(methods: dict, key: str, base: float) -> list[str]:
-    """The methods whose interval of truth `key` lies wholly below the base model's value."""
-    return [method_display(m) for m, e in methods.items() if triple(e[key])[2] < base]
+def below_base(truth: TruthAt) -> list[str]:
+    """The methods whose interval lies wholly below the base model's value."""
+    return [method_display(m) for m, value in truth.after.items() if value.high < truth.base]
 
 
-def truth_line(label: str, summary: dict, key: str) -> str | None:
+def text_of(value: Interval) -> str:
+    return estimate_text(value.mean, value.low, value.high)
+
+
+def truth_line(label: str, at: Resolution, key: str) -> str | None:
     """Every method's value of truth `key` after training against the base model's, and what it says."""
-    if (found := truth_at(label, summary, key)) is None:
+    if (truth := truth_at(at, key)) is None:
         return None
-    base, methods = found
-    below = below_base(methods, key, base)
-    above = [method_display(m) for m, e in methods.items() if triple(e[key])[1] > base]
+    below = below_base(truth)
+    above = [method_display(m) for m, value in truth.after.items() if value.low > truth.base]
     verdicts = []
     if below:
         verdicts.append(f"below the base model for {', '.join(below)}: {TRUTHS[key].fell}")
@@ -103,98 +100,88 @@ def truth_line(label: str, summary: dict, key: str) -> str | None:
         verdicts.append(f"above it for {', '.join(above)}")
     if not verdicts:
         verdicts.append(f"no method's {key} differs from the base model's at this power")
-    values = truth_values(methods, key)
-    return f"- {label} px: base {number(base)}; after training {values}; " + "; ".join(verdicts) + "."
+    return (
+        f"- {label} px: base {number(truth.base)}; after training {truth_values(truth)}; " + "; ".join(verdicts) + "."
+    )
 
 
-def precision_line(precision: dict | None) -> list[str]:
-    if not precision or precision["met"] is None:
+def precision_line(precision: Precision) -> list[str]:
+    if precision.met is None:
         return []
-    state = "met" if precision["met"] else "NOT met: these finals cannot separate methods that close under a tenth"
-    needed = precision.get("seeds_needed")
-    if not precision["met"] and needed:
-        state += f"; at the spread seen across seeds, {needed} seeds per method would meet it"
+    state = "met" if precision.met else "NOT met: these finals cannot separate methods that close under a tenth"
+    if not precision.met and precision.seeds_needed:
+        state += f"; at the spread seen across seeds, {precision.seeds_needed} seeds per method would meet it"
     return [
-        f"  - precision: the widest 95% interval of a final reward is ± {number(precision['widest_half_width'])}"
-        f", against a tenth of the headroom ({number(precision['target'])}): {state}."
+        f"  - precision: the widest 95% interval of a final reward is ± {number(precision.widest_half_width)}"
+        f", against a tenth of the headroom ({number(precision.target)}): {state}."
     ]
 
 
-def ratio_lines(label: str, summary: dict, reference: str) -> list[str]:
-    lines = []
-    for pair, per_target in summary["ratios"].get(label, {}).items():
-        other = pair.split("/")[1]
-        for target, per_spending in per_target.items():
-            parts = []
-            for spending, cell in per_spending.items():
-                if cell["ratio"] is None:
-                    parts.append(f"{SPENDING[spending]}: no ratio ({cell['note']})")
-                    continue
-                mean, low, high = triple(cell["ratio"])
-                if math.isnan(mean):
-                    parts.append(f"{SPENDING[spending]}: no ratio (the target is no higher than the base model)")
-                    continue
-                text = interval_text(mean, low, high)
-                if math.isnan(low):
-                    parts.append(f"{SPENDING[spending]} x {text} (one seed: no interval)")
-                elif cell["upper_bound"]:
-                    parts.append(
-                        f"{SPENDING[spending]} <= {text} ({method_display(other)} did not reach it in "
-                        "every seed: its budget stands in, an upper bound)"
-                    )
-                else:
-                    verdict = (
-                        "fewer"
-                        if excludes(cell["ratio"], 1.0) and cell["ratio"][0] < 1
-                        else ("more" if excludes(cell["ratio"], 1.0) else "not distinguishable from 1")
-                    )
-                    parts.append(f"{SPENDING[spending]} x {text} ({verdict})")
-            lines.append(
-                f"  - {method_display(reference)} / {method_display(other)} to reach {TARGETS[target]}: "
-                + "; ".join(parts)
-                + "."
-            )
-    return lines
+def ratio_text(spending: str, ratio: Ratio, other: str) -> str:
+    """One ratio of costs in words: its value, and what it supports."""
+    name = SPENDING[spending]
+    if ratio.ratio is None:
+        return f"{name}: no ratio ({ratio.note})"
+    value = ratio.ratio
+    if math.isnan(value.mean):
+        return f"{name}: no ratio (the target is no higher than the base model)"
+    text = interval_text(value.mean, value.low, value.high)
+    if math.isnan(value.low):
+        return f"{name} x {text} (one seed: no interval)"
+    if ratio.upper_bound:
+        return (
+            f"{name} <= {text} ({method_display(other)} did not reach it in every seed: its budget stands in, "
+            "an upper bound)"
+        )
+    verdict = "not distinguishable from 1"
+    if value.excludes(1.0):
+        verdict = "fewer" if value.mean < 1 else "more"
+    return f"{name} x {text} ({verdict})"
 
 
-def findings(summary: dict, reward: str | None = None, budget: str | None = None) -> list[str]:
+def ratio_lines(at: Resolution, reference: str) -> list[str]:
+    return [
+        f"  - {method_display(reference)} / {method_display(other)} to reach {TARGETS[target]}: "
+        + "; ".join(ratio_text(spending, ratio, other) for spending, ratio in per_spending.items())
+        + "."
+        for other, per_target in at.ratios.items()
+        for target, per_spending in per_target.items()
+    ]
+
+
+def gap_line(name: str, gap: Gap) -> str:
+    difference = gap.difference
+    if math.isnan(difference.low):
+        verdict = "too few seeds for an interval"
+    else:
+        supported = (
+            f"{name} is {'ahead' if difference.mean > 0 else 'behind'}"
+            if difference.excludes(0.0)
+            else "no difference is supported"
+        )
+        verdict = f"{supported}; the smallest gap this study could detect here (80% power) is {number(gap.detectable)}"
+    return f"  - {name} − {method_display(gap.best_baseline)} (the best baseline) = {text_of(difference)}: {verdict}."
+
+
+def findings(summary: Summary, reward: str | None = None, budget: str | None = None) -> list[str]:
     """Markdown lines stating the study's findings."""
-    reference = summary["reference"]
-    name = method_display(reference)
+    name = method_display(summary.reference)
     lines = ["## Findings", ""]
     if reward or budget:
         lines.append(" ".join(filter(None, [f"Reward `{reward}`." if reward else None, budget])) + "")
         lines.append("")
-    for label, at in summary["resolutions"].items():
-        finals = ", ".join(
-            f"{method_display(m)} {estimate_text(*triple(e['final']))} (n={e['seeds']})"
-            for m, e in ordered(at["methods"])
-        )
+    for label, at in summary.resolutions.items():
+        finals = ", ".join(f"{method_display(m)} {text_of(r.final)} (n={r.seeds})" for m, r in ordered(at.methods))
         lines.append(f"- {label} px, held-out reward after training: {finals}.")
-        gap = at.get("gap")
-        if gap is not None:
-            best = method_display(gap["best_baseline"])
-            detectable = gap["detectable"]
-            difference = triple(gap["difference"])
-            if math.isnan(difference[1]):
-                verdict = "too few seeds for an interval"
-            else:
-                supported = (
-                    f"{name} is {'ahead' if difference[0] > 0 else 'behind'}"
-                    if excludes(difference, 0.0)
-                    else "no difference is supported"
-                )
-                verdict = (
-                    f"{supported}; the smallest gap this study could detect here (80% power) is {number(detectable)}"
-                )
-            lines.append(f"  - {name} − {best} (the best baseline) = {estimate_text(*difference)}: {verdict}.")
-        lines.extend(precision_line(at.get("precision")))
-        lines.extend(ratio_lines(label, summary, reference))
+        if at.gap is not None:
+            lines.append(gap_line(name, at.gap))
+        lines.extend(precision_line(at.precision))
+        lines.extend(ratio_lines(at, summary.reference))
     for key, truth in TRUTHS.items():
-        found = [line for label in summary["resolutions"] if (line := truth_line(label, summary, key))]
+        found = [line for label, at in summary.resolutions.items() if (line := truth_line(label, at, key))]
         if found:
             lines += ["", truth.title, *found]
-    room = [line for label in summary["resolutions"] if (line := headroom_line(label, summary))]
+    room = [line for label, at in summary.resolutions.items() if (line := headroom_line(label, at))]
     if room:
         lines += [
             "",
@@ -202,51 +189,47 @@ def findings(summary: dict, reward: str | None = None, budget: str | None = None
             "evaluation prompt):",
             *room,
         ]
-    if "gap_slope" in summary:
-        slope = summary["gap_slope"]
-        if excludes(slope, 0.0):
-            verdict = "it grows with resolution" if slope[0] > 0 else "it shrinks with resolution"
+    if summary.gap_slope is not None:
+        slope = summary.gap_slope
+        if slope.excludes(0.0):
+            verdict = "it grows with resolution" if slope.mean > 0 else "it shrinks with resolution"
         else:
             verdict = "no trend with resolution is supported at this power (the interval includes 0)"
         lines += [
             "",
-            f"Resolution gap: {name} minus the best baseline changes by {interval_text(*triple(slope))} "
-            f"per doubling of resolution: {verdict}.",
+            f"Resolution gap: {name} minus the best baseline changes by "
+            f"{interval_text(slope.mean, slope.low, slope.high)} per doubling of resolution: {verdict}.",
         ]
     return lines
 
 
-def headline(summary: dict) -> list[str]:
+def headline(summary: Summary) -> list[str]:
     """The study's findings in a few lines (the README's): final rewards, the gap, the cost ratio to the best
     baseline's reward, gold and the trend with resolution; each claim only as far as its interval goes."""
-    reference = summary["reference"]
-    name = method_display(reference)
+    name = method_display(summary.reference)
     finals, gaps, costs = [], [], []
     truths: dict[str, tuple[list, list]] = {key: ([], []) for key in TRUTHS}  # values per resolution, who fell
-    for label, at in summary["resolutions"].items():
-        methods = ordered(at["methods"])
+    for label, at in summary.resolutions.items():
         finals.append(
-            f"{label} px " + ", ".join(f"{method_display(m)} {estimate_text(*triple(e['final']))}" for m, e in methods)
+            f"{label} px " + ", ".join(f"{method_display(m)} {text_of(r.final)}" for m, r in ordered(at.methods))
         )
-        gap = at.get("gap")
-        if gap is not None:
-            difference = triple(gap["difference"])
-            sign = "supported" if excludes(difference, 0.0) else "not supported"
-            gaps.append(f"{label} px {interval_text(*difference)} ({sign})")
-            pair = f"{reference}/{gap['best_baseline']}"
-            cell = summary["ratios"].get(label, {}).get(pair, {}).get("best_baseline", {}).get("queries")
-            if cell and cell["ratio"] is not None and not math.isnan(triple(cell["ratio"])[0]):
-                bound = "<= " if cell["upper_bound"] else ""
+        if at.gap is not None:
+            difference = at.gap.difference
+            sign = "supported" if difference.excludes(0.0) else "not supported"
+            gaps.append(f"{label} px {interval_text(difference.mean, difference.low, difference.high)} ({sign})")
+            ratio = at.ratios.get(at.gap.best_baseline, {}).get("best_baseline", {}).get("queries")
+            if ratio is not None and ratio.ratio is not None and not math.isnan(ratio.ratio.mean):
+                bound = "<= " if ratio.upper_bound else ""
+                value = ratio.ratio
                 costs.append(
-                    f"{label} px ({method_display(gap['best_baseline'])}) {bound}"
-                    f"{interval_text(*triple(cell['ratio']))}"
+                    f"{label} px ({method_display(at.gap.best_baseline)}) {bound}"
+                    f"{interval_text(value.mean, value.low, value.high)}"
                 )
         for key, (values, fell) in truths.items():
-            if (found := truth_at(label, summary, key)) is not None:
-                base, with_truth = found
-                fell.extend(below_base(with_truth, key, base))
-                values.append(f"{label} px base {number(base)}: {truth_values(with_truth, key)}")
-    seeds = max((e["seeds"] for at in summary["resolutions"].values() for e in at["methods"].values()), default=0)
+            if (truth := truth_at(at, key)) is not None:
+                fell.extend(below_base(truth))
+                values.append(f"{label} px base {number(truth.base)}: {truth_values(truth)}")
+    seeds = max((r.seeds for at in summary.resolutions.values() for r in at.methods.values()), default=0)
     lines = [f"- Held-out reward after training (mean ± 95% interval over {seeds} seeds): " + "; ".join(finals) + "."]
     if gaps:
         lines.append(f"- {name} minus the best baseline (Welch 95% interval): " + "; ".join(gaps) + ".")
@@ -260,17 +243,15 @@ def headline(summary: dict) -> list[str]:
         if values:
             verdict = f" Below the base model's ({TRUTHS[key].fell}): {', '.join(dict.fromkeys(fell))}." if fell else ""
             lines.append(f"- {TRUTHS[key].name}, before and after: " + "; ".join(values) + "." + verdict)
-    if "gap_slope" in summary:
-        slope = triple(summary["gap_slope"])
-        trend = ("grows" if slope[0] > 0 else "shrinks") if excludes(slope, 0.0) else "shows no supported trend"
-        lines.append(f"- With resolution the gap {trend}: {interval_text(*slope)} per doubling.")
-    precision = {
-        resolution: at["precision"]
-        for resolution, at in summary["resolutions"].items()
-        if at.get("precision", {}).get("met") is not None
-    }
-    if precision and not all(p["met"] for p in precision.values()):
-        needed = [f"{n} at {resolution} px" for resolution, p in precision.items() if (n := p.get("seeds_needed"))]
+    if summary.gap_slope is not None:
+        slope = summary.gap_slope
+        trend = ("grows" if slope.mean > 0 else "shrinks") if slope.excludes(0.0) else "shows no supported trend"
+        lines.append(
+            f"- With resolution the gap {trend}: {interval_text(slope.mean, slope.low, slope.high)} per doubling."
+        )
+    precision = {label: at.precision for label, at in summary.resolutions.items() if at.precision.met is not None}
+    if precision and not all(p.met for p in precision.values()):
+        needed = [f"{p.seeds_needed} at {label} px" for label, p in precision.items() if p.seeds_needed]
         lines.append(
             "- Precision: some final reward's 95% interval is wider than a tenth of the headroom; "
             "differences smaller than the detectable gap in the report are not resolved"

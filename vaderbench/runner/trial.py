@@ -98,12 +98,7 @@ class Progress:
 def build_trial_aligner(trial: Trial, device: torch.device) -> Aligner:
     for module in trial.modules:
         importlib.import_module(module)
-    name, options = (
-        (trial.model, {})
-        if isinstance(trial.model, str)
-        else (trial.model["name"], {k: v for k, v in trial.model.items() if k != "name"})
-    )
-    model = MODELS.get(name)(**options).to(device)
+    model = MODELS.get(trial.model_name)(**trial.model_options).to(device)
     policy = Policy(model, **trial.policy, lora_seed=derive_seed(trial.seed, "lora"))
     reward = build_reward(trial.reward, device)
     return build_aligner(
