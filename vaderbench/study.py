@@ -117,18 +117,21 @@ def run_study(
         ray_at = start_ray(address or experiment.resources.address, modules)
         reclaim_sigterm()  # Ray's start installs its own handler, which ends the driver at once
         tracker, parent, finished = opening.result()
-    problem = misfit(alive_nodes(), experiment.resources.model_dump())
-    if problem:
+
+    def discard_new_parent() -> None:
         if not resume:
             tracker.client.delete_run(parent)  # nothing ran under it
+
+    problem = misfit(alive_nodes(), experiment.resources.model_dump())
+    if problem:
+        discard_new_parent()
         raise UserError(f"{file}: resources: {problem}")
     if ray_at != "local" and not force:
         try:
             largest = max((node.get("memory", 0) for node in alive_nodes()), default=0)
             check_memory([*tuning, *grid], int(largest), file, "the cluster's largest node", spread=True)
         except ExperimentError:
-            if not resume:
-                tracker.client.delete_run(parent)
+            discard_new_parent()
             raise
     storage = output / "ray" / parent
     say(f"Ray ({ray_at}); MLflow experiment {name!r}, parent run {parent}")

@@ -119,14 +119,13 @@ def caption_groups(
     seed: int,
     generator: torch.Generator,
     corrupted: int = 3,
-    first_group: int = 0,
 ) -> LabelledFrames:
-    """One group per caption (ids from `first_group`): the model's videos and the renders (see the module)."""
+    """One group per caption (its index in `captions`): the model's videos and the renders (see the module)."""
     model, model_index = model_videos(policy, captions, size, seed, generator)
     renders, render_index = render_videos(captions, size, seed, generator, corrupted)
     return LabelledFrames.cat(
         [
-            LabelledFrames.of_videos(model, model_index + first_group),
-            LabelledFrames.of_videos(renders, render_index + first_group),
+            LabelledFrames.of_videos(model, model_index),
+            LabelledFrames.of_videos(renders, render_index),
         ]
     )
