@@ -15,14 +15,17 @@ from vaderbench.experiment.schema import Domain, ExperimentError
 from vaderbench.experiment.tuning import (
     TUNE,
     VALIDATION,
+    TuningRun,
     choose,
     draw,
     final_trials,
+    neighbours,
+    refined_trials,
     setting_of,
     tuning_score,
     tuning_trials,
 )
-from vaderbench.metrics import BUDGET_SPENT, TUNING_SCORE
+from vaderbench.metrics import TUNING_SCORE
 from vaderbench.runner.trial import eval_set
 
 STUDY = {
@@ -98,11 +101,48 @@ def test_the_choice_is_the_best_mean_over_seeds_of_the_settings_that_ran_to_the_
     results = {}
     for t in trials:
         value = reward[t.settings["lr"]][t.seed - 7]
-        results[t.id] = {TUNING_SCORE: value, **({BUDGET_SPENT: 1.0} if t.settings["lr"] != by_lr[2] else {})}
-    chosen = choose(trials, results)
+        results[t.id] = TuningRun([0.3, value], spent=t.settings["lr"] != by_lr[2])
+    chosen = choose(trials, results, last=1)
     assert chosen == {("vader", "8"): {"lr": by_lr[1]}}
     with pytest.raises(ValueError, match="no setting ran to the budget"):
-        choose(trials, {t.id: {TUNING_SCORE: 1.0} for t in trials})
+        choose(trials, {t.id: TuningRun([1.0], spent=False) for t in trials})
+
+
+def test_a_single_seeds_spike_at_one_evaluation_does_not_win_the_choice(tmp_path):
+    experiment, path = study(tmp_path)
+    trials = [t for t in tuning_trials(experiment, path) if t.resolution == "8"]
+    by_lr = sorted({t.settings["lr"] for t in trials})
+    # rigged: the smallest lr rises steadily on both seeds; the largest is flat but one seed's last evaluation
+    # spikes, which a choice on the last evaluation of one seed would take
+    curves = {
+        (by_lr[0], 7): [0.30, 0.40, 0.50, 0.52],
+        (by_lr[0], 8): [0.30, 0.41, 0.49, 0.51],
+        (by_lr[1], 7): [0.30, 0.32, 0.33, 0.34],
+        (by_lr[1], 8): [0.30, 0.31, 0.33, 0.33],
+        (by_lr[2], 7): [0.30, 0.35, 0.36, 0.90],
+        (by_lr[2], 8): [0.30, 0.36, 0.37, 0.36],
+    }
+    runs = {t.id: TuningRun(curves[t.settings["lr"], t.seed], spent=True) for t in trials}
+    assert choose(trials, runs, last=1) != {("vader", "8"): {"lr": by_lr[0]}}  # one evaluation: the spike can win
+    assert choose(trials, runs, last=2) == {("vader", "8"): {"lr": by_lr[0]}}
+    one_seed = {t.id: run for t, run in zip(trials, runs.values(), strict=True) if t.seed == 7}
+    assert choose([t for t in trials if t.seed == 7], one_seed, last=1) == {("vader", "8"): {"lr": by_lr[2]}}
+
+
+def test_the_refinement_runs_half_a_part_either_side_of_the_choice_on_every_tuning_seed(tmp_path):
+    experiment, path = study(tmp_path, tune={**STUDY["tune"], "refine": True})
+    coarse = tuning_trials(experiment, path)
+    best = sorted({t.settings["lr"] for t in coarse if t.resolution == "8"})[1]
+    refined = refined_trials(experiment, coarse, {("vader", "8"): {"lr": best}}, path)
+    # three parts of [1e-4, 1e-1]: a part is a factor 10; half of it either side
+    assert sorted({t.settings["lr"] for t in refined}) == pytest.approx([best / 10**0.5, best * 10**0.5], rel=2e-3)
+    assert {t.seed for t in refined} == {7, 8} and {t.resolution for t in refined} == {"8"} and len(refined) == 4
+    assert all(t.stage == TUNE and t.eval["split"] == VALIDATION for t in refined)
+    assert not {t.id for t in refined} & {t.id for t in coarse}
+    # kept inside the range, and a value already drawn is not run again
+    assert neighbours(Domain(loguniform=(1e-4, 1e-1)), 1e-4, 3) == [pytest.approx(10**-3.5, rel=2e-3)]
+    assert neighbours(Domain(choice=[1, 2]), 1, 3) == []
+    assert refined_trials(study(tmp_path)[0], coarse, {("vader", "8"): {"lr": best}}, path) == []  # not asked for
 
 
 def test_the_final_grid_runs_each_tuned_method_at_its_choice_for_its_resolution(tmp_path):
@@ -160,7 +200,7 @@ def test_the_tuning_score_folds_the_reward_at_the_oracle_so_an_exploit_is_not_ch
     oracle = 0.7
     # rigged: the largest lr drives the reward far past the oracle (an exploit); the middle one comes closest
     reward = {by_lr[0]: 0.55, by_lr[1]: 0.68, by_lr[2]: 1.3}
-    results = {t.id: {TUNING_SCORE: tuning_score(reward[t.settings["lr"]], oracle), BUDGET_SPENT: 1.0} for t in trials}
+    results = {t.id: TuningRun([tuning_score(reward[t.settings["lr"]], oracle)], spent=True) for t in trials}
     assert choose(trials, results) == {("vader", "8"): {"lr": by_lr[1]}}
 
 

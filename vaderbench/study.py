@@ -3,6 +3,7 @@
     open MLflow (a new parent run, or the latest with `resume`) while Ray starts
     refuse a trial that no node can place (or, on a cluster, hold in memory)
     tuning stage (if the file has one) -> the choice, read back from the tuning runs' metrics
+    with `tune.refine`: the settings around each choice -> the choice among all of them
     final grid, each tuned method at its choice
     the report, unless interrupted
 
@@ -25,7 +26,8 @@ from vaderbench.experiment.grid import Trial
 from vaderbench.experiment.load import Study
 from vaderbench.experiment.memory import check_memory
 from vaderbench.experiment.schema import ExperimentError
-from vaderbench.experiment.tuning import choose, final_trials
+from vaderbench.experiment.tuning import TUNE, TuningRun, choose, final_trials, refined_trials
+from vaderbench.metrics import BUDGET_SPENT, TUNING_SCORE
 from vaderbench.runner.placement import alive_nodes, misfit
 from vaderbench.runner.signals import reclaim_sigterm
 from vaderbench.runner.sweep import SweepOutcome, run_sweep, start_ray
@@ -140,10 +142,21 @@ def run_study(
         return run_stage(title, trials, finished, study, tracker, parent, storage, say, early_stopping)
 
     tuned = stage("tuning", tuning, early_stopping=True) if tuning else None
+    if tuned is not None and not tuned.interrupted:
+        refinement = refined_trials(experiment, tuning, tuning_choice(study, tuning, file, tracker, parent), file)
+        if refinement:
+            refined = stage("tuning (refinement)", refinement, early_stopping=True)
+            tuned = SweepOutcome(
+                [*tuned.finished, *refined.finished],
+                {**tuned.failed, **refined.failed},
+                interrupted=refined.interrupted,
+                durations=[*tuned.durations, *refined.durations],
+            )
+            tuning = [*tuning, *refinement]
     final = None
     if tuned is None or not tuned.interrupted:
         if tuned is not None:
-            grid = final_grid(study, file, tracker, parent, say)
+            grid = final_grid(study, tuning, file, tracker, parent, say)
         final = stage("final" if tuning else "training", grid)
     interrupted = final is None or final.interrupted
     failed = final.failed if final is not None else {}
@@ -173,15 +186,24 @@ def run_study(
     )
 
 
-def final_grid(study: Study, file: Path, tracker: Tracker, parent: str, say: Say) -> list[Trial]:
-    """The grid at the tuning stage's choice, read back from the tuning trials' metrics in MLflow (this
-    invocation's and, with `resume`, the earlier ones'), logged on the parent run."""
-    results = {tid: run.data.metrics for tid, run in tracker.children(parent).items()}
+def tuning_choice(study: Study, tuning: list[Trial], file: Path, tracker: Tracker, parent: str) -> dict:
+    """The tuning stage's choice, read back from the tuning trials' runs in MLflow (this invocation's and, with
+    `resume`, the earlier ones')."""
+    runs = {
+        tid: TuningRun(tracker.metric_values(run.info.run_id, TUNING_SCORE), run.data.metrics.get(BUDGET_SPENT) == 1)
+        for tid, run in tracker.children(parent).items()
+        if tid.startswith(TUNE)
+    }
     try:
-        chosen = choose(study.tuning, results)
+        return choose(tuning, runs, study.experiment.tune.score_evaluations)
     except ValueError as error:
         tracker.finish(parent, "FAILED")
         raise UserError(f"{file}: tune: {error}", code=1) from None
+
+
+def final_grid(study: Study, tuning: list[Trial], file: Path, tracker: Tracker, parent: str, say: Say) -> list[Trial]:
+    """The grid at the tuning stage's choice, logged on the parent run."""
+    chosen = tuning_choice(study, tuning, file, tracker, parent)
     tracker.log_choice(parent, chosen)
     for (method, resolution), setting in chosen.items():
         say(f"tuned {method} at {resolution} px: " + ", ".join(f"{k}={v}" for k, v in setting.items()))

@@ -167,7 +167,11 @@ class Tuning(Section):
     #: settings drawn per method (per resolution when `resolution` is not set)
     trials: int = Field(6, ge=1)
     #: every drawn setting runs on each of these seeds; they must differ from the final grid's seeds
-    seeds: list[int] = Field(default_factory=lambda: [1000], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [1000, 1001], min_length=1)
+    #: a trial's tuning score: the mean of its last N evaluations (one evaluation's noise does not choose)
+    score_evaluations: int = Field(2, ge=1)
+    #: after the draws, also run the settings half a part either side of the best one, key by key
+    refine: bool = False
     #: tune at this one resolution and use its choice at every resolution (default: tune each resolution)
     resolution: Resolution | None = None
     #: the tuning trials' budget (default: the file's `budget`)

@@ -6,12 +6,17 @@
         run each setting on every tuning seed, evaluated on validation prompts: the held-out prompts that
         come after the final evaluation's in the same fixed shuffle, with their own noise, so the final
         numbers are never measured on what the settings were chosen on
+        with `tune.refine`: then run the settings half a part below and above the best one, key by key
         Tune's ASHA scheduler stops the trials that fall behind (`tune.early_stopping`)
-    a method's choice: of the settings whose trials all ran to the budget, the one with the highest mean
-    tuning score over the tuning seeds: the validation reward at the last step, folded at the oracle's
-    where the reward has an oracle (the toy world's: the reward of the best real video of each prompt)
+    a setting's score: the tuning score (the validation reward, folded at the oracle's where the reward has
+    one: the toy world's reward of the best real video of each prompt) averaged over its last
+    `tune.score_evaluations` evaluations and over the tuning seeds
+    a method's choice: of the settings whose trials all ran to the budget, the one with the best score
     the final grid: every trial of `sweep` with its method's choice for its resolution
 
+Why averaged: a learned reward moved by a policy gradient changes less in a tuning budget than it varies from
+one evaluation or one seed to the next, and a setting chosen on one evaluation of one seed is a noise spike
+that the final seeds do not repeat (nor, through rounding, another CPU).
 Why folded: a learned reward can be driven past what any real video earns (the toy aesthetic reward to
 twice its oracle's value, its frames turned to coloured noise), and the setting that does so best would
 win a search on the raw reward. Past the oracle, every unit more counts as one less (`tuning_score`), so
@@ -19,10 +24,9 @@ the search picks the setting that comes closest to the best real video, never th
 reward model; the report still shows every method's raw reward and gold reward.
 
 Comparisons between untuned methods are not comparisons: a learning rate copied from a large model can be
-off by orders of magnitude for another model's LoRA, and in a different direction for each method.
-Tuning each resolution on its own costs a tuning stage per resolution; `tune.resolution` tunes once and
-assumes the choice carries over to the other sizes (the toy model's weights are shared across sizes, but
-the reward's gradient per pixel and the number of pixels are not).
+off by orders of magnitude for another model's LoRA, and in a different direction for each method, and a
+learning rate that suits one resolution need not suit another (the reward's gradient per pixel and the
+number of pixels change with it). `tune.resolution` tunes once and assumes the choice carries over.
 """
 
 from __future__ import annotations
@@ -30,14 +34,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vaderbench.experiment.checks import check_swept_key
 from vaderbench.experiment.grid import Trial, aligner_of, applies, resolve
 from vaderbench.experiment.schema import SWEEP_ALIASES, Domain, Experiment, ExperimentError, resolution_label
-from vaderbench.metrics import BUDGET_SPENT, TUNING_SCORE
 
 #: the stage of a trial, an MLflow param of its run
 TUNE, FINAL = "tune", "final"
@@ -104,26 +108,44 @@ def tuning_trials(experiment: Experiment, path: str | Path = "<experiment>") -> 
         return []
     check_space(experiment, path)
     tune = experiment.tune
-    base = experiment.model_dump(mode="python")
-    if tune.budget is not None:
-        base["budget"] = tune.budget.model_dump()
+    base = tuning_base(experiment)
     trials = []
     for entry, space in tune.space.items():
         aligner = aligner_of(entry, base["methods"][entry])
         for resolution in tuning_resolutions(experiment):
             rng = random.Random(f"{tune.seed}/{entry}/{resolution_label(resolution)}")
             for setting in drawn_settings(space, tune.trials, rng):
-                for seed in tune.seeds:
-                    point = {"method": entry, "resolution": resolution, "seed": seed, **setting}
-                    try:
-                        trial = resolve(base, entry, aligner, point)
-                    except ValueError as error:
-                        raise ExperimentError(path, f"tune.space.{entry}", str(error).splitlines()[0]) from None
-                    trials.append(
-                        dataclasses.replace(
-                            trial, id=f"{TUNE}-{trial.id}", stage=TUNE, eval={**trial.eval, "split": VALIDATION}
-                        )
-                    )
+                trials += seeded_trials(base, entry, aligner, resolution, setting, path)
+    return trials
+
+
+def tuning_base(experiment: Experiment) -> dict[str, Any]:
+    """The experiment's settings as the tuning trials have them: with the tuning budget."""
+    base = experiment.model_dump(mode="python")
+    if experiment.tune.budget is not None:
+        base["budget"] = experiment.tune.budget.model_dump()
+    return base
+
+
+def resolution_value(experiment: Experiment, label: str) -> Any:
+    """The tuning resolution (as the file gives it) whose label is `label`."""
+    return next(r for r in tuning_resolutions(experiment) if resolution_label(r) == label)
+
+
+def seeded_trials(
+    base: dict[str, Any], entry: str, aligner: str, resolution: Any, setting: dict[str, Any], path: str | Path
+) -> list[Trial]:
+    """One tuning trial of `setting` per tuning seed, evaluated on the validation prompts."""
+    trials = []
+    for seed in base["tune"]["seeds"]:
+        point = {"method": entry, "resolution": resolution, "seed": seed, **setting}
+        try:
+            trial = resolve(base, entry, aligner, point)
+        except ValueError as error:
+            raise ExperimentError(path, f"tune.space.{entry}", str(error).splitlines()[0]) from None
+        trials.append(
+            dataclasses.replace(trial, id=f"{TUNE}-{trial.id}", stage=TUNE, eval={**trial.eval, "split": VALIDATION})
+        )
     return trials
 
 
@@ -132,28 +154,89 @@ def setting_of(trial: Trial) -> dict[str, Any]:
     return {k: v for k, v in trial.point.items() if k not in ("method", "resolution", "seed")}
 
 
-def choose(tuning: list[Trial], results: Mapping[str, Mapping[str, float]]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(method entry, resolution label) -> the chosen setting, from each tuning trial's last metrics.
+@dataclass(frozen=True)
+class TuningRun:
+    """What the choice reads of a tuning trial's run: its tuning score at each evaluation, in order, and
+    whether it ran to its budget (a trial stopped early does not compete)."""
 
-    `results` maps a tuning trial's id to its run's latest metrics (`TUNING_SCORE` at its last step and
-    `BUDGET_SPENT` if it ran to the budget). A setting counts only if every one of its seeds ran to the budget.
-    """
+    scores: list[float]
+    spent: bool
+
+
+def recent_mean(values: Sequence[float], last: int) -> float:
+    """The mean of the last `last` values (of all of them if there are fewer)."""
+    recent = list(values)[-last:]
+    return sum(recent) / len(recent)
+
+
+def setting_scores(
+    tuning: list[Trial], runs: Mapping[str, TuningRun], last: int
+) -> dict[tuple[str, str], list[tuple[float, dict[str, Any]]]]:
+    """(method entry, resolution label) -> (score, setting) of every setting whose trials all ran to the budget,
+    in the order drawn: the score is the mean over its tuning seeds of each trial's last `last` evaluations."""
     groups: dict[tuple[str, str], dict[str, list[Trial]]] = {}
     for trial in tuning:
         key = (trial.method, trial.resolution)
         groups.setdefault(key, {}).setdefault(repr(sorted(setting_of(trial).items())), []).append(trial)
-    chosen = {}
+    scored: dict[tuple[str, str], list[tuple[float, dict[str, Any]]]] = {}
     for key, settings in groups.items():
-        scored = []
+        scored[key] = []
         for trials in settings.values():
-            metrics = [results.get(t.id, {}) for t in trials]
-            if all(m.get(BUDGET_SPENT) == 1 and TUNING_SCORE in m for m in metrics):
-                scored.append((sum(m[TUNING_SCORE] for m in metrics) / len(metrics), trials[0]))
+            found = [runs.get(t.id) for t in trials]
+            if all(run is not None and run.spent and run.scores for run in found):
+                score = sum(recent_mean(run.scores, last) for run in found) / len(found)
+                scored[key].append((score, setting_of(trials[0])))
+    return scored
+
+
+def choose(tuning: list[Trial], runs: Mapping[str, TuningRun], last: int = 2) -> dict[tuple[str, str], dict[str, Any]]:
+    """(method entry, resolution label) -> the setting with the best score (`setting_scores`); the first drawn
+    of equals."""
+    chosen = {}
+    for key, scored in setting_scores(tuning, runs, last).items():
         if not scored:
             raise ValueError(f"tuning {key[0]} at {key[1]} px: no setting ran to the budget on every tuning seed")
-        best = max(scored, key=lambda pair: pair[0])[1]  # the first of equals: the draw order
-        chosen[key] = setting_of(best)
+        chosen[key] = max(scored, key=lambda pair: pair[0])[1]
     return chosen
+
+
+def refined_trials(
+    experiment: Experiment,
+    tuning: list[Trial],
+    chosen: Mapping[tuple[str, str], dict[str, Any]],
+    path: str | Path = "<experiment>",
+) -> list[Trial]:
+    """The refinement around each choice of the drawn settings: for each key with a range, the best value
+    moved half a part (of the `tune.trials` equal parts of its range) down and up, within the range, the
+    other keys kept; each such setting on every tuning seed, unless it was already drawn."""
+    tune = experiment.tune
+    if tune is None or not tune.refine:
+        return []
+    tried = {(t.method, t.resolution, repr(sorted(setting_of(t).items()))) for t in tuning}
+    base = tuning_base(experiment)
+    trials = []
+    for (entry, resolution), best in chosen.items():
+        aligner = aligner_of(entry, base["methods"][entry])
+        for key, domain in sorted(tune.space[entry].items()):
+            for value in neighbours(domain, best[key], tune.trials):
+                setting = {**best, key: value}
+                if (entry, resolution, repr(sorted(setting.items()))) in tried:
+                    continue
+                tried.add((entry, resolution, repr(sorted(setting.items()))))
+                trials += seeded_trials(base, entry, aligner, resolution_value(experiment, resolution), setting, path)
+    return trials
+
+
+def neighbours(domain: Domain, value: Any, parts: int) -> list[Any]:
+    """`value` moved half of one of `parts` equal parts of the domain's range down and up (on a log scale for
+    loguniform), kept inside the range; none for a choice."""
+    if domain.choice is not None:
+        return []
+    low, high = domain.loguniform or domain.uniform
+    forward, back = (math.log, math.exp) if domain.loguniform else (float, float)
+    half = (forward(high) - forward(low)) / parts / 2
+    moved = [min(max(forward(value) + sign * half, forward(low)), forward(high)) for sign in (-1, 1)]
+    return [v for v in dict.fromkeys(float(f"{back(m):.3g}") for m in moved) if v != value]
 
 
 def final_trials(

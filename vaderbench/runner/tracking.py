@@ -136,6 +136,12 @@ class Tracker:
         )
         return {run.data.tags[TRIAL_TAG]: run for run in runs if TRIAL_TAG in run.data.tags}
 
+    def metric_values(self, run_id: str, key: str) -> list[float]:
+        """A run's values of metric `key`, one per step (the last logged where a resumed trial logged it again)."""
+        history = sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.timestamp)
+        by_step = {m.step: m.value for m in history}
+        return [by_step[step] for step in sorted(by_step)]
+
     def trial_run(self, parent_id: str, trial: Trial) -> tuple[str, int]:
         """(run id, last step logged): the trial's existing child run when resuming, else a new one."""
         existing = self.children(parent_id).get(trial.id)
