@@ -204,7 +204,7 @@ def tuning_choice(study: Study, tuning: list[Trial], file: Path, tracker: Tracke
 def final_grid(study: Study, tuning: list[Trial], file: Path, tracker: Tracker, parent: str, say: Say) -> list[Trial]:
     """The grid at the tuning stage's choice, logged on the parent run."""
     chosen = tuning_choice(study, tuning, file, tracker, parent)
-    tracker.log_choice(parent, chosen)
+    tracker.log_choice(parent, chosen, study.experiment.tune.score_evaluations)
     for (method, resolution), setting in chosen.items():
         say(f"tuned {method} at {resolution} px: " + ", ".join(f"{k}={v}" for k, v in setting.items()))
     return final_trials(study.experiment, study.trials, chosen, file)

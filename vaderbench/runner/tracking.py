@@ -38,6 +38,10 @@ FLUSH_S = 5.0
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
+#: the parent run's param: how many last evaluations a tuning trial's score averages
+TUNE_SCORE_EVALUATIONS = "tune.score_evaluations"
+
+
 def default_store(output: Path) -> str:
     return f"sqlite:///{output.resolve() / 'mlflow.db'}"
 
@@ -182,8 +186,9 @@ class Tracker:
         for start in range(0, len(points), BATCH_LIMIT):
             self.client.log_batch(run_id, metrics=points[start : start + BATCH_LIMIT])
 
-    def log_choice(self, parent_id: str, chosen: dict) -> None:
-        """The tuning stage's choice on the parent run: `tuning/chosen.json` and a param per setting."""
+    def log_choice(self, parent_id: str, chosen: dict, score_evaluations: int) -> None:
+        """The tuning stage's choice on the parent run: `tuning/chosen.json`, a param per setting and the
+        evaluations a tuning score averages (`TUNE_SCORE_EVALUATIONS`, which the report's tuning regret reads)."""
         rows = [
             {"method": method, "resolution": resolution, "setting": setting}
             for (method, resolution), setting in chosen.items()
@@ -194,6 +199,7 @@ class Tracker:
             for (method, resolution), setting in chosen.items()
             for key, value in setting.items()
         ]
+        params.append(Param(TUNE_SCORE_EVALUATIONS, str(score_evaluations)))
         existing = self.client.get_run(parent_id).data.params
         fresh = [p for p in params if p.key not in existing]  # a resumed run logged them already
         for start in range(0, len(fresh), 100):
