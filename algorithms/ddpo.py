@@ -106,7 +106,6 @@ class Ddpo(PpoAligner):
             rewards = self.score(trajectory.final, local_prompts, self.frame_index())
         advantages = self.local(self.advantages(prompts, distributed.gather(rewards))).to(rewards.device)
         trained_steps = max(1, int(num_steps * config.timestep_fraction))
-        # per (micro-batch, timestep): the logged values and the rows they cover, for means weighted by rows
         # each sample trains on its own shuffled timesteps, seeded by its global seed, in every inner epoch
         orders = [
             torch.stack(

@@ -139,7 +139,7 @@ def test_resuming_from_a_checkpoint_continues_exactly(tmp_path, method):
 
 
 def test_reward_query_budget_stops_the_trial(tmp_path):
-    trial = trial_of(tmp_path, budget={"steps": None, "reward_queries": 5})
+    trial = trial_of(tmp_path, budget={"steps": None, "reward_queries": 6})
     recorder = Recorder(tmp_path)
     run_trial(trial, recorder, store(tmp_path))
     assert recorder.reports[-1]["reward_queries"] == 6 and recorder.reports[-1]["step"] == 3
@@ -303,3 +303,22 @@ def test_every_method_is_evaluated_with_the_file_s_sampler_whatever_it_trains_wi
     noisy, reward_noisy = base_model_eval(eta=0.7)
     assert noisy.settings["eta"] == 0.7 and noisy.eval_sampler["eta"] == plain.eval_sampler["eta"] == 0.0
     assert reward_noisy == reward  # the same untrained model and noise, sampled with the same ODE
+
+
+def test_methods_with_different_batches_are_evaluated_and_stopped_at_the_same_reward_queries(tmp_path):
+    # VADER samples 2 videos a step, DPO 4 (two pairs): evaluated each time the queries reach a multiple of 4,
+    # both stop at 8; in steps VADER evaluates after steps 2 and 4, DPO after 1 and 2
+    changes = {
+        "methods": {"vader": {"batch_size": 2}, "dpo": {"batch_size": 4, "group_size": 2}},
+        "budget": {"steps": 100, "reward_queries": 8},
+        "eval": {"every": 1, "every_queries": 4, "videos": 2, "sample_videos": 0},
+    }
+    evaluated = {}
+    for method in ("vader", "dpo"):
+        trial = trial_of(tmp_path, method, **changes)
+        (tmp_path / method).mkdir()
+        recorder = Recorder(tmp_path / method)
+        run_trial(trial, recorder, store(tmp_path, f"{method}-store"))
+        evaluated[method] = [(r["step"], r["reward_queries"]) for r in recorder.reports if "eval_reward_mean" in r]
+    assert evaluated["vader"] == [(0, 0), (2, 4), (4, 8)]
+    assert evaluated["dpo"] == [(0, 0), (1, 4), (2, 8)]

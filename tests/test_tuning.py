@@ -206,7 +206,36 @@ def test_the_tuning_score_folds_the_reward_at_the_oracle_so_an_exploit_is_not_ch
 
 def test_early_stopping_without_a_budget_in_steps_is_refused_before_anything_starts(tmp_path):
     with pytest.raises(ExperimentError, match=r"tune\.early_stopping: early stopping needs a budget in steps"):
-        study(tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "reward_queries": 4}})
+        study(tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "wall_time_s": 60}})
     study(
-        tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "reward_queries": 4}, "early_stopping": None}
+        tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "wall_time_s": 60}, "early_stopping": None}
     )  # accepted
+    study(tmp_path, tune={**STUDY["tune"], "budget": {"steps": None, "reward_queries": 4}})  # queries bound the steps
+
+
+def test_a_query_budget_bounds_each_method_s_steps_by_its_own_batch(tmp_path):
+    experiment, _ = study(
+        tmp_path,
+        methods={"vader": {"batch_size": 2}, "dpo": {"batch_size": 4, "group_size": 2}},
+        budget={"steps": 100, "reward_queries": 16},
+        eval={"every": 1, "every_queries": 8, "videos": 2},
+    )
+    trials = {t.method: t for t in expand(experiment)}
+    assert (trials["vader"].steps, trials["dpo"].steps) == (8, 4)
+    for trial in trials.values():
+        queries = [step * trial.batch_size for step in range(1, trial.steps + 1) if trial.evaluates_after(step)]
+        assert queries == [8, 16]
+    assert expand(study(tmp_path, budget={"steps": 3, "reward_queries": 100})[0])[0].steps == 3
+
+
+@pytest.mark.parametrize("key", ["eval.every_queries", "budget.reward_queries"])
+def test_a_query_schedule_that_a_method_s_batch_does_not_divide_is_refused(tmp_path, key):
+    changes = {
+        "methods": {"vader": {"batch_size": 2}, "dpo": {"batch_size": 4, "group_size": 2}},
+        "budget": {"steps": 100, "reward_queries": 16},
+        "eval": {"every": 1, "every_queries": 8, "videos": 2},
+    }
+    section, name = key.split(".")
+    changes[section] = {**changes[section], name: 6}
+    with pytest.raises(ExperimentError, match=rf"{key.replace('.', '[.]')}: 6 is not a multiple of dpo's batch_size=4"):
+        study(tmp_path, **changes)

@@ -231,12 +231,12 @@ def run_stage(
         return SweepOutcome([], {}, interrupted=False, durations=[])
     # the largest videos first: the long trials start early and the short ones fill in at the end
     pending = sorted(pending, key=lambda t: t.height * t.width * t.frames * t.settings["num_steps"], reverse=True)
-    steps = pending[0].budget["steps"]
+    steps = [t.steps for t in pending]
     experiment = study.experiment
     stopping = experiment.tune.early_stopping if early_stopping and experiment.tune else None
     say(f"{title}: {len(pending)} trial(s)" + (" (Tune's ASHA stops those that fall behind)" if stopping else ""))
     with tqdm(
-        total=steps * len(pending) if steps else None, unit="step", desc=title, dynamic_ncols=True, file=sys.stderr
+        total=sum(steps) if all(steps) else None, unit="step", desc=title, dynamic_ncols=True, file=sys.stderr
     ) as progress:
         return run_sweep(
             pending,

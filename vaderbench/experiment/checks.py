@@ -179,6 +179,16 @@ def check_trial(trial: Trial, experiment: Experiment, path) -> None:
             f"batch_size={config.batch_size} must split into whole prompt groups of {config.group_size} over "
             f"resources.workers={workers} (trial {describe(trial)})",
         )
+    every_queries, queries = trial.eval.get("every_queries"), trial.budget.get("reward_queries")
+    for limit, name in ((every_queries, "eval.every_queries"), (queries, "budget.reward_queries")):
+        if limit is not None and limit % config.batch_size:
+            raise ExperimentError(
+                path,
+                name,
+                f"{limit} is not a multiple of {trial.method}'s batch_size={config.batch_size}: every method must "
+                f"reach each multiple exactly, so that all are evaluated and stopped at the same reward queries "
+                f"(trial {describe(trial)})",
+            )
     if experiment.eval.videos % workers:
         raise ExperimentError(
             path, "eval.videos", f"{experiment.eval.videos} videos do not split over {workers} workers"

@@ -9,7 +9,6 @@ toy world, from its measured cost per frame-pixel and sampling step: a large `ev
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,9 +24,12 @@ MAX_EVALUATION_S = 600.0
 
 
 def evaluations_per_trial(trial: Trial) -> int | None:
-    """Before the first step, every `eval.every` steps and after the last; None without a budget in steps."""
-    steps = trial.budget["steps"]
-    return None if steps is None else 1 + math.ceil(steps / trial.eval["every"])
+    """Before the first step, at every step it evaluates after and after the last; None when only wall time
+    limits it."""
+    steps = trial.steps
+    return (
+        None if steps is None else 1 + sum(trial.evaluates_after(step) or step == steps for step in range(1, steps + 1))
+    )
 
 
 def evaluation_seconds(trial: Trial) -> float | None:

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -54,11 +55,30 @@ class Trial:
     eval_sampler: dict[str, Any]
     checkpoint: dict[str, Any]
     workers: int = 1
+    #: videos (reward queries) a training step samples over all workers: its method's `batch_size`
+    batch_size: int = 1
     #: the modules that register this trial's aligner, model and rewards: a worker imports just these
     #: instead of the whole catalogue (every real model and reward library: seconds per trial)
     modules: tuple[str, ...] = ()
     #: "final" (a trial of the grid) or "tune" (a trial of the tuning stage: `experiment.tuning`)
     stage: str = "final"
+
+    @property
+    def steps(self) -> int | None:
+        """The training steps its budget allows: `budget.steps`, or fewer where its reward queries (one per video
+        sampled, `batch_size` a step) run out first; None when only wall time limits it."""
+        limits = [self.budget["steps"]]
+        if self.budget.get("reward_queries") is not None:
+            limits.append(math.ceil(self.budget["reward_queries"] / self.batch_size))
+        limits = [limit for limit in limits if limit is not None]
+        return min(limits) if limits else None
+
+    def evaluates_after(self, step: int) -> bool:
+        """Whether it evaluates after training step `step` (not counting the last, which always does)."""
+        every_queries = self.eval.get("every_queries")
+        if every_queries is None:
+            return step % self.eval["every"] == 0
+        return (step * self.batch_size) // every_queries > ((step - 1) * self.batch_size) // every_queries
 
     @property
     def model_name(self) -> str:
@@ -251,9 +271,17 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
         eval_sampler=dict(checked["sampler"]),
         checkpoint=dict(checked["checkpoint"]),
         workers=int(checked["resources"]["workers"]),
+        batch_size=batch_size_of(aligner, checked["methods"][entry]),
         modules=registering_modules(aligner, checked["model"], checked["reward"], checked["prompts"].values()),
     )
     return dataclasses.replace(trial, id=trial_id(entry, point, trial.to_dict()))
+
+
+def batch_size_of(aligner: str, entry: dict[str, Any]) -> int:
+    """A method entry's `batch_size`, or its aligner's default."""
+    from vaderbench.registry import ALIGNERS
+
+    return int(entry.get("batch_size", ALIGNERS.get(aligner).Config.batch_size))
 
 
 def registering_modules(aligner: str, model: Any, reward: Any, prompt_sets) -> tuple[str, ...]:

@@ -37,11 +37,12 @@ def load_experiment(path: str | Path, *, force: bool = False) -> Study:
     experiment = parse_experiment(read_yaml(path), path)
     trials = check_experiment(experiment, path)
     tuning = tuning_trials(experiment, path)
-    if tuning and experiment.tune.early_stopping is not None and not any(t.budget["steps"] for t in tuning):
+    if tuning and experiment.tune.early_stopping is not None and not any(t.steps for t in tuning):
         raise ExperimentError(
             path,
             "tune.early_stopping",
-            "early stopping needs a budget in steps (tune.budget.steps or budget.steps), or `early_stopping: null`",
+            "early stopping needs a budget in steps (tune.budget.steps or budget.steps, or reward_queries), or "
+            "`early_stopping: null`",
         )
     for trial in tuning:
         check_trial(trial, experiment, path)

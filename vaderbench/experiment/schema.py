@@ -93,6 +93,9 @@ class Evaluation(Section):
 
     #: evaluate every N training steps (aligner rounds; and before the first and after the last)
     every: int = Field(10, ge=1)
+    #: instead of `every`: evaluate each time a trial's reward queries reach a multiple of N, so that methods with
+    #: different batches are evaluated at the same query counts (every method's batch must divide N)
+    every_queries: int | None = Field(None, ge=1)
     #: held-out videos per evaluation (the first `videos` prompts of a fixed shuffle of the eval set)
     videos: int = Field(8, ge=1)
     #: seed of the evaluation's prompt choice and noise (not the trial's seed: all trials share it)

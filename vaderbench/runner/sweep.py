@@ -179,9 +179,11 @@ def asha(early_stopping, trials: list[Trial]):
 
     from vaderbench.metrics import TUNING_SCORE
 
-    steps = max(t.budget["steps"] or 0 for t in trials)
+    steps = max(t.steps or 0 for t in trials)
     if not steps:
-        raise ValueError("early stopping needs a budget in steps (tune.budget.steps or budget.steps)")
+        raise ValueError(
+            "early stopping needs a budget in steps (tune.budget.steps or budget.steps, or reward_queries)"
+        )
 
     def new_asha():
         return ASHAScheduler(

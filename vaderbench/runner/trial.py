@@ -5,7 +5,8 @@
     until the budget is spent (steps, reward queries or wall time):
         choose this step's training prompts (from the trial seed and the step: resume-proof)
         metrics = aligner.step(prompts)
-        every eval.every steps and at the end: evaluate on the held-out prompts
+        every eval.every steps (or each time the reward queries reach a multiple of eval.every_queries) and at
+        the end: evaluate on the held-out prompts
         every checkpoint.every steps and at the end: checkpoint the aligner's state into the store
         report the step's metrics (with the checkpoint's path when one was written)
     the end GIF and the LoRA weights go into the last checkpoint's `artifacts/`
@@ -300,7 +301,7 @@ class TrialLoop:
         }
 
     def run(self, report: Report) -> None:
-        trial, every_eval, every_checkpoint = self.trial, self.trial.eval["every"], self.trial.checkpoint["every"]
+        trial, every_checkpoint = self.trial, self.trial.checkpoint["every"]
         started = time.perf_counter()
         nodes = distributed.gather_objects(self.node)
         attempt = {WORKER_NODES: nodes} if self.node is not None else {}
@@ -344,7 +345,7 @@ class TrialLoop:
             self.progress.step += 1
             self.progress.wall_time_s = wall_time()
             done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
-            if done or self.progress.step % every_eval == 0:
+            if done or trial.evaluates_after(self.progress.step):
                 metrics |= self.evaluate("end" if done else None)
                 metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], self.oracle())
                 self.progress.wall_time_s = wall_time()
