@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
         help="regenerate the figures and tables (PNG, SVG, report.md) from the runs in MLflow",
         description="Reads the trials of one MLflow experiment and writes OUTPUT_DIR/report/: the resolution gap, "
         "sample and compute efficiency, K ablation, generalisation, on- vs off-policy, memory and sample videos, "
-        "each figure as PNG and SVG, and report.md with the tables (mean ± 95%% CI over seeds). Without OUTPUT_DIR "
+        "each figure as PNG and SVG, and report.md with the tables (mean ± 95% CI over seeds). Without OUTPUT_DIR "
         "the report goes to runs/<experiment>/report/.",
     )
     add_store_arguments(parser)
