@@ -21,8 +21,7 @@ from vaderbench.report.summary import CostToTarget, Interval, Ratio, Resolution,
 
 T = TypeVar("T")
 
-#: a measure's name in the table's columns and in the verdict
-MEASURE_COLUMNS = {"reward": "reward", "gold": "gold", "fidelity": "fidelity"}
+#: a measure's name in the verdict
 MEASURE_NAMES = {"reward": "the learned reward", "gold": "gold", "fidelity": "caption fidelity"}
 SPENDING_COLUMNS = {"queries": "queries", "device_s": "device-s"}
 
@@ -42,13 +41,13 @@ def baselines(summary: Summary) -> list[str]:
     return method_order(list(others))
 
 
-def ratio_cell(ratio: Ratio | None, cost: CostToTarget | None) -> str:
+def ratio_cell(ratio: Ratio | None, cost: CostToTarget | None, reference: str) -> str:
     """The reference's cost to the best baseline's final reward over a baseline's: "≤" where the baseline missed
     it in some seed (its budget stands in), "not reached" where in every seed."""
     if ratio is None or cost is None:
         return "—"
     if ratio.ratio is None:
-        return "no ratio: the reference missed it"
+        return f"— ({method_display(reference)} missed it)"
     value = ratio.ratio
     if math.isnan(value.mean):
         return "—"
@@ -64,16 +63,16 @@ def glance_row(label: str, at: Resolution, methods: list[str], others: list[str]
     for method in methods:
         result = at.methods.get(method)
         row[f"{method_display(method)} reward"] = text_of(result.final) if result else "—"
-        for key in ("gold", "fidelity"):
+        for key in ("gold", "fidelity"):  # means only: their intervals are in the details, the verdict reads them
             if any(key in r.truths for r in at.methods.values()):
                 value = result.truths.get(key) if result else None
-                row[f"{method_display(method)} {MEASURE_COLUMNS[key]}"] = text_of(value) if value else "—"
+                row[f"{method_display(method)} {key}"] = number(value.mean) if value else "—"
     for other in others:
         for spending, column in SPENDING_COLUMNS.items():
             ratio = at.ratios.get(other, {}).get("best_baseline", {}).get(spending)
             result = at.methods.get(other)
             cost = result.costs.get(spending, {}).get("best_baseline") if result else None
-            row[f"{column}: {method_display(reference)} / {method_display(other)}"] = ratio_cell(ratio, cost)
+            row[f"{column} {method_display(reference)} / {method_display(other)}"] = ratio_cell(ratio, cost, reference)
     return row
 
 
@@ -95,7 +94,7 @@ def trend(slope: Interval) -> str:
 
 
 def per_doubling(slope: Interval) -> str:
-    return f"{interval_text(slope.mean, slope.low, slope.high)} per doubling of the side"
+    return f"{interval_text(slope.mean, slope.low, slope.high)} per doubling"
 
 
 def claim_sentence(summary: Summary, name: str) -> str:
@@ -220,11 +219,12 @@ def verdict(summary: Summary) -> list[str]:
 def at_a_glance(summary: Summary) -> list[str]:
     """The table and the verdict: the report's findings and the README's study block."""
     seeds = max((r.seeds for at in summary.resolutions.values() for r in at.methods.values()), default=0)
+    name = method_display(summary.reference) if summary.reference else "the reference"
     caption = (
-        f"Mean ± 95% interval over {seeds} seeds at each method's last evaluation (reward: the learned reward on "
-        "held-out prompts; gold and fidelity: the truth of the same videos). Cost columns: the reward-gradient "
-        "method's reward queries or device-seconds to reach the best baseline's final reward over the baseline's "
-        "(bootstrap 95% interval; ≤: the baseline missed it in some seed and is charged its budget)."
+        f"Means over {seeds} seeds at the last evaluation: the learned reward on held-out prompts (± 95% interval), "
+        f"gold and caption fidelity of the same videos. queries, device-s: {name}'s cost to reach the best "
+        "baseline's final reward over the baseline's (bootstrap 95% interval; ≤: the baseline missed it in some "
+        "seed and is charged its budget)."
     )
     return [glance_table(summary), "", caption, "", " ".join(verdict(summary))]
 
