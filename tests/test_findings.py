@@ -135,9 +135,9 @@ def test_the_glance_table_shows_summary_json_s_values():
 def test_the_verdict_says_whether_the_figure_3_claim_holds_fails_or_is_undecided(slope, said):
     summary = rigged({"reward": Interval(*slope), "gold": Interval(-0.02, -0.03, -0.01)})
     first, second = verdict(summary)[:2]
-    assert first.startswith("The paper's Figure 3 claim, that VADER's lead over the best baseline grows with ")
+    assert first.startswith("The paper's Figure 3 claim (VADER's lead over the best baseline grows with resolution) ")
     assert f"{said} on the learned reward" in first
-    assert second.startswith("On the truth the learned reward stands for, on gold the lead shrinks (")
+    assert second.startswith("On the truth: gold: the lead shrinks (")
 
 
 def test_the_verdict_says_where_the_reference_is_ahead_on_each_measure_in_at_most_five_sentences():
@@ -151,8 +151,8 @@ def test_the_verdict_says_where_the_reference_is_ahead_on_each_measure_in_at_mos
     sentences = verdict(rigged({"reward": Interval(0.2, 0.1, 0.3)}, gaps))
     assert len(sentences) <= 5
     assert (
-        "VADER is ahead of the best baseline on the learned reward at every resolution; on gold at no resolution "
-        "(behind at 16 px); on caption fidelity at 32 px (behind at 16 px)." in sentences
+        "Against the best baseline VADER is ahead at every resolution on the learned reward; behind at 16 px on "
+        "gold; ahead at 32 px, behind at 16 px on caption fidelity." in sentences
     )
 
 
@@ -195,24 +195,27 @@ def test_movement_is_the_paired_gain_over_step_0_and_the_queries_the_reference_n
 
 
 @pytest.mark.parametrize(
-    "spent, said",
+    "spent, dpo_moved, said",
     [
         (
             160.0,
-            "DDPO did not move its reward beyond its seed noise within 160 queries at 16, 32 px, 10x the 16 VADER"
-            " needed to move its own; DPO moved its reward beyond its seed noise at every resolution.",
+            True,
+            "DDPO did not move its reward beyond the seeds' noise within 160 queries at every resolution, 10x the 16 "
+            "VADER needed to move its own; DPO moved its reward beyond the seeds' noise at every resolution.",
         ),
         (
             48.0,
-            "within 48 queries at 16, 32 px, 3.0x the 16 VADER needed to move its own, under the 4x a fair budget"
-            " needs;",
+            True,
+            "within 48 queries at every resolution, 3.0x the 16 VADER needed to move its own, under the 4x a fair "
+            "budget needs;",
         ),
+        (160.0, False, "DDPO and DPO did not move their reward beyond the seeds' noise within 160 queries at every"),
     ],
 )
-def test_the_verdict_names_the_baselines_that_did_not_move_and_flags_a_budget_under_4x(spent, said):
+def test_the_verdict_names_the_baselines_that_did_not_move_and_flags_a_budget_under_4x(spent, dpo_moved, said):
     moved = Gain(Interval(0.05, 0.02, 0.08), 160.0)
     still = Gain(Interval(0.0, -0.01, 0.01), spent)
-    at = Movement({"vader": moved, "ddpo": still, "dpo": moved}, queries_to_move=16.0)
+    at = Movement({"vader": moved, "ddpo": still, "dpo": moved if dpo_moved else still}, queries_to_move=16.0)
     summary = rigged({})
     summary = Summary(
         "vader",

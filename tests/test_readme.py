@@ -52,8 +52,8 @@ def test_the_readme_block_is_the_report_s_findings_at_a_glance(tmp_path, monkeyp
     (report / "report.md").write_text("# Report\n\nStudy started then.\n")
     block = module.block(report)
     assert "\n".join(at_a_glance(Summary.from_json(summary.to_json()))) in block
-    assert "grows with resolution, is undecided here on the learned reward" in block
-    assert "ahead of the best baseline on the learned reward at 16 px." in block
+    assert "grows with resolution) is undecided here on the learned reward" in block
+    assert "Against the best baseline VADER is ahead at 16 px on the learned reward." in block
     assert block.endswith(
         "Study started then. Full report: [docs/results/study/report.md](docs/results/study/report.md).\n" + module.END
     )

@@ -31,10 +31,12 @@ def gaps_table(summary: Summary) -> pd.DataFrame:
             row[f"{measure}: difference"] = interval_text(difference.mean, difference.low, difference.high)
             row[f"{measure}: detectable"] = "—" if gap.detectable is None else number(gap.detectable)
         rows.append(row)
-    slope_row = {"resolution": "slope per doubling"}
-    for measure, slope in summary.slopes.items():
-        slope_row[f"{measure}: difference"] = interval_text(slope.mean, slope.low, slope.high)
-    return pd.DataFrame([*rows, slope_row]).fillna("")
+    if summary.slopes:
+        rows.append(
+            {"resolution": "slope per doubling"}
+            | {f"{m}: difference": interval_text(s.mean, s.low, s.high) for m, s in summary.slopes.items()}
+        )
+    return pd.DataFrame(rows).fillna("")
 
 
 def precision_table(summary: Summary) -> pd.DataFrame:

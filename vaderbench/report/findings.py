@@ -99,12 +99,12 @@ def per_doubling(slope: Interval) -> str:
 
 def claim_sentence(summary: Summary, name: str) -> str:
     """Whether the paper's Figure 3 claim holds on the learned reward: the reward slope's interval above 0."""
-    claim = f"The paper's Figure 3 claim, that {name}'s lead over the best baseline grows with resolution,"
+    claim = f"The paper's Figure 3 claim ({name}'s lead over the best baseline grows with resolution)"
     slope = summary.slopes.get("reward")
     if slope is None:
         return f"{claim} cannot be tested here: the study has no gap at two resolutions."
     verdict = {"grows": "holds here", "shrinks": "fails here", "undecided": "is undecided here"}[trend(slope)]
-    return f"{claim} {verdict} on the learned reward: its lead changes by {per_doubling(slope)}."
+    return f"{claim} {verdict} on the learned reward: {per_doubling(slope)}."
 
 
 def truth_sentence(summary: Summary) -> str | None:
@@ -113,22 +113,28 @@ def truth_sentence(summary: Summary) -> str | None:
     for measure in ("gold", "fidelity"):
         if (slope := summary.slopes.get(measure)) is not None:
             found = trend(slope)
-            said = "no trend is decided" if found == "undecided" else f"the lead {found}"
-            parts.append(f"on {MEASURE_NAMES[measure]} {said} ({per_doubling(slope)})")
+            said = "undecided" if found == "undecided" else f"the lead {found}"
+            parts.append(f"{MEASURE_NAMES[measure]}: {said} ({per_doubling(slope)})")
     if not parts:
         return None
-    return "On the truth the learned reward stands for, " + "; ".join(parts) + "."
+    return "On the truth: " + "; ".join(parts) + "."
 
 
 def standing(summary: Summary, measure: str) -> str | None:
-    """Where the reference is ahead of the best baseline on `measure` (its gap's interval above 0), and behind."""
+    """Where the reference is ahead of the best baseline on `measure` (its gap's interval above 0) and behind."""
     gaps = {label: at.gaps[measure] for label, at in summary.resolutions.items() if measure in at.gaps}
     if not gaps:
         return None
-    ahead = [label for label, g in gaps.items() if g.difference.excludes(0.0) and g.difference.mean > 0]
-    behind = [label for label, g in gaps.items() if g.difference.excludes(0.0) and g.difference.mean < 0]
-    where = "at every resolution" if len(ahead) == len(gaps) else f"at {px(ahead)}" if ahead else "at no resolution"
-    return f"on {MEASURE_NAMES[measure]} {where}" + (f" (behind at {px(behind)})" if behind else "")
+    sides = {
+        "ahead": [label for label, g in gaps.items() if g.difference.excludes(0.0) and g.difference.mean > 0],
+        "behind": [label for label, g in gaps.items() if g.difference.excludes(0.0) and g.difference.mean < 0],
+    }
+    found = [
+        f"{side} at {'every resolution' if len(labels) == len(gaps) else px(labels)}"
+        for side, labels in sides.items()
+        if labels
+    ]
+    return ", ".join(found) or "neither ahead nor behind at any resolution"
 
 
 def px(labels: list[str]) -> str:
@@ -136,52 +142,60 @@ def px(labels: list[str]) -> str:
 
 
 def standing_sentence(summary: Summary, name: str) -> str | None:
-    parts = [found for measure in MEASURE_NAMES if (found := standing(summary, measure))]
-    return f"{name} is ahead of the best baseline " + "; ".join(parts) + "." if parts else None
+    """Where the reference stands against the best baseline, measures alike in one clause."""
+    alike: dict[str, list[str]] = {}  # standing -> the measures it holds on
+    for measure, said in MEASURE_NAMES.items():
+        if (found := standing(summary, measure)) is not None:
+            alike.setdefault(found, []).append(said)
+    parts = [f"{found} on {' and '.join(measures)}" for found, measures in alike.items()]
+    return f"Against the best baseline {name} is " + "; ".join(parts) + "." if parts else None
 
 
 def times(value: float) -> str:
     return f"{value:.0f}x" if value >= 10 else f"{value:.1f}x"
 
 
-def movement_sentence(summary: Summary, name: str) -> str | None:
-    """Which baselines did not move their reward beyond their seeds' noise, within how many queries, as a multiple
-    of what the reference needed to move its own; flagged where that multiple is under `BUDGET_MULTIPLE`."""
-    parts = []
-    for other in baselines(summary):
-        # (queries spent, reference's queries to move) -> resolutions where `other` did not move
-        still: dict[tuple[str, str], list[str]] = {}
-        ratios: dict[tuple[str, str], float | None] = {}
-        found = False
-        for label, at in summary.resolutions.items():
-            if at.movement is None or other not in at.movement.methods:
-                continue
-            found = True
-            gain = at.movement.methods[other]
-            if gain.moved:
-                continue
-            needed = at.movement.queries_to_move
-            key = (number(gain.queries), "" if needed is None else number(needed))
-            still.setdefault(key, []).append(label)
-            ratios[key] = at.movement.budget_ratio(other)
-        if not found:
+def not_moved(summary: Summary, other: str, name: str) -> str | None:
+    """Where `other` did not move its reward, within how many queries, as a multiple of what the reference needed to
+    move its own (flagged under `BUDGET_MULTIPLE`); "" where it moved everywhere, None where nothing was measured."""
+    still: dict[str, list[str]] = {}  # clause -> the resolutions it holds at
+    measured = [at.movement for at in summary.resolutions.values() if at.movement and other in at.movement.methods]
+    for label, at in summary.resolutions.items():
+        gain = at.movement.methods.get(other) if at.movement else None
+        if gain is None or gain.moved:
             continue
-        who = method_display(other)
-        if not still:
-            parts.append(f"{who} moved its reward beyond its seed noise at every resolution")
-            continue
-        clauses = []
-        for (spent, needed), labels in still.items():
-            ratio = ratios[(spent, needed)]
-            if ratio is None:
-                clauses.append(f"within {spent} queries at {px(labels)}, where {name} did not move its own either")
-                continue
+        ratio = at.movement.budget_ratio(other)
+        if ratio is None:
+            clause = f"within {number(gain.queries)} queries{{where}}, where {name} did not move its own either"
+        else:
             short = f", under the {BUDGET_MULTIPLE}x a fair budget needs" if ratio < BUDGET_MULTIPLE else ""
-            clauses.append(
-                f"within {spent} queries at {px(labels)}, {times(ratio)} the {needed} {name} needed to move its own"
-                + short
+            needed = f"{times(ratio)} the {number(at.movement.queries_to_move)} {name} needed to move its own"
+            clause = f"within {number(gain.queries)} queries{{where}}, {needed}{short}"
+        still.setdefault(clause, []).append(label)
+    if not measured:
+        return None
+    return "; ".join(
+        clause.format(where=" at every resolution" if len(labels) == len(measured) else f" at {px(labels)}")
+        for clause, labels in still.items()
+    )
+
+
+def movement_sentence(summary: Summary, name: str) -> str | None:
+    """Which baselines did not move their reward beyond their seeds' noise (those alike in one clause)."""
+    alike: dict[str, list[str]] = {}  # clause -> the baselines it holds for
+    for other in baselines(summary):
+        if (clause := not_moved(summary, other, name)) is not None:
+            alike.setdefault(clause, []).append(method_display(other))
+    parts = []
+    for clause, who in alike.items():
+        one = len(who) == 1
+        names = " and ".join(who)
+        if not clause:
+            parts.append(
+                f"{names} moved {'its' if one else 'their'} reward beyond the seeds' noise at every resolution"
             )
-        parts.append(f"{who} did not move its reward beyond its seed noise " + "; ".join(clauses))
+        else:
+            parts.append(f"{names} did not move {'its' if one else 'their'} reward beyond the seeds' noise {clause}")
     return "; ".join(parts) + "." if parts else None
 
 
@@ -221,10 +235,9 @@ def at_a_glance(summary: Summary) -> list[str]:
     seeds = max((r.seeds for at in summary.resolutions.values() for r in at.methods.values()), default=0)
     name = method_display(summary.reference) if summary.reference else "the reference"
     caption = (
-        f"Means over {seeds} seeds at the last evaluation: the learned reward on held-out prompts (± 95% interval), "
-        f"gold and caption fidelity of the same videos. queries, device-s: {name}'s cost to reach the best "
-        "baseline's final reward over the baseline's (bootstrap 95% interval; ≤: the baseline missed it in some "
-        "seed and is charged its budget)."
+        f"Means over {seeds} seeds at the last evaluation (reward: learned, held-out prompts, ± 95%; gold, fidelity: "
+        f"the truth of the same videos). queries, device-s: {name}'s cost to the best baseline's final reward over "
+        "the baseline's (bootstrap 95%; ≤: the baseline missed it in some seed, charged its budget)."
     )
     return [glance_table(summary), "", caption, "", " ".join(verdict(summary))]
 
