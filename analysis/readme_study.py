@@ -4,8 +4,9 @@
     python analysis/readme_study.py docs/results/efficiency --check  # exit 1 if the README is stale
 
 The block between `<!-- study:begin -->` and `<!-- study:end -->` is the report's resolution-gap figure, the
-headline lines of `vaderbench.report.findings.headline` read off its `summary.json`, and the header line
-of its `report.md` (when, commit, machine, wall time).
+report's findings at a glance (`vaderbench.report.findings.at_a_glance`: the table and the verdict, the same lines
+as the report's Findings) read off its `summary.json`, and the header line of its `report.md` (when, commit,
+machine, wall time).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vaderbench.report.findings import headline
+from vaderbench.report.findings import at_a_glance
 from vaderbench.report.summary import Summary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,7 @@ def block(report: Path) -> str:
             BEGIN,
             f"![Resolution gap: held-out reward per method and resolution]({relative}/resolution_gap.png)",
             "",
-            *headline(summary),
+            *at_a_glance(summary),
             "",
             f"{provenance} Full report: [{relative}/report.md]({relative}/report.md).",
             END,

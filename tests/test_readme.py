@@ -1,11 +1,10 @@
 """The README: its two quick-start commands, its size, and a study block that matches the report it cites."""
 
 import importlib.util
-import math
 from pathlib import Path
 
-from vaderbench.report.findings import headline
-from vaderbench.report.summary import Gap, Headroom, Interval, MethodResult, Precision, Ratio, Resolution, Summary
+from vaderbench.report.findings import at_a_glance
+from vaderbench.report.summary import Gap, Headroom, Interval, MethodResult, Precision, Resolution, Summary
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -29,37 +28,32 @@ def test_the_readme_study_block_is_the_one_its_report_gives():
     assert readme_study().main([str(ROOT / "docs" / "results" / "efficiency"), "--check"]) == 0
 
 
-def test_the_headline_calls_a_claim_supported_only_when_its_interval_excludes_the_null():
-    nan = math.nan
+def test_the_readme_block_is_the_report_s_findings_at_a_glance(tmp_path, monkeypatch):
+    module = readme_study()
+    monkeypatch.setattr(module, "ROOT", tmp_path)  # the block names the report by its path under the repository
+    report = tmp_path / "docs" / "results" / "study"
+    report.mkdir(parents=True)
     method = MethodResult(Interval(0.6, 0.5, 0.7), seeds=4, truths={"gold": Interval(0.3, 0.2, 0.4)})
-
-    def ratio(values, upper_bound):
-        return {"ddpo": {"best_baseline": {"queries": Ratio(Interval(*values), upper_bound=upper_bound)}}}
-
-    def at(difference, detectable, precision, ratios, truth_bases):
-        return Resolution(
-            targets={},
-            methods={"vader": method, "ddpo": method},
-            headroom=Headroom(None, None, None, truth_bases),
-            precision=precision,
-            gap=Gap("ddpo", Interval(*difference), detectable),
-            ratios=ratios,
-        )
-
     summary = Summary(
         reference="vader",
         resolutions={
-            "16": at(
-                (0.2, 0.1, 0.3), 0.1, Precision(0.1, 0.01, False, 41), ratio((0.2, 0.1, 0.4), True), {"gold": 0.35}
-            ),
-            "32": at((0.05, -0.05, 0.15), 0.2, Precision(None, None, None, None), ratio((nan, nan, nan), False), {}),
+            label: Resolution(
+                targets={},
+                methods={"vader": method, "ddpo": method},
+                headroom=Headroom(None, None, None, {"gold": 0.35}),
+                precision=Precision(None, None, None, None),
+                gaps={"reward": Gap("ddpo", Interval(*difference), 0.1)},
+            )
+            for label, difference in (("16", (0.2, 0.1, 0.3)), ("32", (0.05, -0.05, 0.15)))
         },
-        gap_slope=Interval(-0.1, -0.3, 0.1),
+        slopes={"reward": Interval(-0.1, -0.3, 0.1)},
     )
-    text = "\n".join(headline(summary))
-    assert "16 px 0.20 [0.10, 0.30] (supported); 32 px 0.05 [-0.05, 0.15] (not supported)" in text
-    assert "16 px (DDPO) <= 0.20 [0.10, 0.40]." in text  # an upper bound; no ratio at 32 px
-    assert "Below the base model's" not in text  # gold 0.3 [0.2, 0.4] against base 0.35
-    assert "shows no supported trend" in text and "over 4 seeds" in text
-    assert "Precision: some final reward's 95% interval is wider than a tenth of the headroom" in text
-    assert "(seeds per method that would meet it, at the spread seen: 41 at 16 px)." in text
+    (report / "summary.json").write_text(summary.to_json())
+    (report / "report.md").write_text("# Report\n\nStudy started then.\n")
+    block = module.block(report)
+    assert "\n".join(at_a_glance(Summary.from_json(summary.to_json()))) in block
+    assert "grows with resolution) is undecided here on the learned reward" in block
+    assert "Against the best baseline VADER is ahead at 16 px on the learned reward." in block
+    assert block.endswith(
+        "Study started then. Full report: [docs/results/study/report.md](docs/results/study/report.md).\n" + module.END
+    )

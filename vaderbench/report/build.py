@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from vaderbench.metrics import DEVICE_TIME, EVAL_FIDELITY, EVAL_GOLD_MEAN, EVAL_KL, REWARD_QUERIES
 from vaderbench.report import efficiency, figures, overoptimisation, tables
+from vaderbench.report.details import details
 from vaderbench.report.findings import findings
 from vaderbench.report.load import Runs, load_runs
 from vaderbench.report.markdown import (
@@ -29,6 +30,7 @@ from vaderbench.report.markdown import (
     report_markdown,
     section_markdown,
 )
+from vaderbench.report.regret import tuning_regret
 from vaderbench.report.samples import comparison_rows
 from vaderbench.report.select import (
     MissingRuns,
@@ -40,8 +42,9 @@ from vaderbench.report.select import (
     step_zero_mean,
     with_resolution,
 )
-from vaderbench.report.summary import Summary
+from vaderbench.report.summary import Summary, Tuning
 from vaderbench.report.tables import with_series
+from vaderbench.runner.tracking import TUNE_SCORE_EVALUATIONS
 
 REPORT_FOLDER = "report"
 #: the study's numbers, for readers and scripts (see `efficiency.analyse`)
@@ -341,7 +344,40 @@ def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
             shown[columns].rename(columns={"resolution_label": "resolution", **{k: short_name(k) for k in keys}}),
         )
     )
+    regret = tuning_regret(tuned, runs.metrics, score_evaluations(runs))
+    if regret is not None:
+        section.tables.append((regret_caption(regret.score_evaluations), regret_table(regret)))
     return section, figures.tuning(table, keys[0])
+
+
+def regret_caption(last: int) -> str:
+    return (
+        f"Tuning regret: a setting's score is the mean over its tuning seeds of its last {last} evaluations' tuning "
+        "score (the proxy: the setting the final grid ran) or gold (the choice a user who saw the truth would have "
+        "made), among the settings that ran to the budget; regret: the gold score of the truth's choice minus the "
+        "proxy's"
+    )
+
+
+def regret_table(regret: Tuning) -> pd.DataFrame:
+    def setting(choice) -> str:
+        return ", ".join(f"{key}={value}" for key, value in choice.setting.items())
+
+    return pd.DataFrame(
+        [
+            {
+                "resolution": label,
+                "method": method_display(method),
+                "proxy's choice": setting(r.proxy),
+                "proxy's gold": number(r.proxy.gold),
+                "truth's choice": setting(r.truth),
+                "truth's gold": number(r.truth.gold),
+                "regret": number(r.regret),
+            }
+            for label, per_method in regret.regrets.items()
+            for method, r in per_method.items()
+        ]
+    )
 
 
 def samples(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
@@ -443,11 +479,24 @@ def report_folder(output_dir: Path | None, runs: Runs) -> Path:
 
 
 def study_summary(trials: pd.DataFrame, runs: Runs) -> Summary | None:
-    """The efficiency study's summary (`summary.json`), or None when the runs are not such a study."""
+    """The efficiency study's summary (`summary.json`), with its tuning regret where it had a tuning stage; None
+    when the runs are not such a study."""
+    everything = classify(runs.trials)
+    tuned = everything[(everything["state"] == "finished") & is_tuning(everything)]
     try:
-        return efficiency.analyse(trials, runs.metrics)
+        return efficiency.analyse(trials, runs.metrics, tuning_trials=tuned, score_evaluations=score_evaluations(runs))
     except MissingRuns:
         return None
+
+
+def score_evaluations(runs: Runs) -> int:
+    """The evaluations a tuning score averaged: the newest parent run's `tune.score_evaluations` that logged it, else
+    the schema's default (studies from before it was logged)."""
+    for parent in runs.parent_run_ids:
+        logged = runs.client.get_run(parent).data.params.get(TUNE_SCORE_EVALUATIONS)
+        if logged is not None:
+            return int(logged)
+    return efficiency.SCORE_EVALUATIONS
 
 
 def single_param(trials: pd.DataFrame, key: str) -> str | None:
@@ -521,13 +570,15 @@ def write_report(
     if summary is not None:
         (folder / SUMMARY).write_text(summary.to_json())
         header.append("\n".join(findings(summary, reward=single_param(final, "reward"))))
-        header.append(f"The numbers behind these lines: `{SUMMARY}`.")
+        header.append(f"The numbers behind these lines: `{SUMMARY}`, tabulated under Findings in detail.")
     else:
         (folder / SUMMARY).unlink(missing_ok=True)
     if target is None:
         header.append("No parent run in the experiment: the figures were not logged back to MLflow.")
     else:
         header.append(f"Figures logged to the parent run `{target}` under `{REPORT_FOLDER}/`.")
+    if summary is not None:
+        header.append("\n".join(details(summary)))
     path = folder / "report.md"
     path.write_text(report_markdown(header, sections))
     if target is not None:

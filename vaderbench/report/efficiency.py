@@ -17,9 +17,13 @@ Per resolution, from the finished final trials (one trial per method and seed):
   bootstrap interval over seeds; if some trial of the other method never reached the target, its
   budget stands in for its cost and the ratio is an upper bound ("<="); if the reference never reached
   it, there is no ratio;
-- the *gap*: reference minus the best baseline at each resolution, with Welch's interval and the smallest
-  difference the study could detect; the *resolution gap*: that gap against log2(resolution), with a
-  least-squares slope and its bootstrap interval;
+- the *gaps*: on each measure (the final learned reward, gold, fidelity), reference minus the best baseline on
+  that measure at each resolution, with Welch's interval and the smallest difference the study could detect; the
+  *slopes*: each measure's gap against log2(resolution), a least-squares slope with its bootstrap interval (the
+  paper's Figure 3 claim: the reward-gradient method's advantage grows with resolution);
+- *movement*: each method's gain over its own step-0 reward, and the reward queries the reference needed to move
+  its own (`movement`);
+- *tuning regret*, where the study had a tuning stage (`regret`);
 - *precision*: the widest half-width of a method's final-reward interval against `PRECISION_TARGET` of
   the headroom (the study's power target), and the seeds per method that would meet it at the spread
   seen across seeds (that of the most variable method).
@@ -33,11 +37,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from vaderbench.experiment.schema import Tuning as TuneSection
 from vaderbench.metrics import DEVICE_TIME, EVAL_CHANCE_REWARD, EVAL_ORACLE_REWARD, REWARD_QUERIES
 from vaderbench.registry import ALIGNERS
-from vaderbench.report.select import MissingRuns, metric_points, reference_method, step_zero_mean, with_resolution
+from vaderbench.report.movement import movement
+from vaderbench.report.regret import tuning_regret
+from vaderbench.report.select import (
+    MissingRuns,
+    last_points,
+    method_display,
+    metric_points,
+    reference_method,
+    step_zero_mean,
+    with_resolution,
+)
 from vaderbench.report.stats import (
-    Estimate,
     detectable_difference,
     gap_slope,
     ratio_of_means,
@@ -63,6 +77,10 @@ HEADROOM_TARGET = 0.5
 #: a final reward's 95% interval should be narrower (half-width) than this share of the headroom
 PRECISION_TARGET = 0.1
 SPENDING = {"queries": REWARD_QUERIES, "device_s": DEVICE_TIME}
+#: what a gap is measured on: the learned reward after training, and each truth of the same videos
+MEASURES = {"reward": FINAL_METRIC, **TRUTHS}
+#: a tuning score's evaluations where the study's parent run does not say (the schema's default)
+SCORE_EVALUATIONS = TuneSection.model_fields["score_evaluations"].default
 
 
 @dataclass
@@ -98,14 +116,38 @@ def cost_to(points: pd.DataFrame, target: float, spending: str) -> Cost:
     return Cost(float(getattr(points.iloc[-1], spending)), False)
 
 
-def interval(estimate: Estimate) -> Interval:
-    return Interval(estimate.mean, estimate.low, estimate.high)
+def per_seed_finals(metrics: pd.DataFrame, at: pd.DataFrame) -> dict[str, dict[str, pd.Series]]:
+    """measure -> method -> each trial's value at its last evaluation (indexed by run id), for the measures the
+    trials logged."""
+    finals = {}
+    for measure, metric in MEASURES.items():
+        last = last_points(metrics, metric, at["run_id"]).set_index("run_id")["value"]
+        if not last.empty:
+            finals[measure] = {method: last.reindex(group["run_id"]).dropna() for method, group in at.groupby("method")}
+    return finals
 
 
-def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None = None) -> Summary:
+def best_baseline(values_of: dict[str, pd.Series], reference: str | None) -> str | None:
+    """The method of another family with the highest mean (None where there is none)."""
+    baselines = [m for m, v in values_of.items() if m != reference and v.size and not reward_gradient(m)]
+    return max(baselines, key=lambda m: values_of[m].mean()) if baselines else None
+
+
+def gap(ours: pd.Series, best: str, theirs: pd.Series) -> Gap:
+    return Gap(best, Interval.of(welch_interval(ours, theirs)), detectable_difference(ours, theirs))
+
+
+def analyse(
+    trials: pd.DataFrame,
+    metrics: pd.DataFrame,
+    reference: str | None = None,
+    tuning_trials: pd.DataFrame | None = None,
+    score_evaluations: int = SCORE_EVALUATIONS,
+) -> Summary:
     """The summary of an efficiency study (`summary.json`): see the module's docstring.
 
-    `reference` defaults to the reward-gradient method; the baselines are the methods of other families."""
+    `reference` defaults to the reward-gradient method; the baselines are the methods of other families. With the
+    study's finished tuning trials (and its `tune.score_evaluations`), the summary holds the tuning regret."""
     if trials.empty:
         raise MissingRuns("no finished trials")
     reference = reference or reference_method(trials["method"])
@@ -114,27 +156,23 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
         raise MissingRuns(f"no finished trial logged `{FINAL_METRIC}`")
     evals = evaluations(trials, metrics)
     resolutions: dict[str, Resolution] = {}
-    gap_rows = []
+    gap_rows: dict[str, list] = {}  # measure -> (side, reference's finals, the best baseline's) per resolution
     for side, at in trials.groupby("side"):
         ids = at["run_id"]
-        finals = evals[evals["run_id"].isin(ids)].groupby("run_id").last()["reward"]
-        truths = {key: metric_points(metrics, metric, ids) for key, metric in TRUTHS.items()}
-        truths = {key: points for key, points in truths.items() if not points.empty}
-        truth_last = {key: p.sort_values("step").groupby("run_id").last()["value"] for key, p in truths.items()}
+        finals = per_seed_finals(metrics, at)
         headroom = Headroom(
             chance=step_zero_mean(metrics, EVAL_CHANCE_REWARD, ids),
             base=step_zero_mean(metrics, FINAL_METRIC, ids),
             oracle=step_zero_mean(metrics, EVAL_ORACLE_REWARD, ids),
             truth_bases={
-                key: base for key in truths if (base := step_zero_mean(metrics, TRUTHS[key], ids)) is not None
+                key: base for key in TRUTHS if (base := step_zero_mean(metrics, TRUTHS[key], ids)) is not None
             },
         )
-        seeds_of = {method: finals.reindex(group["run_id"]).dropna() for method, group in at.groupby("method")}
-        baselines = {m: v for m, v in seeds_of.items() if m != reference and v.size and not reward_gradient(m)}
+        seeds_of = finals["reward"]
         targets = {}
-        best = max(baselines, key=lambda m: baselines[m].mean()) if baselines else None
+        best = best_baseline(seeds_of, reference)
         if best is not None:
-            targets["best_baseline"] = float(baselines[best].mean())
+            targets["best_baseline"] = float(seeds_of[best].mean())
         if headroom.span is not None:
             targets["half_headroom"] = headroom.base + HEADROOM_TARGET * headroom.span
         # method -> spending -> target -> every trial's cost
@@ -150,14 +188,11 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
         }
         methods = {
             method: MethodResult(
-                final=interval(t_interval(values)),
+                final=Interval.of(t_interval(values)),
                 seeds=int(values.size),
-                truths={
-                    key: interval(t_interval(last.reindex(at.loc[at["method"] == method, "run_id"]).dropna()))
-                    for key, last in truth_last.items()
-                },
+                truths={key: Interval.of(t_interval(finals[key][method])) for key in TRUTHS if key in finals},
                 headroom_closed=(
-                    interval(t_interval((values - headroom.base) / headroom.span))
+                    Interval.of(t_interval((values - headroom.base) / headroom.span))
                     if headroom.span is not None
                     else None
                 ),
@@ -169,27 +204,33 @@ def analyse(trials: pd.DataFrame, metrics: pd.DataFrame, reference: str | None =
             )
             for method, values in seeds_of.items()
         }
-        gap = None
-        if reference in seeds_of and best is not None:
-            gap_rows.append((side, seeds_of[reference].to_numpy(), baselines[best].to_numpy()))
-            gap = Gap(
-                best_baseline=best,
-                difference=interval(welch_interval(seeds_of[reference], baselines[best])),
-                detectable=detectable_difference(seeds_of[reference], baselines[best]),
-            )
+        gaps = {}
+        for measure, values_of in finals.items():
+            ahead = best_baseline(values_of, reference)
+            if reference in values_of and values_of[reference].size and ahead is not None:
+                gaps[measure] = gap(values_of[reference], ahead, values_of[ahead])
+                gap_rows.setdefault(measure, []).append((side, values_of[reference], values_of[ahead]))
+        points = evals[evals["run_id"].isin(ids)]
         resolutions[at["resolution_label"].iloc[0]] = Resolution(
             targets=targets,
             methods=methods,
             headroom=headroom,
             precision=precision(methods, headroom, seeds_of),
-            gap=gap,
+            gaps=gaps,
             ratios=ratios(costs, reference),
+            movement=movement(points, at.set_index("run_id")["method"], reference),
         )
-    slope = None
-    if len(gap_rows) >= 2:
-        x = [math.log2(side) for side, _, _ in gap_rows]
-        slope = interval(gap_slope(x, [ours for _, ours, _ in gap_rows], [theirs for _, _, theirs in gap_rows]))
-    return Summary(reference, resolutions, slope)
+    slopes = {
+        measure: Interval.of(
+            gap_slope([math.log2(side) for side, _, _ in rows], [o for _, o, _ in rows], [t for _, _, t in rows])
+        )
+        for measure, rows in gap_rows.items()
+        if len(rows) >= 2
+    }
+    tuning = None
+    if tuning_trials is not None:
+        tuning = tuning_regret(tuning_trials, metrics, score_evaluations)
+    return Summary(reference, resolutions, slopes, tuning)
 
 
 def reached(costs: list[Cost]) -> CostToTarget:
@@ -228,8 +269,9 @@ def ratios(costs: dict, reference: str | None) -> dict[str, dict[str, dict[str, 
                 ours = costs[reference][spending][target_name]
                 cell = out.setdefault(other, {}).setdefault(target_name, {})
                 if not all(c.reached for c in ours):
-                    cell[spending] = Ratio(None, note=f"{reference} did not reach the target in every seed")
+                    note = f"{method_display(reference)} did not reach the target in every seed"
+                    cell[spending] = Ratio(None, note=note)
                     continue
                 estimate = ratio_of_means([c.spent for c in ours], [c.spent for c in theirs])
-                cell[spending] = Ratio(interval(estimate), upper_bound=not all(c.reached for c in theirs))
+                cell[spending] = Ratio(Interval.of(estimate), upper_bound=not all(c.reached for c in theirs))
     return out

@@ -1,49 +1,29 @@
-"""The report's first lines: what an efficiency study found, in words, with its numbers and intervals.
+"""The report's first lines and the README's study block: one table of the study at a glance, then at most five
+sentences of verdict.
 
-Every sentence is read off the typed summary (`summary.Summary`: `efficiency.analyse`'s, or `summary.json`
-read back); a claim is stated as supported only when its 95% interval excludes the null value (a difference
-of 0, a ratio of 1), and otherwise said not to be supported at this study's power, with the smallest gap the
-study could have detected.
+Every number is read off the typed summary (`summary.Summary`: `efficiency.analyse`'s, or `summary.json` read
+back). A claim is stated as holding only where its 95% interval excludes the null value (a difference or slope of
+0, a ratio of 1); otherwise it is undecided at this study's power. The numbers behind the verdict, tabulated, are
+`details.details`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TypeVar
 
-from vaderbench.report.markdown import estimate_text, interval_text, number
+import pandas as pd
+
+from vaderbench.report.markdown import estimate_text, interval_text, markdown_table, number
+from vaderbench.report.movement import BUDGET_MULTIPLE
 from vaderbench.report.select import method_display, method_order
-from vaderbench.report.summary import Gap, Interval, Precision, Ratio, Resolution, Summary, TruthAt
+from vaderbench.report.summary import CostToTarget, Interval, Ratio, Resolution, Summary
 
 T = TypeVar("T")
 
-TARGETS = {"best_baseline": "the best baseline's final reward", "half_headroom": "half of the base-to-oracle headroom"}
-SPENDING = {"queries": "reward queries", "device_s": "device-seconds"}
-
-
-@dataclass(frozen=True)
-class Truth:
-    """How the findings speak of one truth of the evaluation videos (a summary key: `gold`, `fidelity`)."""
-
-    title: str  # the report's paragraph
-    name: str  # the README's line
-    fell: str  # what a value below the base model's says
-
-
-TRUTHS = {
-    "gold": Truth(
-        "Gold (the truth the learned reward stands for, read from the pixels; base = the untrained model):",
-        "Gold reward (the truth the learned reward stands for)",
-        "the learned reward was over-optimised",
-    ),
-    "fidelity": Truth(
-        "Caption fidelity (colour, shape, direction and background seen as the caption names them, by the toy "
-        "world's detectors; base = the untrained model):",
-        "Caption fidelity (the caption seen right)",
-        "the videos drifted from their captions",
-    ),
-}
+#: a measure's name in the verdict
+MEASURE_NAMES = {"reward": "the learned reward", "gold": "gold", "fidelity": "caption fidelity"}
+SPENDING_COLUMNS = {"queries": "queries", "device_s": "device-s"}
 
 
 def ordered(methods: dict[str, T]) -> list[tuple[str, T]]:
@@ -51,210 +31,220 @@ def ordered(methods: dict[str, T]) -> list[tuple[str, T]]:
     return [(m, methods[m]) for m in method_order(list(methods))]
 
 
-def headroom_line(label: str, at: Resolution) -> str | None:
-    room = at.headroom
-    if room.span is None:
-        return None
-    closed = [
-        f"{method_display(m)} "
-        f"{estimate_text(100 * r.headroom_closed.mean, 100 * r.headroom_closed.low, 100 * r.headroom_closed.high)}%"
-        for m, r in ordered(at.methods)
-        if r.headroom_closed is not None
-    ]
-    chance = f"chance {number(room.chance)}, " if room.chance is not None else ""
-    return (
-        f"- {label} px ({chance}base {number(room.base)}, oracle {number(room.oracle)}): share of the "
-        f"base-to-oracle headroom closed: " + ", ".join(closed) + "."
-    )
-
-
-def truth_at(at: Resolution, key: str) -> TruthAt | None:
-    """Truth `key` at one resolution with its methods in the report's order; None where it was not logged."""
-    found = at.truth(key)
-    return None if found is None else TruthAt(found.base, dict(ordered(found.after)))
-
-
-def truth_values(truth: TruthAt) -> str:
-    return ", ".join(f"{method_display(m)} {text_of(value)}" for m, value in truth.after.items())
-
-
-def below_base(truth: TruthAt) -> list[str]:
-    """The methods whose interval lies wholly below the base model's value."""
-    return [method_display(m) for m, value in truth.after.items() if value.high < truth.base]
-
-
 def text_of(value: Interval) -> str:
     return estimate_text(value.mean, value.low, value.high)
 
 
-def truth_line(label: str, at: Resolution, key: str) -> str | None:
-    """Every method's value of truth `key` after training against the base model's, and what it says."""
-    if (truth := truth_at(at, key)) is None:
+def baselines(summary: Summary) -> list[str]:
+    """The methods compared with the reference, in the report's order, over every resolution."""
+    others = {m for at in summary.resolutions.values() for m in at.methods if m != summary.reference}
+    return method_order(list(others))
+
+
+def ratio_cell(ratio: Ratio | None, cost: CostToTarget | None, reference: str) -> str:
+    """The reference's cost to the best baseline's final reward over a baseline's: "≤" where the baseline missed
+    it in some seed (its budget stands in), "not reached" where in every seed."""
+    if ratio is None or cost is None:
+        return "—"
+    if ratio.ratio is None:
+        return f"— ({method_display(reference)} missed it)"
+    value = ratio.ratio
+    if math.isnan(value.mean):
+        return "—"
+    text = interval_text(value.mean, value.low, value.high)
+    if not ratio.upper_bound:
+        return text
+    reached = "not reached" if cost.reached == 0 else f"{cost.reached}/{cost.trials} reached"
+    return f"≤ {text} ({reached})"
+
+
+def glance_row(label: str, at: Resolution, methods: list[str], others: list[str], reference: str) -> dict[str, str]:
+    row = {"resolution": f"{label} px"}
+    for method in methods:
+        result = at.methods.get(method)
+        row[f"{method_display(method)} reward"] = text_of(result.final) if result else "—"
+        for key in ("gold", "fidelity"):  # means only: their intervals are in the details, the verdict reads them
+            if any(key in r.truths for r in at.methods.values()):
+                value = result.truths.get(key) if result else None
+                row[f"{method_display(method)} {key}"] = number(value.mean) if value else "—"
+    for other in others:
+        for spending, column in SPENDING_COLUMNS.items():
+            ratio = at.ratios.get(other, {}).get("best_baseline", {}).get(spending)
+            result = at.methods.get(other)
+            cost = result.costs.get(spending, {}).get("best_baseline") if result else None
+            row[f"{column} {method_display(reference)} / {method_display(other)}"] = ratio_cell(ratio, cost, reference)
+    return row
+
+
+def glance_table(summary: Summary) -> str:
+    """One row per resolution: each method's final reward, gold and fidelity (mean ± 95% interval over seeds), and
+    the reference's reward queries and device-seconds to the best baseline's final reward over each baseline's."""
+    methods = method_order(list({m for at in summary.resolutions.values() for m in at.methods}))
+    others = baselines(summary) if summary.reference else []
+    rows = [glance_row(label, at, methods, others, summary.reference) for label, at in summary.resolutions.items()]
+    return markdown_table(pd.DataFrame(rows).fillna("—"))
+
+
+# -- the verdict ----------------------------------------------------------------------------------------------------
+def trend(slope: Interval) -> str:
+    """What a slope's interval supports: grows, shrinks, or undecided."""
+    if not slope.excludes(0.0):
+        return "undecided"
+    return "grows" if slope.mean > 0 else "shrinks"
+
+
+def per_doubling(slope: Interval) -> str:
+    return f"{interval_text(slope.mean, slope.low, slope.high)} per doubling"
+
+
+def claim_sentence(summary: Summary, name: str) -> str:
+    """Whether the paper's Figure 3 claim holds on the learned reward: the reward slope's interval above 0."""
+    claim = f"The paper's Figure 3 claim ({name}'s lead over the best baseline grows with resolution)"
+    slope = summary.slopes.get("reward")
+    if slope is None:
+        return f"{claim} cannot be tested here: the study has no gap at two resolutions."
+    verdict = {"grows": "holds here", "shrinks": "fails here", "undecided": "is undecided here"}[trend(slope)]
+    return f"{claim} {verdict} on the learned reward: {per_doubling(slope)}."
+
+
+def truth_sentence(summary: Summary) -> str | None:
+    """The same trend on the truths (a lead won by exploiting the learned reward is not one won on the truth)."""
+    parts = []
+    for measure in ("gold", "fidelity"):
+        if (slope := summary.slopes.get(measure)) is not None:
+            found = trend(slope)
+            said = "undecided" if found == "undecided" else f"the lead {found}"
+            parts.append(f"{MEASURE_NAMES[measure]}: {said} ({per_doubling(slope)})")
+    if not parts:
         return None
-    below = below_base(truth)
-    above = [method_display(m) for m, value in truth.after.items() if value.low > truth.base]
-    verdicts = []
-    if below:
-        verdicts.append(f"below the base model for {', '.join(below)}: {TRUTHS[key].fell}")
-    if above:
-        verdicts.append(f"above it for {', '.join(above)}")
-    if not verdicts:
-        verdicts.append(f"no method's {key} differs from the base model's at this power")
-    return (
-        f"- {label} px: base {number(truth.base)}; after training {truth_values(truth)}; " + "; ".join(verdicts) + "."
+    return "On the truth: " + "; ".join(parts) + "."
+
+
+def standing(summary: Summary, measure: str) -> str | None:
+    """Where the reference is ahead of the best baseline on `measure` (its gap's interval above 0) and behind."""
+    gaps = {label: at.gaps[measure] for label, at in summary.resolutions.items() if measure in at.gaps}
+    if not gaps:
+        return None
+    sides = {
+        "ahead": [label for label, g in gaps.items() if g.difference.excludes(0.0) and g.difference.mean > 0],
+        "behind": [label for label, g in gaps.items() if g.difference.excludes(0.0) and g.difference.mean < 0],
+    }
+    found = [
+        f"{side} at {'every resolution' if len(labels) == len(gaps) else px(labels)}"
+        for side, labels in sides.items()
+        if labels
+    ]
+    return ", ".join(found) or "neither ahead nor behind at any resolution"
+
+
+def px(labels: list[str]) -> str:
+    return ", ".join(labels) + " px"
+
+
+def standing_sentence(summary: Summary, name: str) -> str | None:
+    """Where the reference stands against the best baseline, measures alike in one clause."""
+    alike: dict[str, list[str]] = {}  # standing -> the measures it holds on
+    for measure, said in MEASURE_NAMES.items():
+        if (found := standing(summary, measure)) is not None:
+            alike.setdefault(found, []).append(said)
+    parts = [f"{found} on {' and '.join(measures)}" for found, measures in alike.items()]
+    return f"Against the best baseline {name} is " + "; ".join(parts) + "." if parts else None
+
+
+def times(value: float) -> str:
+    return f"{value:.0f}x" if value >= 10 else f"{value:.1f}x"
+
+
+def not_moved(summary: Summary, other: str, name: str) -> str | None:
+    """Where `other` did not move its reward, within how many queries, as a multiple of what the reference needed to
+    move its own (flagged under `BUDGET_MULTIPLE`); "" where it moved everywhere, None where nothing was measured."""
+    still: dict[str, list[str]] = {}  # clause -> the resolutions it holds at
+    measured = [at.movement for at in summary.resolutions.values() if at.movement and other in at.movement.methods]
+    for label, at in summary.resolutions.items():
+        gain = at.movement.methods.get(other) if at.movement else None
+        if gain is None or gain.moved:
+            continue
+        ratio = at.movement.budget_ratio(other)
+        if ratio is None:
+            clause = f"within {number(gain.queries)} queries{{where}}, where {name} did not move its own either"
+        else:
+            short = f", under the {BUDGET_MULTIPLE}x a fair budget needs" if ratio < BUDGET_MULTIPLE else ""
+            needed = f"{times(ratio)} the {number(at.movement.queries_to_move)} {name} needed to move its own"
+            clause = f"within {number(gain.queries)} queries{{where}}, {needed}{short}"
+        still.setdefault(clause, []).append(label)
+    if not measured:
+        return None
+    return "; ".join(
+        clause.format(where=" at every resolution" if len(labels) == len(measured) else f" at {px(labels)}")
+        for clause, labels in still.items()
     )
 
 
-def precision_line(precision: Precision) -> list[str]:
-    if precision.met is None:
-        return []
-    state = "met" if precision.met else "NOT met: these finals cannot separate methods that close under a tenth"
-    if not precision.met and precision.seeds_needed:
-        state += f"; at the spread seen across seeds, {precision.seeds_needed} seeds per method would meet it"
-    return [
-        f"  - precision: the widest 95% interval of a final reward is ± {number(precision.widest_half_width)}"
-        f", against a tenth of the headroom ({number(precision.target)}): {state}."
-    ]
-
-
-def ratio_text(spending: str, ratio: Ratio, other: str) -> str:
-    """One ratio of costs in words: its value, and what it supports."""
-    name = SPENDING[spending]
-    if ratio.ratio is None:
-        return f"{name}: no ratio ({ratio.note})"
-    value = ratio.ratio
-    if math.isnan(value.mean):
-        return f"{name}: no ratio (the target is no higher than the base model)"
-    text = interval_text(value.mean, value.low, value.high)
-    if math.isnan(value.low):
-        return f"{name} x {text} (one seed: no interval)"
-    if ratio.upper_bound:
-        return (
-            f"{name} <= {text} ({method_display(other)} did not reach it in every seed: its budget stands in, "
-            "an upper bound)"
-        )
-    verdict = "not distinguishable from 1"
-    if value.excludes(1.0):
-        verdict = "fewer" if value.mean < 1 else "more"
-    return f"{name} x {text} ({verdict})"
-
-
-def ratio_lines(at: Resolution, reference: str) -> list[str]:
-    return [
-        f"  - {method_display(reference)} / {method_display(other)} to reach {TARGETS[target]}: "
-        + "; ".join(ratio_text(spending, ratio, other) for spending, ratio in per_spending.items())
-        + "."
-        for other, per_target in at.ratios.items()
-        for target, per_spending in per_target.items()
-    ]
-
-
-def gap_line(name: str, gap: Gap) -> str:
-    difference = gap.difference
-    if math.isnan(difference.low):
-        verdict = "too few seeds for an interval"
-    else:
-        supported = (
-            f"{name} is {'ahead' if difference.mean > 0 else 'behind'}"
-            if difference.excludes(0.0)
-            else "no difference is supported"
-        )
-        verdict = f"{supported}; the smallest gap this study could detect here (80% power) is {number(gap.detectable)}"
-    return f"  - {name} − {method_display(gap.best_baseline)} (the best baseline) = {text_of(difference)}: {verdict}."
-
-
-def findings(summary: Summary, reward: str | None = None, budget: str | None = None) -> list[str]:
-    """Markdown lines stating the study's findings."""
-    name = method_display(summary.reference)
-    lines = ["## Findings", ""]
-    if reward or budget:
-        lines.append(" ".join(filter(None, [f"Reward `{reward}`." if reward else None, budget])) + "")
-        lines.append("")
-    for label, at in summary.resolutions.items():
-        finals = ", ".join(f"{method_display(m)} {text_of(r.final)} (n={r.seeds})" for m, r in ordered(at.methods))
-        lines.append(f"- {label} px, held-out reward after training: {finals}.")
-        if at.gap is not None:
-            lines.append(gap_line(name, at.gap))
-        lines.extend(precision_line(at.precision))
-        lines.extend(ratio_lines(at, summary.reference))
-    for key, truth in TRUTHS.items():
-        found = [line for label, at in summary.resolutions.items() if (line := truth_line(label, at, key))]
-        if found:
-            lines += ["", truth.title, *found]
-    room = [line for label, at in summary.resolutions.items() if (line := headroom_line(label, at))]
-    if room:
-        lines += [
-            "",
-            "Headroom (the reward of chance videos, of the base model and of the oracle render of each "
-            "evaluation prompt):",
-            *room,
-        ]
-    if summary.gap_slope is not None:
-        slope = summary.gap_slope
-        if slope.excludes(0.0):
-            verdict = "it grows with resolution" if slope.mean > 0 else "it shrinks with resolution"
+def movement_sentence(summary: Summary, name: str) -> str | None:
+    """Which baselines did not move their reward beyond their seeds' noise (those alike in one clause)."""
+    alike: dict[str, list[str]] = {}  # clause -> the baselines it holds for
+    for other in baselines(summary):
+        if (clause := not_moved(summary, other, name)) is not None:
+            alike.setdefault(clause, []).append(method_display(other))
+    parts = []
+    for clause, who in alike.items():
+        one = len(who) == 1
+        names = " and ".join(who)
+        if not clause:
+            parts.append(
+                f"{names} moved {'its' if one else 'their'} reward beyond the seeds' noise at every resolution"
+            )
         else:
-            verdict = "no trend with resolution is supported at this power (the interval includes 0)"
-        lines += [
-            "",
-            f"Resolution gap: {name} minus the best baseline changes by "
-            f"{interval_text(slope.mean, slope.low, slope.high)} per doubling of resolution: {verdict}.",
-        ]
-    return lines
+            parts.append(f"{names} did not move {'its' if one else 'their'} reward beyond the seeds' noise {clause}")
+    return "; ".join(parts) + "." if parts else None
 
 
-def headline(summary: Summary) -> list[str]:
-    """The study's findings in a few lines (the README's): final rewards, the gap, the cost ratio to the best
-    baseline's reward, gold and the trend with resolution; each claim only as far as its interval goes."""
-    name = method_display(summary.reference)
-    finals, gaps, costs = [], [], []
-    truths: dict[str, tuple[list, list]] = {key: ([], []) for key in TRUTHS}  # values per resolution, who fell
-    for label, at in summary.resolutions.items():
-        finals.append(
-            f"{label} px " + ", ".join(f"{method_display(m)} {text_of(r.final)}" for m, r in ordered(at.methods))
+def regret_sentence(summary: Summary) -> str | None:
+    if summary.tuning is None:
+        return None
+    regrets = [(label, m, r) for label, per in summary.tuning.regrets.items() for m, r in per.items()]
+    same = sum(r.proxy.setting == r.truth.setting for _, _, r in regrets)
+    label, method, worst = max(regrets, key=lambda found: found[2].regret)
+    if worst.regret <= 0:
+        return (
+            "Tuning on the proxy cost no gold: it chose the setting the truth would have chosen for every method "
+            "and resolution."
         )
-        if at.gap is not None:
-            difference = at.gap.difference
-            sign = "supported" if difference.excludes(0.0) else "not supported"
-            gaps.append(f"{label} px {interval_text(difference.mean, difference.low, difference.high)} ({sign})")
-            ratio = at.ratios.get(at.gap.best_baseline, {}).get("best_baseline", {}).get("queries")
-            if ratio is not None and ratio.ratio is not None and not math.isnan(ratio.ratio.mean):
-                bound = "<= " if ratio.upper_bound else ""
-                value = ratio.ratio
-                costs.append(
-                    f"{label} px ({method_display(at.gap.best_baseline)}) {bound}"
-                    f"{interval_text(value.mean, value.low, value.high)}"
-                )
-        for key, (values, fell) in truths.items():
-            if (truth := truth_at(at, key)) is not None:
-                fell.extend(below_base(truth))
-                values.append(f"{label} px base {number(truth.base)}: {truth_values(truth)}")
+    return (
+        f"Tuning on the proxy rather than the truth cost up to {number(worst.regret)} gold (regret, "
+        f"{method_display(method)} at {label} px); the two chose the same setting in {same} of {len(regrets)} cases."
+    )
+
+
+def verdict(summary: Summary) -> list[str]:
+    """At most five sentences: the Figure 3 claim on the learned reward, the same on the truths, where the reference
+    is ahead, the baselines' movement and the tuning regret (each where the summary has it)."""
+    name = method_display(summary.reference) if summary.reference else "the reference"
+    sentences = [
+        claim_sentence(summary, name) if summary.reference else None,
+        truth_sentence(summary),
+        standing_sentence(summary, name),
+        movement_sentence(summary, name) if summary.reference else None,
+        regret_sentence(summary),
+    ]
+    return [s for s in sentences if s]
+
+
+def at_a_glance(summary: Summary) -> list[str]:
+    """The table and the verdict: the report's findings and the README's study block."""
     seeds = max((r.seeds for at in summary.resolutions.values() for r in at.methods.values()), default=0)
-    lines = [f"- Held-out reward after training (mean ± 95% interval over {seeds} seeds): " + "; ".join(finals) + "."]
-    if gaps:
-        lines.append(f"- {name} minus the best baseline (Welch 95% interval): " + "; ".join(gaps) + ".")
-    if costs:
-        lines.append(
-            f"- Reward queries {name} needed to reach the best baseline's final reward, as a share of "
-            "the baseline's (bootstrap 95% interval; `<=`: the baseline missed it in some seed and is "
-            "charged its budget): " + "; ".join(costs) + "."
-        )
-    for key, (values, fell) in truths.items():
-        if values:
-            verdict = f" Below the base model's ({TRUTHS[key].fell}): {', '.join(dict.fromkeys(fell))}." if fell else ""
-            lines.append(f"- {TRUTHS[key].name}, before and after: " + "; ".join(values) + "." + verdict)
-    if summary.gap_slope is not None:
-        slope = summary.gap_slope
-        trend = ("grows" if slope.mean > 0 else "shrinks") if slope.excludes(0.0) else "shows no supported trend"
-        lines.append(
-            f"- With resolution the gap {trend}: {interval_text(slope.mean, slope.low, slope.high)} per doubling."
-        )
-    precision = {label: at.precision for label, at in summary.resolutions.items() if at.precision.met is not None}
-    if precision and not all(p.met for p in precision.values()):
-        needed = [f"{p.seeds_needed} at {label} px" for label, p in precision.items() if p.seeds_needed]
-        lines.append(
-            "- Precision: some final reward's 95% interval is wider than a tenth of the headroom; "
-            "differences smaller than the detectable gap in the report are not resolved"
-            + (f" (seeds per method that would meet it, at the spread seen: {', '.join(needed)})." if needed else ".")
-        )
-    return lines
+    name = method_display(summary.reference) if summary.reference else "the reference"
+    caption = (
+        f"Means over {seeds} seeds at the last evaluation (reward: learned, held-out prompts, ± 95%; gold, fidelity: "
+        f"the truth of the same videos). queries, device-s: {name}'s cost to the best baseline's final reward over "
+        "the baseline's (bootstrap 95%; ≤: the baseline missed it in some seed, charged its budget)."
+    )
+    return [glance_table(summary), "", caption, "", " ".join(verdict(summary))]
+
+
+def findings(summary: Summary, reward: str | None = None) -> list[str]:
+    """Markdown lines of the report's Findings."""
+    lines = ["## Findings", ""]
+    if reward:
+        lines += [f"Reward `{reward}`.", ""]
+    return lines + at_a_glance(summary)

@@ -9,15 +9,22 @@ README's block read, and `summary.json` as their serialisation (`to_json` / `fro
                                                   "headroom_closed": interval,
                                                   "<spending>_to_target": {target: {"reached": "k/n",
                                                                                     "mean_of_reached": x}}}},
-                             "gap": {"best_baseline": method, "difference": interval, "detectable": x},
                              "precision": {"widest_half_width": x, "target": x, "met": bool, "seeds_needed": n}}},
      "ratios": {label: {"<reference>/<other>": {target: {spending: {"ratio": interval, "upper_bound": bool}
                                                                    or {"ratio": null, "note": why}}}}},
      "headroom": {label: {"chance": x, "base": x, "oracle": x, "<truth>_base": x, ...}},
-     "gap_slope": interval}
+     "gaps": {label: {measure: {"best_baseline": method, "difference": interval, "detectable": x}}},
+     "slopes": {measure: interval},
+     "movement": {label: {"queries_to_move": x, "methods": {method: {"gain": interval, "moved": bool,
+                                                                      "queries": x}}} or null},
+     "tuning": {"score_evaluations": n,
+                "regrets": {label: {method: {"proxy": {"setting": {key: value}, "gold": x},
+                                             "truth": {"setting": {key: value}, "gold": x}, "regret": x}}}}}
 
-An interval is [mean, low, high], null where undefined (one seed: no bounds); "gap" and "gap_slope" only where
-they exist.
+An interval is [mean, low, high], null where undefined (one seed: no bounds). A measure is `reward` (the learned
+reward, final) or a truth (`gold`, `fidelity`); "gaps" and "slopes" hold the measures where they exist (a gap
+needs the reference and a baseline, a slope two resolutions); "tuning" only where the study had a tuning stage.
+"moved" and "regret" are read off the values beside them.
 """
 
 from __future__ import annotations
@@ -46,6 +53,11 @@ class Interval:
     def excludes(self, null: float) -> bool:
         """Whether the interval lies wholly on one side of `null` (the claim it supports)."""
         return self.bounded and (self.low > null or self.high < null)
+
+    @classmethod
+    def of(cls, estimate) -> Interval:
+        """The interval of a `stats.Estimate`."""
+        return cls(estimate.mean, estimate.low, estimate.high)
 
     def to_json(self) -> list[float | None]:
         return [None if math.isnan(v) else float(v) for v in (self.mean, self.low, self.high)]
@@ -114,7 +126,8 @@ class MethodResult:
 
 @dataclass(frozen=True)
 class Gap:
-    """The reference method minus the best baseline (Welch's interval), and the smallest gap detectable."""
+    """On one measure: the reference method minus the best baseline on that measure (Welch's interval), and the
+    smallest gap the study could detect."""
 
     best_baseline: str
     difference: Interval
@@ -130,6 +143,113 @@ class Gap:
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> Gap:
         return cls(values["best_baseline"], Interval.from_json(values["difference"]), values["detectable"])
+
+
+@dataclass(frozen=True)
+class Gain:
+    """One method's final learned reward minus its step-0 reward, paired per seed (mean, 95% t-interval), and the
+    reward queries it spent by its last evaluation (mean over seeds)."""
+
+    gain: Interval
+    queries: float
+
+    @property
+    def moved(self) -> bool:
+        """Whether training moved the reward beyond the seeds' noise: the gain's interval lies above 0."""
+        return bool(self.gain.bounded and self.gain.low > 0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gain": self.gain.to_json(), "moved": self.moved, "queries": self.queries}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Gain:
+        return cls(Interval.from_json(values["gain"]), values["queries"])
+
+
+@dataclass(frozen=True)
+class Movement:
+    """Whether each method moved its reward at one resolution, and the reward queries the reference needed to
+    move its own: the first evaluation at which its mean gain over seeds has a 95% interval above 0 (None: never)."""
+
+    methods: dict[str, Gain]
+    queries_to_move: float | None
+
+    def budget_ratio(self, method: str) -> float | None:
+        """The queries `method` spent over those the reference needed to move (None where it never moved)."""
+        return None if not self.queries_to_move else self.methods[method].queries / self.queries_to_move
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "queries_to_move": self.queries_to_move,
+            "methods": {method: gain.to_json() for method, gain in self.methods.items()},
+        }
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Movement:
+        return cls({m: Gain.from_json(g) for m, g in values["methods"].items()}, values["queries_to_move"])
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A tuning setting (its tuned keys as logged) and its gold score (the tuning score's rule on gold)."""
+
+    setting: dict[str, str]
+    gold: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"setting": self.setting, "gold": self.gold}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Choice:
+        return cls(values["setting"], values["gold"])
+
+
+@dataclass(frozen=True)
+class Regret:
+    """One method's tuning at one resolution: the setting chosen on the proxy (the tuning score) and the one a
+    user who saw the truth would have chosen (the same rule on gold)."""
+
+    proxy: Choice
+    truth: Choice
+
+    @property
+    def regret(self) -> float:
+        """The gold the proxy's choice gave up (0 where both chose the same setting)."""
+        return self.truth.gold - self.proxy.gold
+
+    def to_json(self) -> dict[str, Any]:
+        return {"proxy": self.proxy.to_json(), "truth": self.truth.to_json(), "regret": self.regret}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Regret:
+        return cls(Choice.from_json(values["proxy"]), Choice.from_json(values["truth"]))
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The tuning stage's regret: label -> method -> regret, with the evaluations a score averages."""
+
+    score_evaluations: int
+    regrets: dict[str, dict[str, Regret]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "score_evaluations": self.score_evaluations,
+            "regrets": {
+                label: {method: regret.to_json() for method, regret in per_method.items()}
+                for label, per_method in self.regrets.items()
+            },
+        }
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> Tuning:
+        return cls(
+            values["score_evaluations"],
+            {
+                label: {method: Regret.from_json(r) for method, r in per_method.items()}
+                for label, per_method in values["regrets"].items()
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -212,9 +332,11 @@ class Resolution:
     methods: dict[str, MethodResult]
     headroom: Headroom
     precision: Precision
-    gap: Gap | None = None
+    #: measure (`reward`, `gold`, `fidelity`) -> the reference minus the best baseline on it
+    gaps: dict[str, Gap] = field(default_factory=dict)
     #: other method -> target -> spending -> reference / other
     ratios: dict[str, dict[str, dict[str, Ratio]]] = field(default_factory=dict)
+    movement: Movement | None = None
 
     def truth(self, key: str) -> TruthAt | None:
         """Truth `key` where it was logged (methods in the summary's order); None elsewhere."""
@@ -231,8 +353,9 @@ class Summary:
     reference: str | None
     #: resolution label -> what was found there, in the study's order of resolutions
     resolutions: dict[str, Resolution]
-    #: the gap against log2(resolution): a least-squares slope with its bootstrap interval
-    gap_slope: Interval | None = None
+    #: measure -> its gap against log2(resolution): a least-squares slope with its bootstrap interval
+    slopes: dict[str, Interval] = field(default_factory=dict)
+    tuning: Tuning | None = None
 
     def to_json(self) -> str:
         """`summary.json`'s text."""
@@ -251,9 +374,17 @@ class Summary:
             "resolutions": {label: resolution_json(at) for label, at in self.resolutions.items()},
             "ratios": ratio_pairs,
             "headroom": {label: at.headroom.to_json() for label, at in self.resolutions.items()},
+            "gaps": {
+                label: {measure: gap.to_json() for measure, gap in at.gaps.items()}
+                for label, at in self.resolutions.items()
+            },
+            "slopes": {measure: slope.to_json() for measure, slope in self.slopes.items()},
+            "movement": {
+                label: None if at.movement is None else at.movement.to_json() for label, at in self.resolutions.items()
+            },
         }
-        if self.gap_slope is not None:
-            values["gap_slope"] = self.gap_slope.to_json()
+        if self.tuning is not None:
+            values["tuning"] = self.tuning.to_json()
         return json.dumps(values, indent=2) + "\n"
 
     @classmethod
@@ -268,7 +399,7 @@ class Summary:
                 methods={m: MethodResult.from_json(result) for m, result in at["methods"].items()},
                 headroom=Headroom.from_json(values["headroom"][label]),
                 precision=Precision.from_json(at["precision"]),
-                gap=Gap.from_json(at["gap"]) if "gap" in at else None,
+                gaps={measure: Gap.from_json(gap) for measure, gap in values["gaps"][label].items()},
                 ratios={
                     pair.removeprefix(f"{reference}/"): {
                         target: {spending: Ratio.from_json(cell) for spending, cell in per_spending.items()}
@@ -276,9 +407,14 @@ class Summary:
                     }
                     for pair, per_target in pairs.items()
                 },
+                movement=None if (moved := values["movement"][label]) is None else Movement.from_json(moved),
             )
-        slope = values.get("gap_slope")
-        return cls(reference, resolutions, None if slope is None else Interval.from_json(slope))
+        return cls(
+            reference,
+            resolutions,
+            slopes={measure: Interval.from_json(slope) for measure, slope in values["slopes"].items()},
+            tuning=Tuning.from_json(values["tuning"]) if "tuning" in values else None,
+        )
 
 
 def resolution_json(at: Resolution) -> dict[str, Any]:
@@ -286,7 +422,5 @@ def resolution_json(at: Resolution) -> dict[str, Any]:
         "targets": at.targets,
         "methods": {method: result.to_json() for method, result in at.methods.items()},
     }
-    if at.gap is not None:
-        values["gap"] = at.gap.to_json()
     values["precision"] = at.precision.to_json()
     return values

@@ -266,6 +266,20 @@ def time_breakdown(trials: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- the tuning stage -------------------------------------------------------------------------------
+def tuned_keys(trials: pd.DataFrame) -> list[str]:
+    """The param columns the tuning stage searched: settings that vary within some method and resolution
+    (`trials`: tuning trials `with_resolution`); MissingRuns where none does."""
+    fixed = {"method", "resolution", "seed", "stage", "trial_id"}
+    keys = [
+        c
+        for c in setting_columns(trials)
+        if short_name(c) not in fixed and any(varies(g[c]) for _, g in trials.groupby(["method", "side"]))
+    ]
+    if not keys:
+        raise MissingRuns("the tuning trials of every method share one setting: nothing was tuned")
+    return keys
+
+
 def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """(rows, tuned keys): per tuning setting (method, resolution, values of the tuned keys), the validation
     reward and tuning score at the last step (means over tuning seeds), whether every seed ran to the budget, the
@@ -286,14 +300,7 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, l
     spent = metric_points(metrics, BUDGET_SPENT, ids)[["run_id"]].assign(reached=True)
     rows = trials.merge(last, on="run_id").merge(spent, on="run_id", how="left")
     rows["reached"] = rows["reached"].fillna(False).astype(bool)
-    fixed = {"method", "resolution", "seed", "stage", "trial_id"}
-    keys = [
-        c
-        for c in setting_columns(trials)
-        if short_name(c) not in fixed and any(varies(g[c]) for _, g in trials.groupby(["method", "side"]))
-    ]
-    if not keys:
-        raise MissingRuns("the tuning trials of every method share one setting: nothing was tuned")
+    keys = tuned_keys(trials)
     group = ["method", "side", "resolution_label", *keys]
     table = rows.groupby(group, as_index=False, dropna=False).agg(
         reward=("validation", "mean"),
