@@ -164,8 +164,15 @@ def chosen_trials(args: argparse.Namespace) -> tuple[Trial, Trial, int]:
     if args.resolution is not None:
         point["resolution"] = args.resolution
     seed = first.seed if args.seed is None else args.seed
-    every = args.eval_every or first.eval["every"]
-    point |= {"seed": seed, "eval.every": every, "budget.steps": args.steps or every * args.evaluations}
+    every_queries = None if args.eval_every else first.eval.get("every_queries")
+    point["seed"] = seed
+    if every_queries:  # the file evaluates by reward queries: the budget is cut in them
+        point |= (
+            {"budget.steps": args.steps} if args.steps else {"budget.reward_queries": every_queries * args.evaluations}
+        )
+    else:
+        every = args.eval_every or first.eval["every"]
+        point |= {"eval.every": every, "budget.steps": args.steps or every * args.evaluations}
     point |= dict(args.set)
     base = study.experiment.model_dump(mode="python")
     threads = max(1, int(study.experiment.resources.cpus_per_worker))
@@ -174,6 +181,11 @@ def chosen_trials(args: argparse.Namespace) -> tuple[Trial, Trial, int]:
     except ValueError as error:
         raise SystemExit(f"{args.experiment}: {error}") from None
     return trials[0], trials[1], threads
+
+
+def schedule(trial: Trial) -> str:
+    every_queries = trial.eval.get("every_queries")
+    return f"{every_queries} reward queries" if every_queries else f"{trial.eval['every']} steps"
 
 
 def key_value(text: str) -> tuple[str, Any]:
@@ -245,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     lr = trial.settings.get("lr", "the method's default")
     print(
         f"trial: {trial.id} ({trial.method}, {trial.resolution} px, seed {trial.seed}, lr {lr}, "
-        f"{trial.budget['steps']} steps, evaluated every {trial.eval['every']}), {threads} thread(s)",
+        f"{trial.steps} steps, evaluated every {schedule(trial)}), {threads} thread(s)",
         flush=True,
     )
     runs = {
@@ -277,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
                 "seed": trial.seed,
                 "lr": lr,
                 "steps": trial.budget["steps"],
-                "eval_every": trial.eval["every"],
+                "eval_every": schedule(trial),
                 "threads": threads,
                 "limit_blas": args.limit_blas,
             },

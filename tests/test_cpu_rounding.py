@@ -99,3 +99,22 @@ def test_the_native_kernels_already_being_avx2_is_said():
     same = cpu_rounding.notes({"native": "AVX2", "avx2": "AVX2", "seed+1": "AVX2"})
     assert len(same) == 1 and "already are AVX2" in same[0]
     assert cpu_rounding.notes({"native": "AVX512", "avx2": "AVX2", "seed+1": "AVX512"}) == []
+
+
+def test_a_file_that_evaluates_by_reward_queries_is_cut_in_reward_queries(tmp_path):
+    path = tmp_path / "queries.yaml"
+    study = {
+        **TINY_WORLD,
+        "name": "queries",
+        "methods": {"ddpo": {"batch_size": 4, "group_size": 2}},
+        "budget": {"steps": None, "reward_queries": 96},
+        "eval": {"every_queries": 8, "videos": 2, "sample_videos": 0},
+    }
+    path.write_text(yaml.safe_dump(study))
+    args = argparse.Namespace(
+        experiment=path, method="ddpo", resolution=None, seed=None, set=[], evaluations=3, eval_every=None, steps=None
+    )
+    trial, _, _ = cpu_rounding.chosen_trials(args)
+    assert trial.budget["reward_queries"] == 24 and trial.steps == 6
+    assert [s for s in range(1, 7) if trial.evaluates_after(s)] == [2, 4, 6]
+    assert cpu_rounding.schedule(trial) == "8 reward queries"

@@ -137,7 +137,7 @@ def test_the_verdict_says_whether_the_figure_3_claim_holds_fails_or_is_undecided
     first, second = verdict(summary)[:2]
     assert first.startswith("The paper's Figure 3 claim (VADER's lead over the best baseline grows with resolution) ")
     assert f"{said} on the learned reward" in first
-    assert second.startswith("On the truth: gold: the lead shrinks (")
+    assert second.startswith("On the truth, VADER minus the best baseline: gold: the difference falls (")
 
 
 def test_the_verdict_says_where_the_reference_is_ahead_on_each_measure_in_at_most_five_sentences():

@@ -113,11 +113,13 @@ def truth_sentence(summary: Summary) -> str | None:
     for measure in ("gold", "fidelity"):
         if (slope := summary.slopes.get(measure)) is not None:
             found = trend(slope)
-            said = "undecided" if found == "undecided" else f"the lead {found}"
+            # "the lead grows" would misread a gap below 0 that closes: say which way the difference moves
+            said = {"grows": "the difference rises", "shrinks": "the difference falls"}.get(found, found)
             parts.append(f"{MEASURE_NAMES[measure]}: {said} ({per_doubling(slope)})")
     if not parts:
         return None
-    return "On the truth: " + "; ".join(parts) + "."
+    reference = method_display(summary.reference) if summary.reference else "the reference"
+    return f"On the truth, {reference} minus the best baseline: " + "; ".join(parts) + "."
 
 
 def standing(summary: Summary, measure: str) -> str | None:
