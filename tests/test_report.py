@@ -32,6 +32,7 @@ from vaderbench.report.samples import start_and_end
 from vaderbench.report.select import classify, with_resolution
 from vaderbench.report.stats import t_interval
 from vaderbench.report.summary import Precision, Summary
+from vaderbench.runner.tracking import TUNE_SCORE_EVALUATIONS
 from vaderbench.timing import PHASES, metric_name
 
 SEEDS = (0, 1, 2)
@@ -266,7 +267,9 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
             },
             on_policy,
         )
-    # a tuning stage: four learning rates of VADER on one tuning seed, one stopped early, one past the oracle
+    # a tuning stage: four learning rates of VADER on one tuning seed, one stopped early, one past the oracle,
+    # each scored on its last evaluation
+    client.log_param(parent, TUNE_SCORE_EVALUATIONS, "1")
     for lr, final, steps in ((1e-4, 0.40, 4), (1e-3, 0.70, 4), (1e-2, 0.30, 2), (1e-1, 1.20, 4)):
         rewards = {s: final * s / steps for s in range(0, steps + 1, 2)}
         curves = {
@@ -297,8 +300,11 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
     runs, finished = finished_trials(tmp_path / "out")
     assert "1000" not in set(finished_only(classify(runs.trials))["seed"])  # tuning trials: their own section
     tuned = classify(runs.trials)
-    tuning, keys = tables.tuning(tuned[tuned["stage"] == "tune"], runs.metrics)
+    tuning, keys = tables.tuning(tuned[tuned["stage"] == "tune"], runs.metrics, 1)
     assert keys == ["lr"]
+    # scored as the stage scores it: the mean of the last 2 evaluations (steps 2 and 4) of 1e-3 is (0.35 + 0.7) / 2
+    averaged, _ = tables.tuning(tuned[tuned["stage"] == "tune"], runs.metrics, 2)
+    assert averaged.set_index("lr").loc["0.001", "score"] == pytest.approx(0.525)
     # the best score of those that ran to the budget: 1e-1's reward is higher, but 0.3 past the oracle's
     assert tuning.loc[tuning["chosen"], "lr"].tolist() == ["0.001"]
     assert tuning.set_index("lr").loc["0.1", "score"] == pytest.approx(0.6)

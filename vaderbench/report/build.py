@@ -298,15 +298,16 @@ def tuning_bases(trials: pd.DataFrame, metrics: pd.DataFrame) -> str:
 def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     everything = classify(runs.trials)
     tuned = everything[(everything["state"] == "finished") & is_tuning(everything)]
-    table, keys = tables.tuning(tuned, runs.metrics)
+    table, keys = tables.tuning(tuned, runs.metrics, score_evaluations(runs))
     section = Section(
         caption=(
             "The tuning stage: each method's settings drawn from its search space, run on the tuning seeds and "
             "evaluated on validation prompts (held-out prompts other than the final evaluation's); Tune's ASHA "
             "stopped the trials that fell behind (hollow markers, at their last evaluation). A method's choice "
-            "(star) is the setting with the best mean tuning score among those that ran to the budget (the validation "
+            "(star) is the setting with the best tuning score among those that ran to the budget (the validation "
             "reward, folded at the oracle's where the reward has one: past the reward of the best real video, more "
-            "counts as less, so that exploiting the reward model is not chosen); the "
+            "counts as less, so that exploiting the reward model is not chosen), averaged over each trial's last "
+            f"{score_evaluations(runs)} evaluations and the tuning seeds; the "
             "final grid runs every method at its choice."
             + (
                 " `gold` and `caption fidelity`: the toy world's truths of the same validation videos at the same "

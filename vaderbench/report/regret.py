@@ -15,17 +15,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from vaderbench.experiment.tuning import recent_mean
 from vaderbench.metrics import BUDGET_SPENT, EVAL_GOLD_MEAN, TUNING_SCORE
-from vaderbench.report.select import last_points, metric_points, short_name, with_resolution
+from vaderbench.report.select import last_points, short_name, with_resolution
 from vaderbench.report.summary import Choice, Regret, Tuning
-from vaderbench.report.tables import tuned_keys
-
-
-def recent_means(metrics: pd.DataFrame, metric: str, run_ids, last: int) -> pd.Series:
-    """run_id -> the mean of the run's values of `metric` at its last `last` logged steps."""
-    points = metric_points(metrics, metric, run_ids).sort_values(["run_id", "step"])
-    return points.groupby("run_id")["value"].agg(lambda values: recent_mean(values.tolist(), last))
+from vaderbench.report.tables import recent_means, tuned_keys
 
 
 def tuning_regret(trials: pd.DataFrame, metrics: pd.DataFrame, last: int) -> Tuning | None:

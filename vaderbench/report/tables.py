@@ -18,6 +18,7 @@ import re
 
 import pandas as pd
 
+from vaderbench.experiment.tuning import recent_mean
 from vaderbench.metrics import (
     BUDGET_SPENT,
     EVAL_CHANCE_GOLD,
@@ -280,18 +281,25 @@ def tuned_keys(trials: pd.DataFrame) -> list[str]:
     return keys
 
 
-def tuning(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def recent_means(metrics: pd.DataFrame, metric: str, run_ids, last: int) -> pd.Series:
+    """run_id -> the mean of the run's values of `metric` at its last `last` logged steps."""
+    points = metric_points(metrics, metric, run_ids).sort_values(["run_id", "step"])
+    return points.groupby("run_id")["value"].agg(lambda values: recent_mean(values.tolist(), last))
+
+
+def tuning(trials: pd.DataFrame, metrics: pd.DataFrame, evaluations: int) -> tuple[pd.DataFrame, list[str]]:
     """(rows, tuned keys): per tuning setting (method, resolution, values of the tuned keys), the validation
-    reward and tuning score at the last step (means over tuning seeds), whether every seed ran to the budget, the
-    last step reached, and `chosen`: the setting with the best score among those that ran to the budget; with
-    the truths the trials logged (`gold`, `fidelity`: not read by the choice) at the same step."""
+    reward at the last step and the tuning score as the stage scored it (the mean of each trial's last `evaluations`
+    evaluations; both means over tuning seeds), whether every seed ran to the budget, the last step reached, and
+    `chosen`: the setting with the best score among those that ran to the budget; with the truths the trials
+    logged (`gold`, `fidelity`: not read by the choice) at the last step."""
     if trials.empty:
         raise MissingRuns("no tuning stage (no finished trials with stage `tune`)")
     require_metric(metrics, FINAL_METRIC, trials)
     trials = with_resolution(trials)
     ids = trials["run_id"]
     last = last_points(metrics, FINAL_METRIC, ids).rename(columns={"value": "validation"})
-    score = last_points(metrics, TUNING_SCORE, ids)[["run_id", "value"]].rename(columns={"value": "score"})
+    score = recent_means(metrics, TUNING_SCORE, ids, evaluations).rename("score").reset_index()
     last = last.merge(score, on="run_id", how="left")
     truths = [name for name, metric in TRUTHS.items() if metrics["metric"].eq(metric).any()]
     for name in truths:  # what the choice does not read: the toy world's truths of the same validation videos
