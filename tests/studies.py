@@ -5,6 +5,7 @@ Every study runs on the smallest world that still exercises every mechanism: 2 f
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 import time
@@ -114,6 +115,38 @@ def artifacts_of(client, run_id, path=None):
     return found
 
 
+def final_lora(trial: Trial, storage: Path) -> dict[str, torch.Tensor]:
+    last = storage / "trials" / trial.id / f"checkpoint-{trial.budget['steps']:06d}" / "artifacts" / "lora"
+    return load_file(last / "pytorch_lora_weights.safetensors")
+
+
+def trained_by_workers(trials: list[Trial], storage: Path, workers: int) -> dict[str, tuple[dict, list[dict]]]:
+    """Each of `trials` run by `workers` processes in one gloo process group, as a Ray Train trial's workers run
+    it (`run_worker` on every rank, one thread each; without Ray's start-up per trial): trial id -> (its final
+    LoRA weights, rank 0's metrics reports in order)."""
+    storage.mkdir(parents=True, exist_ok=True)
+    torch.multiprocessing.spawn(
+        train_on_rank, args=(workers, str(storage), [t.to_dict() for t in trials]), nprocs=workers, join=True
+    )
+    return {t.id: (final_lora(t, storage), pickle.loads((storage / f"{t.id}.reports").read_bytes())) for t in trials}
+
+
+def train_on_rank(rank: int, workers: int, storage: str, trials: list[dict[str, Any]]) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{storage}/process-group", rank=rank, world_size=workers)
+    try:
+        for trial in trials:
+            reports = []
+            run_worker(
+                {"storage_path": storage, "cpus_per_worker": 1, "gpus_per_worker": 0, "trial": trial}, reports.append
+            )
+            if rank == 0:
+                (Path(storage) / f"{trial['id']}.reports").write_bytes(pickle.dumps(reports))
+    finally:
+        dist.destroy_process_group()
+
+
 def trained_in_this_process(trial: Trial, storage: Path) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     """`trial` run whole in this process as a one-worker trial's process runs it (`run_worker`, one thread), with
     its checkpoints under `storage`: (its final LoRA weights, every metrics report in order)."""
@@ -122,5 +155,4 @@ def trained_in_this_process(trial: Trial, storage: Path) -> tuple[dict[str, torc
         {"storage_path": str(storage), "cpus_per_worker": 1, "gpus_per_worker": 0, "trial": trial.to_dict()},
         reports.append,
     )
-    last = storage / "trials" / trial.id / f"checkpoint-{trial.budget['steps']:06d}" / "artifacts" / "lora"
-    return load_file(last / "pytorch_lora_weights.safetensors"), reports
+    return final_lora(trial, storage), reports

@@ -1,6 +1,6 @@
 """Did training move each method's reward beyond its seeds' noise, and how many reward queries did the reference
 need to move its own? A baseline that did not move in N queries is only evidence against it if N is several
-times what the reference needed (issue 25 asks for at least `BUDGET_MULTIPLE` times).
+times what the reference needed (at least `BUDGET_MULTIPLE` times: a smaller budget never gave it a fair chance).
 
 A trial's *gain* at an evaluation is its held-out reward there minus its own step-0 reward (the base model on the
 same evaluation noise), so the pairing by seed removes the noise the seeds share. A method *moved* when the 95%
