@@ -33,26 +33,33 @@ def test_every_shipped_experiment_file_validates(path, capsys):
 
 
 @pytest.mark.parametrize(
-    "name, model, methods",
+    "name, model, methods, sizes",
     [
-        ("efficiency.yaml", "toy", {"vader", "ddpo", "dpo"}),
-        ("efficiency_flow.yaml", "toy-flow", {"vader", "grpo", "ddpo", "dpo", "nft"}),
+        ("efficiency.yaml", "toy", {"vader", "ddpo", "dpo"}, 2),
+        ("efficiency_full.yaml", "toy", {"vader", "ddpo", "dpo"}, 3),
+        ("efficiency_flow.yaml", "toy-flow", {"vader", "grpo", "dpo", "nft"}, 2),
     ],
 )
-def test_efficiency_studies_have_the_issue_shape(name, model, methods):
+def test_efficiency_studies_are_fair_to_every_method(name, model, methods, sizes):
     study = load_experiment(EXPERIMENTS / name)
     trials = study[1]
     assert {t.aligner for t in trials} == methods and {t.model for t in trials} == {model}
     sides = sorted({t.height for t in trials})
-    assert len(sides) >= 3 and sides[-1] >= 4 * sides[0]
+    assert len(sides) >= sizes and sides[-1] >= 2 ** (sizes - 1) * sides[0]
     assert len({t.seed for t in trials}) >= 3  # the power the report's intervals need
-    assert len({t.budget["steps"] for t in trials}) == 1
+    # one budget in reward queries, each method at its own batch, evaluated at the same query counts
+    assert len({t.budget["reward_queries"] for t in trials}) == 1 and None not in {
+        t.budget["reward_queries"] for t in trials
+    }
+    assert len({t.batch_size for t in trials}) > 1
+    assert len({t.eval["every_queries"] for t in trials}) == 1 and trials[0].eval["every_queries"] is not None
     # every method is evaluated on the same prompts and noise, with the same sampler
     assert len({(t.eval["seed"], t.eval["videos"], t.prompts["eval"]) for t in trials}) == 1
     assert len({tuple(sorted(t.eval_sampler.items())) for t in trials}) == 1
-    # each method tuned, on seeds the final grid does not use
-    assert {t.method for t in study.tuning} == methods
-    assert not {t.seed for t in study.tuning} & {t.seed for t in trials}
+    # each method tuned at each resolution, on two seeds the final grid does not use, at the final budget
+    assert {(t.method, t.height) for t in study.tuning} == {(t.method, t.height) for t in trials}
+    assert len({t.seed for t in study.tuning}) >= 2 and not {t.seed for t in study.tuning} & {t.seed for t in trials}
+    assert {t.budget["reward_queries"] for t in study.tuning} == {t.budget["reward_queries"] for t in trials}
 
 
 @pytest.mark.parametrize(
