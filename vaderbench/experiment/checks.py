@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from vaderbench.experiment.grid import Trial, aligner_of, expand, model_name_and_options
 from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentError, PolicySwitches, key_path
+from vaderbench.metrics import REWARD_QUERIES
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
 
@@ -179,7 +180,7 @@ def check_trial(trial: Trial, experiment: Experiment, path) -> None:
             f"batch_size={config.batch_size} must split into whole prompt groups of {config.group_size} over "
             f"resources.workers={workers} (trial {describe(trial)})",
         )
-    every_queries, queries = trial.eval.get("every_queries"), trial.budget.get("reward_queries")
+    every_queries, queries = trial.eval.get("every_queries"), trial.budget.get(REWARD_QUERIES)
     for limit, name in ((every_queries, "eval.every_queries"), (queries, "budget.reward_queries")):
         if limit is not None and limit % config.batch_size:
             raise ExperimentError(

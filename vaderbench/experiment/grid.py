@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, first_problem, height_width, resolution_label
+from vaderbench.metrics import REWARD_QUERIES
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ class Trial:
         """The training steps its budget allows: `budget.steps`, or fewer where its reward queries (one per video
         sampled, `batch_size` a step) run out first; None when only wall time limits it."""
         limits = [self.budget["steps"]]
-        if self.budget.get("reward_queries") is not None:
-            limits.append(math.ceil(self.budget["reward_queries"] / self.batch_size))
+        if self.budget.get(REWARD_QUERIES) is not None:
+            limits.append(math.ceil(self.budget[REWARD_QUERIES] / self.batch_size))
         limits = [limit for limit in limits if limit is not None]
         return min(limits) if limits else None
 
