@@ -364,6 +364,11 @@ def test_one_section_alone_writes_only_its_figure(efficiency_study, tmp_path, ca
     assert section_main("k_ablation", "Table 9", [str(tmp_path), "--tracking-uri", uri]) == 0
     assert "Skipped: no method was run with more than one K." in capsys.readouterr().out
     assert section_main("k_ablation", "Table 9", [str(tmp_path)]) == 2  # no mlflow.db there
+    # the same runs, the same SVG byte for byte (no date, no random ids): a report's diff shows only what changed
+    again = tmp_path / "again"
+    render_section("resolution_gap", again, experiment="synthetic", tracking_uri=uri)
+    svg = (tmp_path / "report" / "resolution_gap.svg").read_bytes()
+    assert svg == (again / "report" / "resolution_gap.svg").read_bytes() and b"<dc:date>" not in svg
 
 
 def test_params_flattened_under_a_prefix_are_found(tmp_path):
