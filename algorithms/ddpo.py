@@ -7,11 +7,12 @@
             shuffle the samples, split them into `minibatches` minibatches
             for each minibatch, for a shuffled fraction of each sample's timesteps:
                 ratio = exp(log p_theta(x_{t-1} | x_t) - log p_old)
-                loss += mean(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps)))
+                loss += mean(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps))) + kl_coef * KL(p_theta || p_ref)
             one optimiser step per minibatch (gradients accumulated over the timesteps)
 
-No KL penalty and no value function, as in the reference. The update-to-data ratio (optimiser updates
-per sampled batch) is inner_epochs x minibatches; 1 is the on-policy baseline of the paper's Figure 12.
+No value function and, by default, no KL penalty, as in the reference; kl_coef > 0 adds Flow-GRPO's KL of the
+trained steps to the base model's (`PpoAligner.step_loss`, shared with GRPO). The update-to-data ratio (optimiser
+updates per sampled batch) is inner_epochs x minibatches; 1 is the on-policy baseline of the paper's Figure 12.
 
 The shuffles are drawn from the aligner's seed, the round and the inner epoch (a resumed run repeats
 them). With several workers the global batch is shuffled (where the reference shuffles each worker's shard),
@@ -26,10 +27,10 @@ from typing import ClassVar
 import torch
 
 from vaderbench import distributed
-from vaderbench.algorithms.ppo import PpoAligner, ppo_clipped_loss, weighted_means
+from vaderbench.algorithms.ppo import PpoAligner, weighted_means
 from vaderbench.algorithms.stat_tracker import PerPromptStatTracker
 from vaderbench.aligner import AlignerConfig, reward_stats
-from vaderbench.metrics import ADVANTAGE_ABS_MEAN, APPROX_KL, CLIPFRAC, LOSS, RATIO_MEAN
+from vaderbench.metrics import ADVANTAGE_ABS_MEAN, APPROX_KL, CLIPFRAC, KL, LOSS, POLICY_LOSS, RATIO_MEAN
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
 
@@ -49,6 +50,9 @@ class DdpoConfig(AlignerConfig):
     guidance_scale: float = 5.0  # sample.guidance_scale (idem)
     clip_range: float = 1e-4  # train.clip_range (small because log-probs are averaged over dimensions)
     adv_clip_max: float = 5.0  # train.adv_clip_max
+    # not in ddpo-pytorch (0: none): the weight of the KL to the base model, as GRPO's (mean over elements);
+    # DPOK's kl_weight is 0.01 (one prompt) to 0.1 (many), Flow-GRPO's beta 0.004 in this unit (see grpo.py)
+    kl_coef: float = 0.0
     timestep_fraction: float = 1.0  # train.timestep_fraction
     inner_epochs: int = 1  # train.num_inner_epochs
     minibatches: int = 1  # optimiser updates per inner epoch
@@ -64,6 +68,8 @@ class DdpoConfig(AlignerConfig):
             raise ValueError(
                 f"clip_range and adv_clip_max must be positive, got {self.clip_range}, {self.adv_clip_max}"
             )
+        if self.kl_coef < 0:
+            raise ValueError(f"kl_coef must be >= 0, got {self.kl_coef}")
         if not 0 < self.timestep_fraction <= 1:
             raise ValueError(f"timestep_fraction must be in (0, 1], got {self.timestep_fraction}")
         if self.inner_epochs < 1 or self.minibatches < 1:
@@ -120,22 +126,16 @@ class Ddpo(PpoAligner):
         logged: list[tuple[int, torch.Tensor]] = []
         for epoch, rows, share in self.minibatch_rows(len(local_prompts)):
             for j in range(trained_steps):
-                step_index = orders[epoch][rows, j]
                 with self.clock.phase("loss"):
-                    log_prob = self.policy.step_log_prob(trajectory, step_index, self.sampler, index=rows)
-                    old = trajectory.log_probs[step_index, rows]
-                    ratio = torch.exp(log_prob - old)
-                    loss = ppo_clipped_loss(advantages[rows], ratio, config.clip_range)
+                    loss, values = self.step_loss(trajectory, orders[epoch][rows, j], rows, advantages[rows])
                 # mean over the minibatch and its trained timesteps, accumulated micro-batch by micro-batch
                 self.backward(loss * share / trained_steps)
-                with torch.no_grad():
-                    kl = 0.5 * ((log_prob - old) ** 2).mean()
-                    clipfrac = ((ratio - 1).abs() > config.clip_range).float().mean()
-                    values = torch.stack([loss, kl, clipfrac, ratio.mean()])
-                logged.append((len(rows), values.double().cpu()))
-        loss, approx_kl, clipfrac, ratio_mean = weighted_means(logged)
+                logged.append((len(rows), values))
+        loss, policy_loss, kl, approx_kl, clipfrac, ratio_mean = weighted_means(logged)
         return reward_stats(rewards) | {
             LOSS: loss,
+            POLICY_LOSS: policy_loss,
+            KL: kl,
             APPROX_KL: approx_kl,
             CLIPFRAC: clipfrac,
             RATIO_MEAN: ratio_mean,

@@ -13,8 +13,9 @@
             one optimiser step per minibatch (gradients accumulated over the trained steps)
 
 KL(p_theta || p_ref) is that of the two Gaussian steps, the reference being the same network with its LoRA
-adapters off: mean over elements of (mean_theta - mean_ref)^2 / (2 std^2). No value function. On a DDIM
-model the step is DDIM's with eta > 0, which is a stochastic sampler with log-probabilities too.
+adapters off: mean over elements of (mean_theta - mean_ref)^2 / (2 std^2) (`PpoAligner.step_loss`, shared with
+DDPO). No value function. On a DDIM model the step is DDIM's with eta > 0, which is a stochastic sampler with
+log-probabilities too.
 Where this departs from the reference, it says so next to the setting.
 """
 
@@ -26,9 +27,8 @@ from typing import ClassVar
 import torch
 
 from vaderbench import distributed
-from vaderbench.algorithms.ppo import PpoAligner, ppo_clipped_loss, weighted_means
+from vaderbench.algorithms.ppo import PpoAligner, weighted_means
 from vaderbench.aligner import AlignerConfig, reward_stats
-from vaderbench.ddim import gaussian_log_prob
 from vaderbench.metrics import ADVANTAGE_ABS_MEAN, APPROX_KL, CLIPFRAC, KL, LOSS, POLICY_LOSS, RATIO_MEAN
 from vaderbench.registry import ALIGNERS
 from vaderbench.seeding import derive_seed
@@ -113,12 +113,6 @@ def group_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     return ((groups - mean) / (std + 1e-4)).flatten().float()
 
 
-def gaussian_kl(mean: torch.Tensor, reference_mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, std^2) || N(reference_mean, std^2)) per element, averaged over all but the batch dim: [B]."""
-    kl = (mean - reference_mean) ** 2 / (2 * std.expand_as(mean) ** 2)
-    return kl.mean(dim=tuple(range(1, kl.dim())))
-
-
 @ALIGNERS.register("grpo", "group-relative policy optimisation over SDE steps, KL to the base (Flow-GRPO / DanceGRPO)")
 class Grpo(PpoAligner):
     name = "grpo"
@@ -158,7 +152,7 @@ class Grpo(PpoAligner):
         for _, rows, share in self.minibatch_rows(len(local_prompts)):
             for j in trained:
                 with self.clock.phase("loss"):
-                    loss, values = self.step_loss(trajectory, j, rows, advantages[rows])
+                    loss, values = self.step_loss(trajectory, torch.full((len(rows),), j), rows, advantages[rows])
                 # mean over the minibatch and the trained steps, accumulated micro-batch by micro-batch
                 self.backward(loss * share / len(trained))
                 logged.append((len(rows), values))
@@ -172,23 +166,3 @@ class Grpo(PpoAligner):
             RATIO_MEAN: ratio_mean,
             ADVANTAGE_ABS_MEAN: float(advantages.abs().mean()),
         }
-
-    def step_loss(self, trajectory, step: int, rows: torch.Tensor, advantages: torch.Tensor):
-        """PPO's clipped loss of step `step` for samples `rows`, plus kl_coef times the KL to the reference."""
-        step_index = torch.full((len(rows),), step)
-        mean, std = self.policy.step_distribution(trajectory, step_index, self.sampler, index=rows)
-        log_prob = gaussian_log_prob(trajectory.latents[step + 1, rows], mean, std)
-        old = trajectory.log_probs[step, rows]
-        ratio = torch.exp(log_prob - old)
-        policy_loss = ppo_clipped_loss(advantages, ratio, self.config.clip_range)
-        kl = torch.zeros_like(policy_loss)
-        if self.config.kl_coef > 0:
-            with torch.no_grad(), self.policy.reference():
-                reference_mean, _ = self.policy.step_distribution(trajectory, step_index, self.sampler, index=rows)
-            kl = gaussian_kl(mean, reference_mean, std).mean()
-        loss = policy_loss + self.config.kl_coef * kl
-        with torch.no_grad():
-            approx_kl = 0.5 * ((log_prob - old) ** 2).mean()
-            clipfrac = ((ratio - 1).abs() > self.config.clip_range).float().mean()
-            values = torch.stack([loss, policy_loss, kl, approx_kl, clipfrac, ratio.mean()]).double().cpu()
-        return loss, values

@@ -3,8 +3,11 @@
     for each inner epoch:
         shuffle the global batch, split it into minibatches
         for each minibatch: accumulate the loss of this worker's micro-batches of it, then one optimiser update
+    loss of a trained step = mean(max(-A * ratio, -A * clip(ratio, 1 - eps, 1 + eps))) + kl_coef * KL(p_theta || p_ref)
 
-Not registered: `PpoAligner` is the base of the registered policy-gradient aligners.
+KL(p_theta || p_ref) is Flow-GRPO's: the KL of the step's Gaussian to the reference's (the same network with its
+LoRA adapters off), averaged over latent elements as the log-probabilities are (`Policy.step_kl` divided by
+the elements). Not registered: `PpoAligner` is the base of the registered policy-gradient aligners.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 
 from vaderbench import distributed
 from vaderbench.aligner import Aligner
+from vaderbench.ddim import gaussian_kl, gaussian_log_prob
 from vaderbench.models.base import Footprint
 from vaderbench.policy import denoiser_passes
 from vaderbench.seeding import derive_seed
@@ -45,11 +49,7 @@ class PpoAligner(Aligner):
             raise ValueError(
                 f"minibatches={self.config.minibatches} must divide the batch_size of {self.config.batch_size}"
             )
-        if not bool((self.policy.step_stds(self.sampler) > 0).all()):
-            raise ValueError(
-                f"{self.name} needs every sampling step to be stochastic, but a step of this schedule has zero "
-                "variance (a DDIM scheduler with set_alpha_to_one=True? use False or another timestep spacing)"
-            )
+        self.require_stochastic_steps(self.name)
 
     def minibatch_rows(self, size: int) -> Iterator[tuple[int, torch.Tensor, float]]:
         """(inner epoch, rows of one micro-batch, its share) over this worker's `size` samples.
@@ -72,6 +72,25 @@ class PpoAligner(Aligner):
                 for part in self.micro_batches(len(mine)):
                     yield epoch, mine[part], len(mine[part]) * world / chunk
                 self.apply_gradients()
+
+    def step_loss(self, trajectory, step_index: torch.Tensor, rows: torch.Tensor, advantages: torch.Tensor):
+        """PPO's clipped loss of the stored steps `step_index` [B'] of samples `rows`, plus kl_coef times the KL to
+        the reference; and the logged values (loss, policy loss, KL, approximate KL, clip fraction, mean ratio)."""
+        mean, std = self.policy.step_distribution(trajectory, step_index, self.sampler, index=rows)
+        log_prob = gaussian_log_prob(trajectory.latents[step_index + 1, rows], mean, std)
+        old = trajectory.log_probs[step_index, rows]
+        ratio = torch.exp(log_prob - old)
+        policy_loss = ppo_clipped_loss(advantages, ratio, self.config.clip_range)
+        kl = torch.zeros_like(policy_loss)
+        if self.config.kl_coef > 0:
+            reference_mean = self.policy.reference_mean(trajectory, step_index, self.sampler, index=rows)
+            kl = gaussian_kl(mean, reference_mean, std).mean() / mean[0].numel()
+        loss = policy_loss + self.config.kl_coef * kl
+        with torch.no_grad():
+            approx_kl = 0.5 * ((log_prob - old) ** 2).mean()
+            clipfrac = ((ratio - 1).abs() > self.config.clip_range).float().mean()
+            values = torch.stack([loss, policy_loss, kl, approx_kl, clipfrac, ratio.mean()]).double().cpu()
+        return loss, values
 
     @staticmethod
     def memory_terms(config, footprint: Footprint, workers: int, frames: int) -> tuple[int, int]:

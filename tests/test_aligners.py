@@ -232,7 +232,7 @@ def ddpo_minibatch_rows(settings, rounds=2, seed=0):
     """The local rows of every minibatch DDPO trains on (one list per optimiser step)."""
     aligner = make("ddpo", settings, seed=seed)
     steps, current = [], set()
-    score = aligner.policy.step_log_prob
+    score = aligner.policy.step_distribution
 
     def recording(trajectory, step_index, sampler, index=slice(None)):
         current.update(torch.arange(trajectory.batch_size)[index].tolist())
@@ -243,7 +243,7 @@ def ddpo_minibatch_rows(settings, rounds=2, seed=0):
         current.clear()
         return apply_gradients()
 
-    aligner.policy.step_log_prob = recording
+    aligner.policy.step_distribution = recording
     apply_gradients, aligner.apply_gradients = aligner.apply_gradients, closing_minibatch
     for _ in range(rounds):
         aligner.step(prompts_for(aligner))

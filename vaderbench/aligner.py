@@ -236,6 +236,14 @@ class Aligner(ABC):
         self.ledger.reward_queries += len(prompts) * distributed.world_size()
         return rewards
 
+    def require_stochastic_steps(self, needs: str) -> None:
+        """Refuse a schedule with a zero-variance step, where `needs` (a log-probability, a KL) has no density."""
+        if not bool((self.policy.step_stds(self.sampler) > 0).all()):
+            raise ValueError(
+                f"{needs} needs every sampling step to be stochastic, but a step of this schedule has zero "
+                "variance (a DDIM scheduler with set_alpha_to_one=True? use False or another timestep spacing)"
+            )
+
     def backward(self, loss: torch.Tensor) -> None:
         """Accumulate the gradient of `loss` (timed: the backward pass is a phase of its own)."""
         with self.clock.phase("backward"):

@@ -13,7 +13,8 @@ of eps by 1/sqrt(a_t)); diffusers does the same with `use_clipped_model_output=T
 does the same).
 
 The log-probability is *averaged* over all non-batch dimensions, as in ddpo-pytorch: it keeps the
-PPO ratio near 1 whatever the video size, which is why DDPO's clip range is as small as 1e-4.
+PPO ratio near 1 whatever the video size, which is why DDPO's clip range is as small as 1e-4. The KL of a step
+to the reference model's step is *summed* (it is a KL); the PPO aligners divide it by the elements, as Flow-GRPO.
 """
 
 from __future__ import annotations
@@ -74,3 +75,10 @@ def gaussian_log_prob(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) ->
     std = std.expand_as(mean)
     log_prob = -((x.detach() - mean) ** 2) / (2 * std**2) - torch.log(std) - 0.5 * math.log(2 * math.pi)
     return log_prob.mean(dim=tuple(range(1, log_prob.dim())))
+
+
+def gaussian_kl(mean: torch.Tensor, reference_mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2 I) || N(reference_mean, std^2 I)) of each sample, summed over every dimension but the
+    first: shape [B]. Both steps share the sampler's std, so the KL is |mean - reference_mean|^2 / (2 std^2)."""
+    kl = (mean - reference_mean) ** 2 / (2 * std.expand_as(mean) ** 2)
+    return kl.flatten(1).sum(dim=1)

@@ -15,9 +15,11 @@ REWARD_STD = "reward_std"
 LOSS = "loss"
 #: VADER's gradient norm before clipping
 GRAD_NORM = "grad_norm"
-#: GRPO's clipped PPO term alone (its `loss` adds kl_coef x `kl`)
+#: the method's loss without its KL penalty (GRPO, DDPO: the clipped PPO term; NFT: its policy term)
 POLICY_LOSS = "policy_loss"
-#: GRPO's Gaussian KL of the policy's steps from the reference's, mean over elements and trained steps
+#: the KL to the base model that `kl_coef` weights in `loss` (0 where kl_coef is 0: not computed). GRPO, DDPO:
+#: the Gaussian KL of the trained steps, mean over elements and steps; VADER: that of the steps with gradient,
+#: summed over elements and steps, mean over samples; NFT: the squared velocity difference, mean over elements
 KL = "kl"
 #: PPO's approximate KL from the sampling policy: mean of (log p - log p_old)^2 / 2
 APPROX_KL = "approx_kl"

@@ -5,7 +5,8 @@
   the end (Algorithm 1 of the VADER paper: `stop_grad` on the prediction for t > K), and the
   log-probability of every stochastic step is recorded (for DDPO and GRPO).
 - `step_distribution` / `step_log_prob` re-score stored steps with the current weights (the PPO ratio's
-  numerator, GRPO's KL to the reference).
+  numerator); `reference_mean` scores them with the reference, for the KL of a step to it (`step_kl`, the
+  penalty every aligner's `kl_coef` weights) and of a whole sampling path (`trajectory_kl`, measured).
 - `denoising_loss` is the rule's denoising loss of given clean samples (epsilon or velocity target;
   Diffusion-DPO); inside `reference()` the LoRA adapters are off, which makes the same network the frozen
   reference model; inside `using(weights)` other adapters stand in for the trained ones (an old policy, an EMA).
@@ -23,7 +24,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from vaderbench.ddim import gaussian_log_prob
+from vaderbench.ddim import gaussian_kl, gaussian_log_prob
 from vaderbench.models.base import Condition, VideoModel, cat_conditions, index_condition
 
 Precision = Literal["no", "bf16", "fp16"]
@@ -301,24 +302,39 @@ class Policy(nn.Module):
         return self.model.sampling.step(output, t, t_prev, x_t, sampler.eta)
 
     @torch.no_grad()
+    def reference_mean(
+        self, trajectory: Trajectory, step_index: torch.Tensor, sampler: SamplerSettings, index=slice(None)
+    ) -> torch.Tensor:
+        """The reference's (adapters off) mean of the stored steps `step_index` [B'] of samples `index`, without
+        gradient: the fixed target of a KL to the base model, as Flow-GRPO's `disable_adapter()` pass."""
+        with self.reference():
+            mean, _ = self.step_distribution(trajectory, step_index, sampler, index)
+        return mean
+
+    def step_kl(
+        self, trajectory: Trajectory, step_index: torch.Tensor, sampler: SamplerSettings, index=slice(None)
+    ) -> torch.Tensor:
+        """KL(p_theta(. | x_t) || p_ref(. | x_t)) [B'] of the stored steps `step_index` of samples `index`, given
+        their stored inputs x_t, summed over latent elements (`gaussian_kl`); the gradient reaches the adapters
+        through the policy's mean. DPOK's per-step KL (Fan et al. 2023, Lemma 4.2: the steps' sum bounds the KL
+        of the whole path). Needs a stochastic sampler (eta > 0): a deterministic step has no density."""
+        mean, std = self.step_distribution(trajectory, step_index, sampler, index)
+        return gaussian_kl(mean, self.reference_mean(trajectory, step_index, sampler, index), std)
+
+    @torch.no_grad()
     def trajectory_kl(
         self, trajectory: Trajectory, sampler: SamplerSettings, predictions: Sequence[torch.Tensor]
     ) -> torch.Tensor:
         """KL [B] of the policy's sampling path from the reference's (adapters off), along the trajectory's own
-        latents: the sum over steps and latent elements of KL(N(mu, s^2) || N(mu_ref, s^2)) = |mu - mu_ref|^2
-        / (2 s^2), both Gaussian steps sharing the sampler's std s (Gao et al.'s x-axis, for a diffusion model).
-        `predictions` are the policy's guided outputs at each step, as `sample` hands them to `on_denoiser_call`:
-        only the reference runs again. Needs a stochastic sampler (eta > 0): a deterministic step has no density."""
+        latents: `step_kl` summed over the steps (Gao et al.'s x-axis, for a diffusion model). `predictions` are
+        the policy's guided outputs at each step, as `sample` hands them to `on_denoiser_call`: only the
+        reference runs again."""
         total = torch.zeros(trajectory.batch_size, device=trajectory.final.device)
         for step, prediction in enumerate(predictions):
             t, t_prev = trajectory.timesteps[step], trajectory.prev_timesteps[step]
             mean, std = self.model.sampling.step(prediction, t, t_prev, trajectory.latents[step], sampler.eta)
-            with self.reference():
-                reference_mean, _ = self.step_distribution(
-                    trajectory, torch.full((trajectory.batch_size,), step), sampler
-                )
-            kl = (mean - reference_mean) ** 2 / (2 * std.expand_as(mean) ** 2)
-            total += kl.flatten(1).sum(dim=1)
+            step_index = torch.full((trajectory.batch_size,), step)
+            total += gaussian_kl(mean, self.reference_mean(trajectory, step_index, sampler), std)
         return total
 
     def denoising_loss(
