@@ -6,6 +6,7 @@ Expected means and intervals are computed in the tests with scipy's own routines
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import math
@@ -35,6 +36,7 @@ from vaderbench.report.summary import Precision, Summary
 from vaderbench.runner.tracking import TUNE_SCORE_EVALUATIONS
 from vaderbench.timing import PHASES, metric_name
 
+ANALYSIS = Path(__file__).resolve().parent.parent / "analysis"
 SEEDS = (0, 1, 2)
 RESOLUTIONS = (16, 32)
 #: eval_reward_mean at the last step (4) per (method, resolution), one value per seed
@@ -606,3 +608,23 @@ def test_the_summary_gives_the_gap_welch_s_interval_and_checks_the_precision_tar
     spread = max(np.std(FINAL_EVAL[(m, 16)], ddof=1) for m in ("vader", "ddpo", "dpo"))
     needed = next(n for n in range(2, 10**6) if scipy_stats.t.ppf(0.975, n - 1) * spread / np.sqrt(n) < target)
     assert at16.precision == Precision(pytest.approx(max(halves)), pytest.approx(target), max(halves) < target, needed)
+
+
+def test_two_baselines_compare_head_to_head_with_the_first_as_the_reference(efficiency_study, capsys):
+    spec = importlib.util.spec_from_file_location("compare_methods", ANALYSIS / "compare_methods.py")
+    compare_methods = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare_methods)
+    summary = compare_methods.head_to_head("dpo", "ddpo", efficiency_study)
+    assert summary.reference == "dpo" and all(set(at.methods) == {"dpo", "ddpo"} for at in summary.resolutions.values())
+    for resolution in RESOLUTIONS:
+        at = summary.resolutions[str(resolution)]
+        dpo, ddpo = FINAL_EVAL[("dpo", resolution)], FINAL_EVAL[("ddpo", resolution)]
+        # DPO minus DDPO, and the target is DDPO's own final reward (VADER, left out, does not set it)
+        assert at.gaps["reward"].difference.mean == pytest.approx(np.mean(dpo) - np.mean(ddpo), abs=1e-9)
+        assert at.targets["best_baseline"] == pytest.approx(np.mean(ddpo), abs=1e-9)
+        assert set(at.ratios) == {"ddpo"}
+    assert compare_methods.main([str(efficiency_study), "dpo", "ddpo"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("| resolution | DPO reward | DPO gain | DDPO reward |") and "| 32 px |" in printed
+    assert compare_methods.main([str(efficiency_study), "dpo", "nft"]) == 2  # not in the study
+    assert "no finished trials of nft" in capsys.readouterr().err
