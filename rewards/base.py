@@ -86,6 +86,18 @@ def spec_class(spec: str | Mapping[str, Any]) -> type[Reward]:
     return WeightedSum
 
 
+def spec_names(spec: str | Mapping[str, Any]) -> list[str]:
+    """Every registered name a reward spec builds, those nested in a reward's options included (an ensemble's
+    members: its class lists them with `nested_specs(**options)`), so that a worker imports just their modules."""
+    names = []
+    for name, (_, options) in reward_entries(spec).items():
+        names.append(name)
+        nested_specs = getattr(REWARDS.get(name), "nested_specs", None)
+        for nested in nested_specs(**options) if nested_specs is not None else []:
+            names += spec_names(nested)
+    return names
+
+
 def build_reward(spec: str | Mapping[str, Any], device: str | torch.device = "cpu") -> Reward:
     """A reward from its YAML form: a name, {name: weight, ...}, or {name: {weight: w, **options}, ...}."""
     entries = reward_entries(spec)

@@ -94,6 +94,11 @@ class Ensemble(Reward):
                     "`members`, like toy_aesthetic); list several rewards instead: of: [a, b, ...]",
                 )
 
+    @classmethod
+    def nested_specs(cls, of: Any, **settings: Any) -> list[Any]:
+        """The member rewards' specs (`rewards.base.spec_names` follows them)."""
+        return [spec for _, spec in member_specs(of)]
+
     def members(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         """Every member's score [M, B] (evaluation logs their spread)."""
         if self.of_one:

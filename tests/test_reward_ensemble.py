@@ -126,3 +126,11 @@ def test_an_experiment_file_with_an_ensemble_validates(tmp_path, capsys):
     assert main(["validate", str(path)]) == 0, capsys.readouterr().err
     (trial,) = load_experiment(path)[1]
     assert trial.reward == reward
+    # a worker imports the members' modules (not every registering module until it finds their names)
+    listed = {**study, "reward": {"ensemble": {"of": ["toy_clip", {"colourfulness": 0.5}]}}}
+    path.write_text(yaml.safe_dump(listed))
+    (trial,) = load_experiment(path)[1]
+    assert {"vaderbench.rewards.ensemble", "vaderbench.rewards.toy_clip", "vaderbench.rewards.pixel"} <= set(
+        trial.modules
+    )
+    assert "vaderbench.rewards.toy_aesthetic" not in trial.modules

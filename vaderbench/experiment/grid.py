@@ -286,9 +286,9 @@ def batch_size_of(aligner: str, entry: dict[str, Any]) -> int:
 
 def registering_modules(aligner: str, model: Any, reward: Any, prompt_sets) -> tuple[str, ...]:
     from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS
+    from vaderbench.rewards.base import spec_names
 
     model_name, _ = model_name_and_options(model)
-    reward_names = [reward] if isinstance(reward, str) else list(reward)
-    factories = [ALIGNERS.get(aligner), MODELS.get(model_name), *(REWARDS.get(r) for r in reward_names)]
+    factories = [ALIGNERS.get(aligner), MODELS.get(model_name), *(REWARDS.get(r) for r in spec_names(reward))]
     factories += [PROMPT_SETS.get(p) for p in prompt_sets if p in PROMPT_SETS]
     return tuple(dict.fromkeys(f.__module__ for f in factories))
