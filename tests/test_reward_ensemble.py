@@ -134,3 +134,17 @@ def test_an_experiment_file_with_an_ensemble_validates(tmp_path, capsys):
         trial.modules
     )
     assert "vaderbench.rewards.toy_aesthetic" not in trial.modules
+
+
+def test_two_aggregates_of_a_sweep_are_two_settings_in_the_params(tmp_path):
+    ensembles = [{"ensemble": {"of": "toy_aesthetic", "aggregate": aggregate}} for aggregate in ("min", "mean")]
+    study = {
+        **TINY_WORLD,
+        "methods": {"vader": {"batch_size": 2}},
+        "budget": {"steps": 2},
+        "sweep": {"reward": ensembles},
+    }
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(study))
+    labels = [trial.params()["reward"] for trial in load_experiment(path).trials]
+    assert labels == ["1*ensemble(aggregate=min,of=toy_aesthetic)", "1*ensemble(aggregate=mean,of=toy_aesthetic)"]
