@@ -57,15 +57,52 @@ class WeightedSum(Reward):
         return sum(self.weights[name] * reward(frames, prompts) for name, reward in self.rewards.items())
 
 
-def build_reward(spec: str | Mapping[str, Any], device: str | torch.device = "cpu") -> Reward:
-    """A reward from its YAML form: a name, {name: weight, ...}, or {name: {weight: w, **options}, ...}."""
+class RewardOptionError(ValueError):
+    """A bad option of a reward spec, found before anything loads: `key` is its path inside the reward's entry
+    (`aggregate`, `of[1]`), so that `vaderbench validate` can name `reward.<name>.<key>`."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
+
+
+def reward_entries(spec: str | Mapping[str, Any]) -> dict[str, tuple[float, dict[str, Any]]]:
+    """A reward spec's entries, name -> (weight, constructor options)."""
     if isinstance(spec, str):
-        return REWARDS.get(spec)().freeze().to(device)
-    rewards, weights = {}, {}
+        return {spec: (1.0, {})}
+    entries = {}
     for name, value in spec.items():
         options = dict(value) if isinstance(value, Mapping) else {"weight": value}
-        weights[name] = float(options.pop("weight", 1.0))
-        rewards[name] = REWARDS.get(name)(**options)
+        entries[name] = (float(options.pop("weight", 1.0)), options)
+    return entries
+
+
+def spec_class(spec: str | Mapping[str, Any]) -> type[Reward]:
+    """The class `build_reward(spec)` returns, without building it (ValueError for an unknown name)."""
+    entries = reward_entries(spec)
+    classes = [REWARDS.get(name) for name in entries]
+    if len(entries) == 1 and next(iter(entries.values()))[0] == 1.0:
+        return classes[0]
+    return WeightedSum
+
+
+def spec_names(spec: str | Mapping[str, Any]) -> list[str]:
+    """Every registered name a reward spec builds, those nested in a reward's options included (an ensemble's
+    members: its class lists them with `nested_specs(**options)`), so that a worker imports just their modules."""
+    names = []
+    for name, (_, options) in reward_entries(spec).items():
+        names.append(name)
+        nested_specs = getattr(REWARDS.get(name), "nested_specs", None)
+        for nested in nested_specs(**options) if nested_specs is not None else []:
+            names += spec_names(nested)
+    return names
+
+
+def build_reward(spec: str | Mapping[str, Any], device: str | torch.device = "cpu") -> Reward:
+    """A reward from its YAML form: a name, {name: weight, ...}, or {name: {weight: w, **options}, ...}."""
+    entries = reward_entries(spec)
+    rewards = {name: REWARDS.get(name)(**options) for name, (_, options) in entries.items()}
+    weights = {name: weight for name, (weight, _) in entries.items()}
     if len(rewards) == 1 and next(iter(weights.values())) == 1.0:
         return next(iter(rewards.values())).freeze().to(device)
     return WeightedSum(rewards, weights).freeze().to(device)

@@ -75,6 +75,16 @@ def test_efficiency_studies_are_fair_to_every_method(name, model, methods, sizes
         ),
         ({"reward": "toy_clipp"}, "reward", "unknown reward 'toy_clipp'"),
         ({"reward": {"toy_clip": 1.0, "nope": 0.5}}, "reward.nope", "unknown reward 'nope'"),
+        (
+            {"reward": {"ensemble": {"of": "toy_aesthetic", "aggregate": "max"}}},
+            "reward.ensemble.aggregate",
+            "unknown aggregate 'max'; expected one of mean, min, mean_minus_var, mean_minus_std",
+        ),
+        ({"reward": {"ensemble": {"of": "toy_clip"}}}, "reward.ensemble.of", "reward 'toy_clip' has no members"),
+        ({"reward": {"ensemble": {"of": ["toy_clip", "nope"]}}}, "reward.ensemble.of[1]", "unknown reward 'nope'"),
+        ({"reward": {"ensemble": {"of": "toy_aesthetic", "penalty": -1}}}, "reward.ensemble.penalty", ">= 0"),
+        ({"eval": {"lora_scales": [1.0, -0.5]}}, "eval.lora_scales[1]", "greater than or equal to 0"),
+        ({"eval": {"lora_scales": [0.5, 0.0]}}, "eval.lora_scales", "includes 1.0"),
         ({"model": "modelscopee"}, "model", "unknown base model 'modelscopee'"),
         ({"model": {"name": "toy", "weights": "x"}}, "model.name", "bad options for base model 'toy'"),
         ({"prompts": {"train": "no-such-set"}}, "prompts.train", "neither a registered prompt set"),
@@ -229,6 +239,19 @@ def test_the_evaluations_cost_is_printed_and_an_evaluation_too_long_is_refused_u
     (half,) = load_experiment(write(tmp_path, {**long, "eval": {"videos": 32}}, "half.yaml"), force=True).trials
     assert evaluation_seconds(half) == pytest.approx(evaluation_seconds(trial) / 2)
     assert main(["run", str(path), "--dry-run", "--force"]) == 0
+
+
+def test_each_lora_scale_is_one_more_evaluation_in_the_cost_and_tuning_reads_scale_1_only(tmp_path, capsys):
+    scaled = {**BASE, "eval": {"lora_scales": [1.0, 0.5, 0.0]}}
+    assert main(["validate", str(write(tmp_path, scaled))]) == 0
+    # 2 evaluations of 3 trials (as above), each at 3 scales
+    assert "evaluation: 8 video(s) per evaluation, 18 evaluation(s) of 3 trial(s), 144 videos in all" in (
+        capsys.readouterr().out
+    )
+    tuned = {**scaled, "tune": {"space": {"vader": {"lr": {"loguniform": [1e-4, 1e-2]}}}, "trials": 1}}
+    study = load_experiment(write(tmp_path, tuned, "tuned.yaml"))
+    assert {tuple(t.eval["lora_scales"]) for t in study.trials} == {(1.0, 0.5, 0.0)}
+    assert {tuple(t.eval["lora_scales"]) for t in study.tuning} == {(1.0,)}
 
 
 def test_the_files_sampler_reaches_every_method_and_a_methods_own_key_wins_for_it_alone(tmp_path):

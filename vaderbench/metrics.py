@@ -70,6 +70,13 @@ EVAL_KL = "eval_kl"
 #: spread (std) across a reward ensemble's members, mean over evaluation videos
 EVAL_REWARD_STD_MEMBERS = "eval_reward_std_members"
 
+
+def at_lora_scale(metric: str, scale: float) -> str:
+    """An evaluation metric of the adapter scaled by `scale` (`eval.lora_scales`, DRaFT): `eval_reward_mean_lora0.5`.
+    Scale 1 is the trial's own evaluation, under the plain names (MLflow admits no `@` in a metric's name)."""
+    return f"{metric}_lora{scale:g}"
+
+
 # -- the headroom (step 0, toy world) ------------------------------------------------------------------
 #: the reward of chance videos of the evaluation prompts (another caption's render, or a random scene)
 EVAL_CHANCE_REWARD = "eval_chance_reward"

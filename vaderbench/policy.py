@@ -9,7 +9,8 @@
   penalty every aligner's `kl_coef` weights) and of a whole sampling path (`trajectory_kl`, measured).
 - `denoising_loss` is the rule's denoising loss of given clean samples (epsilon or velocity target;
   Diffusion-DPO); inside `reference()` the LoRA adapters are off, which makes the same network the frozen
-  reference model; inside `using(weights)` other adapters stand in for the trained ones (an old policy, an EMA).
+  reference model; inside `using(weights)` other adapters stand in for the trained ones (an old policy, an EMA);
+  inside `lora_scale(s)` the adapters' contribution is scaled by s (DRaFT's evaluation toward the base model).
 - The paper's memory switches live here: LoRA, mixed precision (autocast), gradient checkpointing,
   activation offloading to host memory inside the gradient window, and decoding a subset of frames.
 """
@@ -157,6 +158,16 @@ class Policy(nn.Module):
         finally:
             for layer in layers:
                 layer.enable_adapters(True)
+
+    @contextlib.contextmanager
+    def lora_scale(self, scale: float) -> Iterator[None]:
+        """The network with every LoRA layer's contribution times `scale` for the duration (its `scaling`, alpha / r,
+        times `scale`), then the trained scaling back: DRaFT's interpolation toward the base model at inference
+        (0: the base model, 1: the trained policy), read from one trained adapter without retraining."""
+        from peft.helpers import rescale_adapter_scale
+
+        with rescale_adapter_scale(self.model.denoiser, float(scale)):
+            yield
 
     @contextlib.contextmanager
     def using(self, weights: Sequence[torch.Tensor]) -> Iterator[None]:

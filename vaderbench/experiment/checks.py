@@ -20,6 +20,7 @@ from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentEr
 from vaderbench.metrics import REWARD_QUERIES
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
+from vaderbench.rewards.base import RewardOptionError
 
 
 def check_experiment(experiment: Experiment, path: str | Path) -> list[Trial]:
@@ -73,7 +74,14 @@ def check_reward(spec, path) -> None:
         weight = options.pop("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             raise ExperimentError(path, f"reward.{name}.weight", f"expected a number, got {weight!r}")
-        check_factory_options(REWARDS, name, options, path, f"reward.{name}")
+        factory = check_factory_options(REWARDS, name, options, path, f"reward.{name}")
+        # a reward may check its option values too (the ensemble: its aggregate and its members), loading nothing
+        check_options = getattr(factory, "check_options", None)
+        if check_options is not None:
+            try:
+                check_options(**options)
+            except RewardOptionError as error:
+                raise ExperimentError(path, f"reward.{name}.{error.key}", error.message) from None
 
 
 def check_methods(experiment: Experiment, path) -> None:

@@ -1,7 +1,8 @@
 """What a study's evaluations cost, estimated before anything starts.
 
 An evaluation samples `eval.videos` held-out videos with the file's sampler, decodes and scores them; a
-trial evaluates before its first step, every `eval.every` steps and after its last. Their memory is part
+trial evaluates before its first step, every `eval.every` steps and after its last, each time once per LoRA
+scale of `eval.lora_scales`. Their memory is part
 of the trial's peak-memory estimate (`memory.evaluation_bytes`); their time is estimated here, for the
 toy world, from its measured cost per frame-pixel and sampling step: a large `eval.videos` (or a small
 `eval.every`) can cost more than the training itself, and used to show only once a run ground through it.
@@ -24,12 +25,13 @@ MAX_EVALUATION_S = 600.0
 
 
 def evaluations_per_trial(trial: Trial) -> int | None:
-    """Before the first step, at every step it evaluates after and after the last; None when only wall time
-    limits it."""
+    """Before the first step, at every step it evaluates after and after the last, once at each of
+    `eval.lora_scales`; None when only wall time limits it."""
     steps = trial.steps
-    return (
-        None if steps is None else 1 + sum(trial.evaluates_after(step) or step == steps for step in range(1, steps + 1))
-    )
+    if steps is None:
+        return None
+    points = 1 + sum(trial.evaluates_after(step) or step == steps for step in range(1, steps + 1))
+    return points * len(trial.eval["lora_scales"])
 
 
 def evaluation_seconds(trial: Trial) -> float | None:

@@ -149,13 +149,20 @@ def model_name_and_options(spec: str | Mapping[str, Any]) -> tuple[str | None, d
 
 
 def _name_of(spec: Any) -> str:
-    """A model's or reward's name for the params: `toy`, `modelscope`, or `1*aesthetic+1*hpsv2` for a sum."""
+    """A model's or reward's name for the params: `toy`, `modelscope`, `1*aesthetic+1*hpsv2` for a sum, a reward's
+    options after it (`1*ensemble(aggregate=min,of=toy_aesthetic)`): two settings of a reward are two series."""
     if isinstance(spec, str):
         return spec
     if "name" in spec:
         return str(spec["name"])
-    weight = lambda value: value.get("weight", 1.0) if isinstance(value, dict) else value  # noqa: E731
-    return "+".join(f"{weight(v):g}*{k}" for k, v in spec.items())
+    return "+".join(_entry_label(name, value) for name, value in spec.items())
+
+
+def _entry_label(name: str, value: Any) -> str:
+    options = dict(value) if isinstance(value, dict) else {"weight": value}
+    weight = options.pop("weight", 1.0)
+    shown = ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(options.items()))
+    return f"{weight:g}*{name}" + (f"({shown})" if shown else "")
 
 
 def _default(aligner: str, key: str):
@@ -287,9 +294,9 @@ def batch_size_of(aligner: str, entry: dict[str, Any]) -> int:
 
 def registering_modules(aligner: str, model: Any, reward: Any, prompt_sets) -> tuple[str, ...]:
     from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS
+    from vaderbench.rewards.base import spec_names
 
     model_name, _ = model_name_and_options(model)
-    reward_names = [reward] if isinstance(reward, str) else list(reward)
-    factories = [ALIGNERS.get(aligner), MODELS.get(model_name), *(REWARDS.get(r) for r in reward_names)]
+    factories = [ALIGNERS.get(aligner), MODELS.get(model_name), *(REWARDS.get(r) for r in spec_names(reward))]
     factories += [PROMPT_SETS.get(p) for p in prompt_sets if p in PROMPT_SETS]
     return tuple(dict.fromkeys(f.__module__ for f in factories))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -102,6 +102,22 @@ class Evaluation(Section):
     seed: int = 0
     #: evaluation videos saved as GIF at the start and the end of a trial
     sample_videos: int = Field(4, ge=0)
+    #: every evaluation reads the trained LoRA adapter at each of these scales of its contribution (DRaFT's
+    #: interpolation toward the base model: 0 is the base, 1 the trained policy, whose metrics keep their names;
+    #: scale s logs the same metrics as `<metric>_lora<s>`); each scale is one more evaluation
+    lora_scales: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [1.0], min_length=1)
+
+    @field_validator("lora_scales")
+    @classmethod
+    def _trained_scale_and_distinct(cls, value: list[float]):
+        if 1.0 not in value:
+            raise ValueError(
+                f"expected a list that includes 1.0 (the trained adapter's own evaluation, which tuning and the "
+                f"report read), got {value}"
+            )
+        if len(set(value)) != len(value):
+            raise ValueError(f"a scale is listed twice: {value}")
+        return value
 
 
 class Checkpointing(Section):

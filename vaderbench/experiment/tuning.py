@@ -135,7 +135,8 @@ def resolution_value(experiment: Experiment, label: str) -> Any:
 def seeded_trials(
     base: dict[str, Any], entry: str, aligner: str, resolution: Any, setting: dict[str, Any], path: str | Path
 ) -> list[Trial]:
-    """One tuning trial of `setting` per tuning seed, evaluated on the validation prompts."""
+    """One tuning trial of `setting` per tuning seed, evaluated on the validation prompts (the trained adapter
+    alone: tuning reads no other LoRA scale)."""
     trials = []
     for seed in base["tune"]["seeds"]:
         point = {"method": entry, "resolution": resolution, "seed": seed, **setting}
@@ -144,7 +145,12 @@ def seeded_trials(
         except ValueError as error:
             raise ExperimentError(path, f"tune.space.{entry}", str(error).splitlines()[0]) from None
         trials.append(
-            dataclasses.replace(trial, id=f"{TUNE}-{trial.id}", stage=TUNE, eval={**trial.eval, "split": VALIDATION})
+            dataclasses.replace(
+                trial,
+                id=f"{TUNE}-{trial.id}",
+                stage=TUNE,
+                eval={**trial.eval, "split": VALIDATION, "lora_scales": [1.0]},
+            )
         )
     return trials
 

@@ -6,7 +6,7 @@
         choose this step's training prompts (from the trial seed and the step: resume-proof)
         metrics = aligner.step(prompts)
         every eval.every steps (or each time the reward queries reach a multiple of eval.every_queries) and at
-        the end: evaluate on the held-out prompts
+        the end: evaluate on the held-out prompts (at each LoRA scale of eval.lora_scales)
         every checkpoint.every steps and at the end: checkpoint the aligner's state into the store
         report the step's metrics (with the checkpoint's path when one was written)
     the end GIF and the LoRA weights go into the last checkpoint's `artifacts/`
@@ -59,6 +59,7 @@ from vaderbench.metrics import (
     SAMPLES,
     TUNING_SCORE,
     WALL_TIME,
+    at_lora_scale,
 )
 from vaderbench.policy import Policy, SamplerSettings
 from vaderbench.prompts import load_prompts
@@ -226,6 +227,16 @@ class TrialLoop:
             metrics[EVAL_FIDELITY] = sum(fidelity.values()) / len(fidelity)
         return metrics
 
+    def evaluate_at_scales(self, gif_name: str | None = None) -> dict[str, float]:
+        """`evaluate` of the trained adapter, then of the adapter scaled by each other `eval.lora_scales` (DRaFT's
+        interpolation toward the base model), the same metrics under `at_lora_scale` names; GIFs at scale 1 only."""
+        metrics = self.evaluate(gif_name)
+        for scale in self.trial.eval["lora_scales"]:
+            if scale != 1.0:
+                with self.aligner.policy.lora_scale(scale):
+                    metrics |= {at_lora_scale(key, scale): value for key, value in self.evaluate().items()}
+        return metrics
+
     def save_samples(self, name: str, videos: torch.Tensor, per_video: dict[str, torch.Tensor]) -> None:
         """`samples/<name>.gif` and `samples/<name>.json` (each video's prompt and values), on rank 0."""
         count = min(self.trial.eval["sample_videos"], len(videos))
@@ -318,7 +329,7 @@ class TrialLoop:
 
         if self.progress.step == 0:
             # the base model, before any update: step 0 of every curve, with nothing spent
-            metrics = {**self.evaluate("start"), **self.headroom()}
+            metrics = {**self.evaluate_at_scales("start"), **self.headroom()}
             metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], metrics.get(EVAL_ORACLE_REWARD))
             self.progress.wall_time_s = wall_time()
             metrics |= {**self.ledger_metrics(), "step": 0}
@@ -346,7 +357,7 @@ class TrialLoop:
             self.progress.wall_time_s = wall_time()
             done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
             if done or trial.evaluates_after(self.progress.step):
-                metrics |= self.evaluate("end" if done else None)
+                metrics |= self.evaluate_at_scales("end" if done else None)
                 metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], self.oracle())
                 self.progress.wall_time_s = wall_time()
             if done:
