@@ -100,6 +100,9 @@ class Evaluation(Section):
     videos: int = Field(8, ge=1)
     #: seed of the evaluation's prompt choice and noise (not the trial's seed: all trials share it)
     seed: int = 0
+    #: which held-out prompts: the final evaluation's (`test`) or the tuning stage's (`validation`: the next
+    #: `videos` of the same shuffle, with noise of their own); the tuning stage sets it on its trials
+    split: Literal["test", "validation"] = "test"
     #: evaluation videos saved as GIF at the start and the end of a trial
     sample_videos: int = Field(4, ge=0)
     #: every evaluation reads the trained LoRA adapter at each of these scales of its contribution (DRaFT's

@@ -133,7 +133,7 @@ def eval_set(trial: Trial) -> tuple[list[str], list[int]]:
     prompts = load_prompts(trial.prompts["eval"])
     random.Random(derive_seed(trial.eval["seed"], "eval-prompts")).shuffle(prompts)
     count = trial.eval["videos"]
-    split = trial.eval.get("split", "test")
+    split = trial.eval["split"]
     offset = count if split == VALIDATION else 0
     chosen = [prompts[(offset + i) % len(prompts)] for i in range(count)]
     noise = "eval-noise" if split == "test" else f"eval-noise-{split}"
