@@ -4,7 +4,7 @@ its only baseline.
 Per resolution: each one's final held-out reward (mean and 95% interval over seeds), the first minus the second
 (Welch's 95% interval), each one's gain over its own base model (whether it moved beyond its seeds' noise), and the
 reward queries and device-seconds the first spent to reach the second's final reward over what the second spent
-(percentile bootstrap over seeds; `<=` where the second missed its own final reward in some seed and is charged its
+(percentile bootstrap over seeds; `≤` where the second missed its own final reward in some seed and is charged its
 budget). Every number is read from the study's MLflow runs, as `vaderbench report` reads them; the report itself
 compares each baseline with the reward-gradient method only.
 
@@ -22,11 +22,12 @@ import pandas as pd
 from vaderbench.cli import UserError
 from vaderbench.report.build import finished_only
 from vaderbench.report.commands import add_store_arguments, check_store_arguments
+from vaderbench.report.details import ratio_text
 from vaderbench.report.efficiency import analyse
 from vaderbench.report.load import load_runs
-from vaderbench.report.markdown import estimate_text, interval_text, markdown_table
+from vaderbench.report.markdown import estimate_text, markdown_table
 from vaderbench.report.select import classify, method_display
-from vaderbench.report.summary import Interval, Ratio, Summary
+from vaderbench.report.summary import Interval, Summary
 
 TARGET = "best_baseline"  # with one baseline: the second method's final reward
 
@@ -48,15 +49,6 @@ def interval_cell(value: Interval | None) -> str:
     return estimate_text(value.mean, value.low, value.high) if value.bounded else f"{value.mean:.4g} (one seed)"
 
 
-def ratio_cell(ratio: Ratio | None) -> str:
-    if ratio is None:
-        return "—"
-    if ratio.ratio is None:
-        return f"no ratio ({ratio.note})"
-    bound = "<= " if ratio.upper_bound else ""
-    return bound + interval_text(ratio.ratio.mean, ratio.ratio.low, ratio.ratio.high)
-
-
 def table(summary: Summary, first: str, second: str) -> str:
     rows = []
     for label, at in summary.resolutions.items():
@@ -70,7 +62,10 @@ def table(summary: Summary, first: str, second: str) -> str:
             row[f"{method_display(method)} gain"] = interval_cell(gain.gain if gain else None)
         row["difference"] = interval_cell(gap.difference if gap else None)
         for spending, name in (("queries", "reward queries"), ("device_s", "device-seconds")):
-            row[f"{name}, {method_display(first)} / {method_display(second)}"] = ratio_cell(ratios.get(spending))
+            ratio = ratios.get(spending)
+            row[f"{name}, {method_display(first)} / {method_display(second)}"] = (
+                "—" if ratio is None else ratio_text(ratio, second)
+            )
         rows.append(row)
     return markdown_table(pd.DataFrame(rows))
 
