@@ -49,8 +49,13 @@ DEVICE_TIME = "device_time_s"
 PEAK_MEMORY = "peak_memory_mb"
 #: seconds of a trial's run outside its loop (imports, model loading), logged once when it completes
 STARTUP_TIME = "startup_s"
-#: 1.0 at the last step of a trial that ran to its budget (a trial stopped early never logs it)
+#: 1.0 at the last step of a trial that ran to its budget or to its `stopping` rule (a trial stopped by the
+#: tuning stage's scheduler, or failed, never logs it)
 BUDGET_SPENT = "budget_spent"
+#: the step at which a trial with a `stopping` rule ended (by its rule, or at its budget), logged once at that step
+STOPPED_AT_STEP = "stopped_at_step"
+#: the step of the evaluation whose LoRA weights a trial with a `stopping` rule kept (its last evaluation's)
+BEST_STEP = "best_step"
 
 # -- an evaluation (step 0, every eval.every steps, the last step) --------------------------------------
 #: mean reward of the evaluation videos (held-out prompts, the same noise for every trial)

@@ -20,7 +20,8 @@ from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentEr
 from vaderbench.metrics import REWARD_QUERIES
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
-from vaderbench.rewards.base import RewardOptionError
+from vaderbench.rewards.base import RewardOptionError, spec_class
+from vaderbench.stopping import MEMBER_SPREAD
 
 
 def check_experiment(experiment: Experiment, path: str | Path) -> list[Trial]:
@@ -209,6 +210,14 @@ def check_trial(trial: Trial, experiment: Experiment, path) -> None:
             "eval.videos",
             f"{trial.eval['videos']} videos per evaluation, but prompts.eval has {available} prompts: at most "
             f"{available} (one video a prompt) (trial {describe(trial)})",
+        )
+    stopping = trial.stopping
+    if stopping is not None and stopping["on"] == MEMBER_SPREAD and not hasattr(spec_class(trial.reward), "members"):
+        raise ExperimentError(
+            path,
+            "stopping.on",
+            f"{MEMBER_SPREAD} needs a reward with members, whose spread evaluation logs (toy_aesthetic, or an "
+            f"`ensemble:` reward); this reward has none (trial {describe(trial)})",
         )
     check_size = getattr(MODELS.get(trial.model_name), "check_size", None)
     if check_size is not None:

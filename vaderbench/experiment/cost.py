@@ -26,11 +26,13 @@ MAX_EVALUATION_S = 600.0
 
 def evaluations_per_trial(trial: Trial) -> int | None:
     """Before the first step, at every step it evaluates after and after the last, once at each of
-    `eval.lora_scales`; None when only wall time limits it."""
+    `eval.lora_scales`; None when only wall time limits it. With a `stopping` rule, at most one more: the kept
+    weights' evaluation again at the end."""
     steps = trial.steps
     if steps is None:
         return None
     points = 1 + sum(trial.evaluates_after(step) or step == steps for step in range(1, steps + 1))
+    points += trial.stopping is not None
     return points * len(trial.eval["lora_scales"])
 
 

@@ -55,6 +55,8 @@ class Trial:
     #: sets for its own training samples (Flow-GRPO trains on SDE samples and is evaluated with the ODE)
     eval_sampler: dict[str, Any]
     checkpoint: dict[str, Any]
+    #: the file's `stopping:` rule (`vaderbench.stopping`), or None: the trial runs to its budget
+    stopping: dict[str, Any] | None = None
     workers: int = 1
     #: videos (reward queries) a training step samples over all workers: its method's `batch_size`
     batch_size: int = 1
@@ -124,6 +126,8 @@ class Trial:
             params["variant"] = self.variant
         if self.K is not None:
             params["K"] = self.K
+        if self.stopping is not None:
+            params["stopping"] = json.dumps(self.stopping, sort_keys=True)
         for key, value in self.settings.items():
             params.setdefault(key, value if not isinstance(value, dict) else json.dumps(value, sort_keys=True))
         for key, value in self.policy.items():
@@ -278,11 +282,15 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
         eval=dict(checked["eval"]),
         eval_sampler=dict(checked["sampler"]),
         checkpoint=dict(checked["checkpoint"]),
+        stopping=None if checked["stopping"] is None else dict(checked["stopping"]),
         workers=int(checked["resources"]["workers"]),
         batch_size=batch_size_of(aligner, checked["methods"][entry]),
         modules=registering_modules(aligner, checked["model"], checked["reward"], checked["prompts"].values()),
     )
-    return dataclasses.replace(trial, id=trial_id(entry, point, trial.to_dict()))
+    resolved = trial.to_dict()
+    if resolved["stopping"] is None:  # a file without the rule keeps the ids it had before the rule existed
+        del resolved["stopping"]
+    return dataclasses.replace(trial, id=trial_id(entry, point, resolved))
 
 
 def batch_size_of(aligner: str, entry: dict[str, Any]) -> int:

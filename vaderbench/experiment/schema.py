@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from vaderbench.stopping import BEST_OF, MEMBER_SPREAD
+
 Resolution = int | tuple[int, int]
 
 #: what a name that becomes a folder may hold (`runs/<name>`, a trial's `trials/<method>_...` folder): one
@@ -121,6 +123,34 @@ class Evaluation(Section):
         if len(set(value)) != len(value):
             raise ValueError(f"a scale is listed twice: {value}")
         return value
+
+
+class Stopping(Section):
+    """Early stopping that keeps the best checkpoint (`vaderbench.stopping`): at every evaluation the rule judges
+    the trial's evaluation; the trial stops after `patience` that break it, and ends on the weights it kept."""
+
+    #: `member_spread` (the reward ensemble's spread) or an evaluation metric to keep the highest of
+    on: str
+    #: evaluations in a row that break the rule before the trial stops
+    patience: int = Field(1, ge=1)
+    #: member_spread only (default 1.5 there): a spread above `rise` times the step-0 spread breaks the rule
+    rise: float | None = Field(None, gt=1)
+
+    @field_validator("on")
+    @classmethod
+    def _known_rule(cls, value: str):
+        if value not in (MEMBER_SPREAD, *BEST_OF):
+            raise ValueError(f"expected one of {', '.join((MEMBER_SPREAD, *BEST_OF))}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _rise_with_spread(self):
+        if self.on != MEMBER_SPREAD:
+            if self.rise is not None:
+                raise ValueError(f"rise applies to on: {MEMBER_SPREAD} only (on: {self.on} keeps its highest value)")
+        elif self.rise is None:
+            self.rise = 1.5
+        return self
 
 
 class Checkpointing(Section):
@@ -246,6 +276,8 @@ class Experiment(Section):
     seed: int = 0
     budget: Budget = Budget()
     eval: Evaluation = Evaluation()
+    #: early stopping that keeps the best checkpoint (none: every trial runs to its budget on its last weights)
+    stopping: Stopping | None = None
     checkpoint: Checkpointing = Checkpointing()
     resources: Resources = Resources()
     tracking: Tracking = Tracking()

@@ -7,6 +7,9 @@
         metrics = aligner.step(prompts)
         every eval.every steps (or each time the reward queries reach a multiple of eval.every_queries) and at
         the end: evaluate on the held-out prompts (at each LoRA scale of eval.lora_scales)
+        with a `stopping` rule, at each evaluation: the rule judges it (keeping a copy of the LoRA weights of the
+        evaluation it keeps); once it says stop, or at the budget's end, restore the kept weights and evaluate
+        them again: the trial's last evaluation is the kept checkpoint's
         every checkpoint.every steps and at the end: checkpoint the aligner's state into the store
         report the step's metrics (with the checkpoint's path when one was written)
     the end GIF and the LoRA weights go into the last checkpoint's `artifacts/`
@@ -34,12 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from vaderbench import distributed
 from vaderbench.aligner import Aligner, build_aligner
 from vaderbench.experiment.grid import Trial
 from vaderbench.experiment.tuning import VALIDATION, tuning_score
 from vaderbench.metrics import (
+    BEST_STEP,
     BUDGET_SPENT,
     DEVICE_TIME,
     EVAL_CHANCE_GOLD,
@@ -57,6 +62,7 @@ from vaderbench.metrics import (
     PEAK_MEMORY,
     REWARD_QUERIES,
     SAMPLES,
+    STOPPED_AT_STEP,
     TUNING_SCORE,
     WALL_TIME,
     at_lora_scale,
@@ -68,10 +74,13 @@ from vaderbench.rewards.base import build_reward
 from vaderbench.runner.artifacts import export_lora, save_gif
 from vaderbench.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
 from vaderbench.seeding import derive_seed
+from vaderbench.stopping import StoppingRule
 
 Report = Callable[[dict[str, Any]], None]
 ARTIFACTS = "artifacts"
 HISTORY = "history.json"
+#: a checkpoint's copy of the LoRA weights the `stopping` rule keeps so far (so that a resumed trial keeps them)
+KEPT_LORA = "kept_lora.safetensors"
 #: the key of a report that carries earlier steps' reports again (after a restore)
 REPLAY = "replay"
 #: the key of a report that names the checkpoint written at its step
@@ -95,6 +104,8 @@ class Progress:
     device_time_s: float = 0.0
     #: seconds per phase (`vaderbench.timing.PHASES`)
     phases: dict[str, float] = field(default_factory=dict)
+    #: the `stopping` rule's state (`StoppingRule` as a dict), where the trial has one
+    stopping: dict[str, Any] | None = None
 
 
 def build_trial_aligner(trial: Trial, device: torch.device) -> Aligner:
@@ -196,6 +207,9 @@ class TrialLoop:
         #: every report so far; checkpoints carry it, so that a resumed trial can replay the reports of
         #: steps up to its checkpoint that never reached the tracker (an interruption races the delivery)
         self.history: list[dict[str, float]] = []
+        self.stopping = StoppingRule(**trial.stopping) if trial.stopping is not None else None
+        #: the LoRA weights of the evaluation the stopping rule keeps
+        self.kept_lora: dict[str, torch.Tensor] | None = None
 
     @property
     def writer(self) -> bool:
@@ -284,10 +298,13 @@ class TrialLoop:
         if final:
             export_lora(self.aligner.policy, self.scratch / ARTIFACTS / "lora")
         self.progress.phases = dict(self.clock.seconds)
+        self.progress.stopping = asdict(self.stopping) if self.stopping is not None else None
         return self.store.save(self.progress.step, self._write_checkpoint)
 
     def _write_checkpoint(self, directory: Path) -> None:
         save_checkpoint(directory, self.aligner, asdict(self.progress))
+        if self.kept_lora is not None:
+            save_file({k: v.contiguous() for k, v in self.kept_lora.items()}, str(directory / KEPT_LORA))
         (directory / HISTORY).write_text(json.dumps(self.history))
         if (self.scratch / ARTIFACTS).is_dir():
             shutil.copytree(self.scratch / ARTIFACTS, directory / ARTIFACTS)
@@ -296,8 +313,28 @@ class TrialLoop:
         self.progress = Progress(**load_checkpoint(directory, self.aligner))
         self.clock.seconds.update(self.progress.phases)
         self.history = json.loads((directory / HISTORY).read_text())
+        if self.progress.stopping is not None:
+            self.stopping = StoppingRule(**self.progress.stopping)
+            self.kept_lora = load_file(str(directory / KEPT_LORA), device=str(self.aligner.policy.model.device))
         if (directory / ARTIFACTS).is_dir():
             shutil.copytree(directory / ARTIFACTS, self.scratch / ARTIFACTS, dirs_exist_ok=True)
+
+    def keep_if_best(self, metrics: dict[str, float]) -> None:
+        """The stopping rule judges this evaluation; the LoRA weights of one it keeps are copied."""
+        if self.stopping.keeps(self.progress.step, metrics[self.stopping.metric]):
+            self.kept_lora = self.aligner.policy.lora_state_dict()
+
+    def end_on_kept(self) -> dict[str, float]:
+        """The kept weights restored and evaluated again (the end GIF too), unless they are those just evaluated:
+        the trial's last evaluation, the one tuning and the report read, is then theirs; and where it stopped."""
+        step, best_step = self.progress.step, self.stopping.best_step
+        ended = {STOPPED_AT_STEP: float(step), BEST_STEP: float(best_step)}
+        if best_step == step:
+            return ended
+        self.aligner.policy.load_lora_state_dict(self.kept_lora)
+        metrics = self.evaluate_at_scales("end")
+        metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], self.oracle())
+        return metrics | ended
 
     def ledger_metrics(self) -> dict[str, float]:
         ledger = self.aligner.ledger
@@ -331,12 +368,19 @@ class TrialLoop:
             # the base model, before any update: step 0 of every curve, with nothing spent
             metrics = {**self.evaluate_at_scales("start"), **self.headroom()}
             metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], metrics.get(EVAL_ORACLE_REWARD))
+            if self.stopping is not None:
+                if self.stopping.metric not in metrics:
+                    error = f"stopping.on: {self.stopping.on}: this trial's evaluation logs no {self.stopping.metric}"
+                    report({"step": 0, TRIAL_ERROR: f"{trial.method}: {error}"})
+                    return
+                self.keep_if_best(metrics)
             self.progress.wall_time_s = wall_time()
             metrics |= {**self.ledger_metrics(), "step": 0}
             self.history.append(metrics)
             with self.clock.phase("log"):
                 report({**metrics, **attempt, LOOP_TIME: time.perf_counter() - started})
         done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
+        done = done or (self.stopping is not None and self.stopping.stop)  # resumed after its rule said stop
         while not done:
             prompts = train_batch(self.train_prompts, self.aligner.prompts_per_step, trial.seed, self.progress.step)
             step_started = time.perf_counter()
@@ -359,9 +403,15 @@ class TrialLoop:
             if done or trial.evaluates_after(self.progress.step):
                 metrics |= self.evaluate_at_scales("end" if done else None)
                 metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], self.oracle())
+                if self.stopping is not None:
+                    self.keep_if_best(metrics)
+                    if done or self.stopping.stop:
+                        done = True
+                        metrics |= self.end_on_kept()
                 self.progress.wall_time_s = wall_time()
             if done:
-                metrics[BUDGET_SPENT] = 1.0  # ran to its budget (a trial stopped early never logs it)
+                # ran to its budget or its stopping rule: finished (one stopped by the tuning scheduler never logs it)
+                metrics[BUDGET_SPENT] = 1.0
             metrics |= self.ledger_metrics()
             metrics["step"] = self.progress.step
             self.history.append(metrics)
