@@ -302,3 +302,24 @@ def test_on_a_cluster_one_worker_must_fit_the_largest_node_on_one_machine_all_of
         check_memory(trials, int(one * 1.01), path)  # both on this machine do not
     with pytest.raises(ExperimentError, match="of the cluster's largest node"):
         check_memory(trials, int(one * 0.5), path, "the cluster's largest node", spread=True)
+
+
+def test_a_method_entry_may_bring_its_own_reward_beside_the_file_s(tmp_path):
+    # a defence compared in one study: VADER on the plain ensemble and on its worst member
+    conservative = {"ensemble": {"of": "toy_aesthetic", "aggregate": "min"}}
+    methods = {"vader": {"batch_size": 2}, "vader_min": {"aligner": "vader", "batch_size": 2, "reward": conservative}}
+    path = write(tmp_path, {**BASE, "reward": "toy_aesthetic", "methods": methods})
+    trials = {t.method: t for t in load_experiment(path).trials}
+    assert trials["vader"].reward == "toy_aesthetic" and trials["vader_min"].reward == conservative
+    assert "reward" not in trials["vader_min"].settings  # not an aligner setting
+    ensemble = "vaderbench.rewards.ensemble"
+    assert ensemble in trials["vader_min"].modules and ensemble not in trials["vader"].modules
+    wrong = {
+        **methods,
+        "vader_min": {**methods["vader_min"], "reward": {"ensemble": {"of": "toy_aesthetic", "aggregate": "max"}}},
+    }
+    with pytest.raises(ExperimentError, match=r"methods\.vader_min\.reward\.ensemble\.aggregate: unknown aggregate"):
+        load_experiment(write(tmp_path, {**BASE, "reward": "toy_aesthetic", "methods": wrong}))
+    unknown = {**methods, "vader_min": {**methods["vader_min"], "reward": "toy_aesthetc"}}
+    with pytest.raises(ExperimentError, match=r"methods\.vader_min\.reward: unknown reward 'toy_aesthetc'"):
+        load_experiment(write(tmp_path, {**BASE, "methods": unknown}))

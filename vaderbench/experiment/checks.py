@@ -64,25 +64,26 @@ def check_model(spec, path) -> None:
     check_factory_options(MODELS, name, options, path, "model" if isinstance(spec, str) else "model.name")
 
 
-def check_reward(spec, path) -> None:
+def check_reward(spec, path, key: str = "reward") -> None:
+    """The file's reward (or a method entry's own, under `key`): names, weights and options."""
     if isinstance(spec, str):
-        check_factory_options(REWARDS, spec, {}, path, "reward")
+        check_factory_options(REWARDS, spec, {}, path, key)
         return
-    if not spec:
-        raise ExperimentError(path, "reward", "expected a reward name or a mapping of names to weights")
+    if not isinstance(spec, Mapping) or not spec:
+        raise ExperimentError(path, key, "expected a reward name or a mapping of names to weights")
     for name, value in spec.items():
         options = dict(value) if isinstance(value, Mapping) else {"weight": value}
         weight = options.pop("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise ExperimentError(path, f"reward.{name}.weight", f"expected a number, got {weight!r}")
-        factory = check_factory_options(REWARDS, name, options, path, f"reward.{name}")
+            raise ExperimentError(path, f"{key}.{name}.weight", f"expected a number, got {weight!r}")
+        factory = check_factory_options(REWARDS, name, options, path, f"{key}.{name}")
         # a reward may check its option values too (the ensemble: its aggregate and its members), loading nothing
         check_options = getattr(factory, "check_options", None)
         if check_options is not None:
             try:
                 check_options(**options)
             except RewardOptionError as error:
-                raise ExperimentError(path, f"reward.{name}.{error.key}", error.message) from None
+                raise ExperimentError(path, f"{key}.{name}.{error.key}", error.message) from None
 
 
 def check_methods(experiment: Experiment, path) -> None:
@@ -90,6 +91,8 @@ def check_methods(experiment: Experiment, path) -> None:
         raise ExperimentError(path, "methods", "no methods: name at least one of " + ", ".join(ALIGNERS.names()))
     for entry, settings in experiment.methods.items():
         aligner = aligner_of(entry, settings)
+        if "reward" in settings:  # a variant with a reward of its own (a defence: a conservative ensemble)
+            check_reward(settings["reward"], path, f"methods.{entry}.reward")
         if "policy" in settings:
             try:
                 PolicySwitches.model_validate(settings["policy"])

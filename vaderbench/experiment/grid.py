@@ -210,6 +210,7 @@ def resolved_settings(experiment: dict[str, Any], entry: str) -> dict[str, Any]:
     settings = {**experiment["sampler"], **copy.deepcopy(experiment["methods"][entry])}
     settings.pop("aligner", None)
     settings.pop("policy", None)
+    settings.pop("reward", None)
     return settings
 
 
@@ -257,6 +258,8 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
             set_dotted(values, target, value)
     # a method entry may override policy switches (a memory-ablation variant turns on checkpointing)
     values["policy"].update(values["methods"][entry].get("policy", {}))
+    # and its own reward (a defence such as a conservative ensemble, compared beside the plain reward)
+    values["reward"] = values["methods"][entry].get("reward", values["reward"])
     # the swept values pass the same schema as the file's own (types, ranges, unknown keys)
     try:
         checked = Experiment.model_validate(values).model_dump(mode="python")
