@@ -322,3 +322,26 @@ def test_methods_with_different_batches_are_evaluated_and_stopped_at_the_same_re
         evaluated[method] = [(r["step"], r["reward_queries"]) for r in recorder.reports if "eval_reward_mean" in r]
     assert evaluated["vader"] == [(0, 0), (2, 4), (4, 8)]
     assert evaluated["dpo"] == [(0, 0), (1, 4), (2, 8)]
+
+
+def test_a_reference_reward_scores_every_evaluation_on_one_axis_whatever_the_trial_trains_on(tmp_path):
+    # VADER trained on the ensemble's worst member, evaluated also by the plain ensemble (the study's axis)
+    changes = {
+        "reward": {"ensemble": {"of": "toy_aesthetic", "aggregate": "min"}},
+        "budget": {"steps": 2},
+        "eval": {"every": 2, "videos": 2, "sample_videos": 0, "reference_reward": "toy_aesthetic"},
+    }
+    recorder = Recorder(tmp_path)
+    run_trial(trial_of(tmp_path, "vader", **changes), recorder, store(tmp_path))
+    evaluations = [r for r in recorder.reports if "eval_reward_mean" in r]
+    assert len(evaluations) == 2
+    for report in evaluations:
+        # the worst member is below the members' mean on every video, so below it on average
+        assert report["eval_reward_mean"] < report["eval_reference_reward_mean"]
+    # a trial that trains on the reference reward itself logs the same number twice
+    plain = {**changes, "reward": "toy_aesthetic"}
+    (tmp_path / "plain").mkdir()
+    again = Recorder(tmp_path / "plain")
+    run_trial(trial_of(tmp_path, "vader", **plain), again, store(tmp_path, "plain-store"))
+    first = again.reports[0]
+    assert first["eval_reference_reward_mean"] == first["eval_reward_mean"]

@@ -62,6 +62,9 @@ BEST_STEP = "best_step"
 EVAL_REWARD_MEAN = "eval_reward_mean"
 #: population std of the evaluation rewards
 EVAL_REWARD_STD = "eval_reward_std"
+#: mean of `eval.reference_reward` on the same videos: one learned-reward axis for variants trained on different
+#: rewards (a defence's conservative ensemble beside the plain reward)
+EVAL_REFERENCE_REWARD_MEAN = "eval_reference_reward_mean"
 #: the toy world's gold reward of the evaluation videos, mean
 EVAL_GOLD_MEAN = "eval_gold_mean"
 #: the toy world's caption fidelity of the evaluation videos: mean over its attributes

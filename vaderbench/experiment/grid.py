@@ -288,7 +288,15 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
         stopping=None if checked["stopping"] is None else dict(checked["stopping"]),
         workers=int(checked["resources"]["workers"]),
         batch_size=batch_size_of(aligner, checked["methods"][entry]),
-        modules=registering_modules(aligner, checked["model"], checked["reward"], checked["prompts"].values()),
+        modules=registering_modules(
+            aligner,
+            checked["model"],
+            [
+                checked["reward"],
+                *([checked["eval"]["reference_reward"]] if checked["eval"]["reference_reward"] else []),
+            ],
+            checked["prompts"].values(),
+        ),
     )
     resolved = trial.to_dict()
     if resolved["stopping"] is None:  # a file without the rule keeps the ids it had before the rule existed
@@ -303,11 +311,18 @@ def batch_size_of(aligner: str, entry: dict[str, Any]) -> int:
     return int(entry.get("batch_size", ALIGNERS.get(aligner).Config.batch_size))
 
 
-def registering_modules(aligner: str, model: Any, reward: Any, prompt_sets) -> tuple[str, ...]:
+def scoring_rewards(checked: dict[str, Any]) -> list[Any]:
+    """The reward specs a trial builds: its own, and the evaluation's reference reward where it has one."""
+    reference = checked["eval"]["reference_reward"]
+    return [checked["reward"], *([reference] if reference is not None else [])]
+
+
+def registering_modules(aligner: str, model: Any, rewards: list[Any], prompt_sets) -> tuple[str, ...]:
     from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS
     from vaderbench.rewards.base import spec_names
 
     model_name, _ = model_name_and_options(model)
-    factories = [ALIGNERS.get(aligner), MODELS.get(model_name), *(REWARDS.get(r) for r in spec_names(reward))]
+    names = [name for reward in rewards for name in spec_names(reward)]
+    factories = [ALIGNERS.get(aligner), MODELS.get(model_name), *(REWARDS.get(r) for r in names)]
     factories += [PROMPT_SETS.get(p) for p in prompt_sets if p in PROMPT_SETS]
     return tuple(dict.fromkeys(f.__module__ for f in factories))

@@ -107,6 +107,9 @@ class Evaluation(Section):
     split: Literal["test", "validation"] = "test"
     #: evaluation videos saved as GIF at the start and the end of a trial
     sample_videos: int = Field(4, ge=0)
+    #: a learned reward (the form of the file's `reward:`) that also scores every evaluation video, logged as
+    #: `eval_reference_reward_mean`: one axis for method entries that train on rewards of their own (defences)
+    reference_reward: str | dict[str, Any] | None = None
     #: every evaluation reads the trained LoRA adapter at each of these scales of its contribution (DRaFT's
     #: interpolation toward the base model: 0 is the base, 1 the trained policy, whose metrics keep their names;
     #: scale s logs the same metrics as `<metric>_lora<s>`); each scale is one more evaluation

@@ -55,6 +55,7 @@ from vaderbench.metrics import (
     EVAL_KL,
     EVAL_ORACLE_GOLD,
     EVAL_ORACLE_REWARD,
+    EVAL_REFERENCE_REWARD_MEAN,
     EVAL_REWARD_MEAN,
     EVAL_REWARD_STD,
     EVAL_REWARD_STD_MEMBERS,
@@ -202,6 +203,8 @@ class TrialLoop:
         self.eval_prompts, self.eval_seeds = eval_set(trial)
         self.eval_sampler = SamplerSettings(**trial.eval_sampler)
         self.judge = toy_judge(self.aligner.reward, self.eval_prompts)
+        reference = trial.eval["reference_reward"]
+        self.reference_reward = build_reward(reference, self.device) if reference is not None else None
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="vaderbench-trial-"))
         self.progress = Progress()
         #: every report so far; checkpoints carry it, so that a resumed trial can replay the reports of
@@ -228,6 +231,10 @@ class TrialLoop:
             if gif_name:
                 self.save_samples(gif_name, videos, per_video)
         metrics = {EVAL_REWARD_MEAN: float(rewards.mean()), EVAL_REWARD_STD: float(rewards.std(unbiased=False))}
+        if self.reference_reward is not None:
+            with torch.no_grad():
+                scores = self.reference_reward(videos, distributed.shard(self.eval_prompts))
+            metrics[EVAL_REFERENCE_REWARD_MEAN] = float(distributed.gather(scores).mean())
         if evaluation.kl is not None:
             metrics[EVAL_KL] = float(evaluation.kl.mean())
         if evaluation.member_spread is not None:
