@@ -24,7 +24,7 @@ from scipy import stats
 from vaderbench.cli import main
 from vaderbench.experiment.tuning import tuning_score
 from vaderbench.metrics import TUNING_SCORE
-from vaderbench.report import tables, write_report
+from vaderbench.report import defences, tables, write_report
 from vaderbench.report.build import SECTIONS, finished_only, render_section
 from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
@@ -92,6 +92,12 @@ def efficiency_curves(method: str, resolution: int, seed: int, final: float) -> 
     base_train = BASE_TRAIN[method][seed]
     return {
         "eval_reward_mean": {0: BASE_EVAL[resolution][seed], 2: (BASE_EVAL[resolution][seed] + final) / 2, 4: final},
+        # the study's one learned reward: here the reward every method trained on
+        "eval_reference_reward_mean": {
+            0: BASE_EVAL[resolution][seed],
+            2: (BASE_EVAL[resolution][seed] + final) / 2,
+            4: final,
+        },
         "reward_mean": {1: base_train, 2: base_train + 0.1, 3: base_train + 0.2, 4: final - 0.05},
         "reward_queries": {s: 8.0 * s * (1 if method == "vader" else 2) for s in range(1, 5)},
         "device_time_s": {s: 60.0 * s for s in range(1, 5)},
@@ -628,3 +634,98 @@ def test_two_baselines_compare_head_to_head_with_the_first_as_the_reference(effi
     assert printed.startswith("| resolution | DPO reward | DPO gain | DDPO reward |") and "| 32 px |" in printed
     assert compare_methods.main([str(efficiency_study), "dpo", "nft"]) == 2  # not in the study
     assert "no finished trials of nft" in capsys.readouterr().err
+
+
+#: the base model's gold and reference learned reward at step 0, per seed (the same for every entry)
+DEFENCE_BASE = {"gold": [0.40, 0.42, 0.38], "reference": [0.30, 0.31, 0.29]}
+#: per row (aligner, entry, LoRA scale): the final minus step 0 of gold and of the reference reward, per seed
+DEFENCE_GAINS = {
+    ("vader", "vader", 1.0): {"gold": [-0.10, -0.13, -0.08], "reference": [0.30, 0.32, 0.28]},
+    ("vader", "vader", 0.5): {"gold": [0.05, 0.06, 0.04], "reference": [0.15, 0.16, 0.14]},
+    ("vader", "vader-kl", 1.0): {"gold": [0.03, 0.05, 0.04], "reference": [0.20, 0.22, 0.18]},
+    ("vader", "vader-worst-case", 1.0): {"gold": [0.00, 0.01, -0.01], "reference": [0.01, -0.02, 0.00]},
+    ("dpo", "dpo", 1.0): {"gold": [-0.01, 0.02, 0.00], "reference": [0.10, 0.12, 0.08]},
+    ("dpo", "dpo-kl", 1.0): {"gold": [0.02, 0.03, 0.025], "reference": [0.05, 0.06, 0.04]},
+}
+
+
+def write_defences_study(root: Path, reference: bool = True) -> None:
+    """Six rows: VADER, its KL and worst-case variants and VADER's adapter at half scale; DPO and its KL variant.
+    Step 2 logs values far from the final ones (the last evaluation is read); the half-scale adapter logs no step 0
+    of its own (the base model's is the trial's)."""
+    client, experiment, parent = new_store(root)
+    for aligner, entry, scale in DEFENCE_GAINS:
+        if scale != 1.0:
+            continue
+        for seed in SEEDS:
+            params = {"method": aligner, "resolution": 16, "seed": seed}
+            if entry != aligner:
+                params["variant"] = entry
+            curves = {}
+            for (_, other, s), values in DEFENCE_GAINS.items():
+                if other != entry:
+                    continue
+                suffix = "" if s == 1.0 else f"_lora{s:g}"
+                for axis, metric in (("gold", "eval_gold_mean"), ("reference", "eval_reference_reward_mean")):
+                    if axis == "reference" and not reference:
+                        continue
+                    base = DEFENCE_BASE[axis][seed]
+                    curves[metric + suffix] = {2: 5.0, 4: base + values[axis][seed]}
+                    if s == 1.0:
+                        curves[metric + suffix][0] = base
+                curves["eval_fidelity" + suffix] = {0: 0.6, 4: 0.6 + seed / 100 - (1 - s) / 10}
+            add_trial(client, experiment, parent, params, curves)
+
+
+def t_estimate(values) -> tuple[float, float, float]:
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=statistics.mean(values), scale=stats.sem(values))
+    return statistics.mean(values), low, high
+
+
+def test_defences_rank_by_final_gold_with_paired_gains_and_verdicts(tmp_path):
+    write_defences_study(tmp_path)
+    runs, finished = finished_trials(tmp_path)
+    found = defences.rows(finished, runs.metrics)
+    # VADER's rows first (the report's order of aligners), each group ranked by final gold (base 0.40 + mean gain)
+    assert [(r.aligner, r.label) for r in found] == [
+        ("vader", "vader @ LoRA 0.5"),
+        ("vader", "vader-kl"),
+        ("vader", "vader-worst-case"),
+        ("vader", "vader"),
+        ("dpo", "dpo-kl"),
+        ("dpo", "dpo"),
+    ]
+    by_label = {r.label: r for r in found}
+    for (_, entry, scale), gains in DEFENCE_GAINS.items():
+        row = by_label[entry if scale == 1.0 else f"{entry} @ LoRA {scale:g}"]
+        for got, values in (
+            (row.gold_gain, gains["gold"]),
+            (row.reference_gain, gains["reference"]),
+            (row.gold, [b + g for b, g in zip(DEFENCE_BASE["gold"], gains["gold"])]),
+        ):
+            assert (got.mean, got.low, got.high) == pytest.approx(t_estimate(values)), row.label
+            assert got.n == 3
+    assert {label: r.verdict for label, r in by_label.items()} == {
+        "vader": defences.LOSES_GOLD,
+        "vader @ LoRA 0.5": defences.KEEPS_GOLD,
+        "vader-kl": defences.KEEPS_GOLD,
+        "vader-worst-case": defences.NO_RAISE,
+        "dpo": defences.GOLD_UNCHANGED,
+        "dpo-kl": defences.KEEPS_GOLD,
+    }
+    assert by_label["vader @ LoRA 0.5"].fidelity.mean == pytest.approx(0.56)
+    markdown = render_section("defences", tmp_path)
+    assert (
+        "Highest final gold: VADER: vader @ LoRA 0.5 (0.45); DPO: dpo-kl (0.425). Raising the learned reward while "
+        "keeping gold above the base model's: VADER: vader @ LoRA 0.5, vader-kl; DPO: dpo-kl." in markdown
+    )
+    assert f"| VADER | vader-kl | {t_cell([0.43, 0.47, 0.42])} |" in markdown
+    assert f"| VADER | vader | {t_cell([0.30, 0.29, 0.30])} |" in markdown
+    assert (tmp_path / "report" / "defences.png").stat().st_size > 0
+
+
+def test_defences_are_skipped_without_the_reference_learned_reward(tmp_path):
+    write_defences_study(tmp_path, reference=False)
+    markdown = render_section("defences", tmp_path)
+    assert "Skipped: no finished trial logged `eval_reference_reward_mean`." in markdown
+    assert not (tmp_path / "report" / "defences.png").exists()

@@ -2,7 +2,8 @@
 
 Sections (and their file stems, which scripts and readers rely on) follow the paper: the resolution gap
 (Figure 3), sample and compute efficiency (Figure 5), the K ablation (Table 9), generalisation (Table 1),
-on- vs off-policy baselines (Figure 12), memory (Table 7), and sample videos. A section whose runs are not
+on- vs off-policy baselines (Figure 12), memory (Table 7), and sample videos; beside them, over-optimisation
+against the toy world's truth and the defences against it. A section whose runs are not
 in the store is skipped with a one-line reason.
 """
 
@@ -17,12 +18,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vaderbench.metrics import DEVICE_TIME, EVAL_FIDELITY, EVAL_GOLD_MEAN, EVAL_KL, REWARD_QUERIES
-from vaderbench.report import efficiency, figures, overoptimisation, tables
+from vaderbench.report import defences, efficiency, figures, overoptimisation, tables
 from vaderbench.report.details import details
 from vaderbench.report.findings import findings
 from vaderbench.report.load import Runs, load_runs
 from vaderbench.report.markdown import (
     Section,
+    cell,
     cells,
     interval_text,
     markdown_table,
@@ -161,6 +163,46 @@ def overoptimisation_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section,
         )
     section.tables.append(("Gold's peak per setting (n = seeds)", pd.DataFrame(rows)))
     return section, figures.overoptimisation(overoptimisation.means(points), found)
+
+
+def defences_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    found = defences.rows(trials, runs.metrics)
+    section = Section(
+        caption=(
+            "Defences against reward hacking, ranked by the truth: each method entry (a variant of its base aligner) "
+            f"and, where `eval.lora_scales` logged it, the same adapter read at a smaller scale (DRaFT's "
+            f"interpolation). Final gold (`{EVAL_GOLD_MEAN}` at each trial's last evaluation) and caption fidelity "
+            f"(`{EVAL_FIDELITY}`): mean ± 95% t-interval over seeds. Gains: the final value minus the trial's own "
+            f"step 0 (the base model), paired by seed, with 95% t-intervals; the learned reward is the study's "
+            f"reference (`{defences.REFERENCE_METRIC}`: one reward on the same videos, whatever reward an entry "
+            "trained on). Figure: reference gain against gold gain; up and right of both dashed zeros, a defence "
+            "raised the reward and kept the truth. " + defences.findings(found)
+        )
+    )
+    several_resolutions = len({row.resolution_label for row in found}) > 1
+    table = pd.DataFrame(
+        [
+            {
+                "base aligner": method_display(row.aligner),
+                **({"resolution": row.resolution_label} if several_resolutions else {}),
+                "entry": row.label,
+                "final gold": cell(row.gold.mean, row.gold.low, row.gold.high, row.gold.n),
+                "gold gain over the base": interval_text(row.gold_gain.mean, row.gold_gain.low, row.gold_gain.high),
+                "reference reward gain": interval_text(
+                    row.reference_gain.mean, row.reference_gain.low, row.reference_gain.high
+                ),
+                "caption fidelity": (
+                    cell(row.fidelity.mean, row.fidelity.low, row.fidelity.high, row.fidelity.n)
+                    if row.fidelity.n
+                    else "—"
+                ),
+                "verdict": row.verdict,
+            }
+            for row in found
+        ]
+    )
+    section.tables.append(("Entries ranked by final gold within each base aligner (gains: paired by seed)", table))
+    return section, figures.defences(found)
 
 
 def final_points_table(curve: pd.DataFrame, x_name: str) -> pd.DataFrame:
@@ -412,6 +454,7 @@ SECTIONS: dict[str, tuple[str, Callable]] = {
         "Over-optimisation: the truth against the learned reward and the KL",
         overoptimisation_section,
     ),
+    "defences": ("Defences against reward hacking, ranked by the truth", defences_section),
     "sample_efficiency": (
         "Sample efficiency (paper Figure 5, top)",
         spending_section(REWARD_QUERIES, 1.0, "reward queries (videos scored)", "reward queries", "sample efficiency"),

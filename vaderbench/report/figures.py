@@ -402,3 +402,43 @@ def overoptimisation(table: pd.DataFrame, peaks: list) -> Figure:
         right.set_title(f"gold vs distance from the base model, {label} px")
     shared_legend(figure, list(axes[0]))
     return figure
+
+
+def defences(rows: list) -> Figure:
+    """The Pareto view of defences: the gain in the study's one learned reward (x) against the gain in gold (y),
+    each final minus the base model's, mean over seeds with 95% t-intervals; one point per entry (a square for an
+    adapter read at a smaller LoRA scale), coloured by its base aligner. Up and right of both zeros: a defence
+    that raises the reward and keeps the truth."""
+    figure = new_figure(PANEL_INCHES[0] * 1.5, PANEL_INCHES[1] * 1.5)
+    ax = figure.subplots()
+    seen = set()
+    several_resolutions = len({r.resolution_label for r in rows}) > 1
+    for row in rows:
+        x, y = row.reference_gain, row.gold_gain
+        xerr = [[x.mean - x.low], [x.high - x.mean]] if not np.isnan(x.low) else None
+        yerr = [[y.mean - y.low], [y.high - y.mean]] if not np.isnan(y.low) else None
+        label = None
+        if row.lora_scale == 1.0 and row.aligner not in seen:  # the legend's marker: the trial's own adapter
+            label = method_display(row.aligner)
+            seen.add(row.aligner)
+        ax.errorbar(
+            x.mean,
+            y.mean,
+            xerr=xerr,
+            yerr=yerr,
+            color=method_colour(row.aligner),
+            marker="o" if row.lora_scale == 1.0 else "s",
+            linestyle="none",
+            capsize=2,
+            elinewidth=0.8,
+            label=label,
+        )
+        text = f"{row.label} ({row.resolution_label} px)" if several_resolutions else row.label
+        ax.annotate(text, (x.mean, y.mean), xytext=(3, 3), textcoords="offset points", fontsize=6)
+    for line in (ax.axhline, ax.axvline):
+        line(0, color=BASE_COLOUR, linewidth=0.8, linestyle="--")
+    ax.set_xlabel("gain in the reference learned reward (final − base model)")
+    ax.set_ylabel("gain in gold, the truth (final − base model)")
+    ax.set_title("defences: learned reward against the truth (■ adapter at a smaller LoRA scale)")
+    ax.legend(title="base aligner", loc="best", frameon=False)
+    return figure
