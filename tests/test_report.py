@@ -28,7 +28,7 @@ from vaderbench.report import defences, tables, write_report
 from vaderbench.report.build import SECTIONS, finished_only, render_section
 from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
-from vaderbench.report.markdown import cell, estimate_text
+from vaderbench.report.markdown import cell, estimate_text, interval_text
 from vaderbench.report.samples import start_and_end
 from vaderbench.report.select import classify, with_resolution
 from vaderbench.report.stats import t_interval
@@ -424,6 +424,8 @@ def test_a_single_seed_has_no_interval_and_says_n_1():
         (12.71, 6.353, "12.7 ± 6.4"),
         (1523.4, 212.0, "1523 ± 212"),
         (0.78, 0.0, "0.78 (no spread)"),
+        # seeds that agree up to float32 rounding: no spread, not seventeen decimals of noise
+        (0.3, 1.1e-16, "0.3 (no spread)"),
     ],
 )
 def test_numbers_are_printed_to_the_precision_their_interval_supports(mean, half, text):
@@ -729,3 +731,8 @@ def test_defences_are_skipped_without_the_reference_learned_reward(tmp_path):
     markdown = render_section("defences", tmp_path)
     assert "Skipped: no finished trial logged `eval_reference_reward_mean`." in markdown
     assert not (tmp_path / "report" / "defences.png").exists()
+
+
+def test_a_bootstrap_interval_of_rounding_noise_has_no_spread_and_a_one_sided_one_keeps_its_bounds():
+    assert interval_text(0.3, 0.3 - 1e-17, 0.3 + 2e-17) == "0.3 (no spread)"
+    assert interval_text(0.5, 0.5, 0.9) == "0.50 [0.50, 0.90]"  # the mean on one bound: the width sets the digits

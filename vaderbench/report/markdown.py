@@ -11,6 +11,8 @@ import pandas as pd
 HALF_WIDTH_DIGITS = 2
 #: significant digits of a number that has no interval
 PLAIN_DIGITS = 3
+#: a half-width below this share of the mean is float32 rounding between seeds that agree, not a spread
+ROUNDING = 1e-6
 
 
 def number(value: float) -> str:
@@ -28,7 +30,7 @@ def estimate_text(mean: float, low: float, high: float) -> str:
     if math.isnan(low) or math.isnan(high):
         return number(mean)
     half = (high - low) / 2
-    if half == 0:
+    if half <= ROUNDING * abs(mean):
         return f"{number(mean)} (no spread)"
     places = decimals_for(half)
     return f"{mean:.{places}f} ± {half:.{places}f}"
@@ -38,8 +40,10 @@ def interval_text(mean: float, low: float, high: float) -> str:
     """ "0.21 [0.12, 0.35]": for asymmetric (bootstrap) intervals, at the precision of the narrower side."""
     if math.isnan(low) or math.isnan(high):
         return number(mean)
+    if high - low <= ROUNDING * abs(mean):
+        return f"{number(mean)} (no spread)"
     narrower = min(mean - low, high - mean)
-    places = decimals_for(narrower) if narrower > 0 else PLAIN_DIGITS
+    places = decimals_for(narrower if narrower > ROUNDING * abs(mean) else high - low)
     return f"{mean:.{places}f} [{low:.{places}f}, {high:.{places}f}]"
 
 
