@@ -10,6 +10,7 @@ silently resolve to the last one, are refused too.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,21 @@ from vaderbench.experiment.schema import ExperimentError
 MAX_FILE_BYTES = 2**20
 #: nesting the loader's recursive walks (and pydantic's) can follow; an experiment file nests 5 levels at most
 MAX_DEPTH = 64
+
+
+class SettingsLoader(yaml.SafeLoader):
+    """The safe loader with YAML 1.2's booleans, `true` and `false` only. PyYAML follows YAML 1.1, which also
+    reads on/off/yes/no/y/n as booleans: `stopping: {on: member_spread}` would have a key True, and an unquoted
+    `precision: no` the value False."""
+
+
+SettingsLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SettingsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -42,10 +58,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         ) from None
     try:
         refuse_aliases_and_depth(text, path)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=SettingsLoader)
         if root is not None:
             refuse_duplicate_keys(root, path)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SettingsLoader)  # SettingsLoader is a SafeLoader
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
