@@ -24,8 +24,9 @@ from vaderbench.report.build import finished_only
 from vaderbench.report.commands import add_store_arguments, check_store_arguments
 from vaderbench.report.details import ratio_text
 from vaderbench.report.efficiency import analyse
+from vaderbench.report.findings import text_of
 from vaderbench.report.load import load_runs
-from vaderbench.report.markdown import estimate_text, markdown_table
+from vaderbench.report.markdown import markdown_table
 from vaderbench.report.select import classify, method_display
 from vaderbench.report.summary import Interval, Summary
 
@@ -44,9 +45,7 @@ def head_to_head(first: str, second: str, output_dir=None, *, experiment=None, t
 
 
 def interval_cell(value: Interval | None) -> str:
-    if value is None:
-        return "—"
-    return estimate_text(value.mean, value.low, value.high) if value.bounded else f"{value.mean:.4g} (one seed)"
+    return "—" if value is None else text_of(value)
 
 
 def table(summary: Summary, first: str, second: str) -> str:

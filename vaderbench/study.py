@@ -142,16 +142,10 @@ def run_study(
         return run_stage(title, trials, finished, study, tracker, parent, storage, say, early_stopping)
 
     tuned = stage("tuning", tuning, early_stopping=True) if tuning else None
-    if tuned is not None and not tuned.interrupted:
+    if tuned is not None and not tuned.interrupted and experiment.tune.refine:
         refinement = refined_trials(experiment, tuning, tuning_choice(study, tuning, file, tracker, parent), file)
         if refinement:
-            refined = stage("tuning (refinement)", refinement, early_stopping=True)
-            tuned = SweepOutcome(
-                [*tuned.finished, *refined.finished],
-                {**tuned.failed, **refined.failed},
-                interrupted=refined.interrupted,
-                durations=[*tuned.durations, *refined.durations],
-            )
+            tuned = tuned.then(stage("tuning (refinement)", refinement, early_stopping=True))
             tuning = [*tuning, *refinement]
     final = None
     if tuned is None or not tuned.interrupted:

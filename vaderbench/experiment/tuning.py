@@ -226,9 +226,10 @@ def refined_trials(
         for key, domain in sorted(tune.space[entry].items()):
             for value in neighbours(domain, best[key], tune.trials):
                 setting = {**best, key: value}
-                if (entry, resolution, repr(sorted(setting.items()))) in tried:
+                seen = (entry, resolution, repr(sorted(setting.items())))
+                if seen in tried:
                     continue
-                tried.add((entry, resolution, repr(sorted(setting.items()))))
+                tried.add(seen)
                 trials += seeded_trials(base, entry, aligner, resolution_value(experiment, resolution), setting, path)
     return trials
 

@@ -1,4 +1,4 @@
-"""Defences against reward hacking, ranked by the truth (issue 26).
+"""Defences against reward hacking, ranked by the truth.
 
 A defences study runs method entries that are variants of one aligner (`vader`, `vader-kl`, `vader-worst-case`
 with a conservative ensemble as its reward, ...), the same seeds and reward-query budget each. Variants train on
@@ -197,9 +197,10 @@ def best_by_aligner(found: list[Row]) -> dict[str, Row]:
 
 def findings(found: list[Row]) -> str:
     """Two sentences: each aligner's best row by final gold, and the rows that keep gold while raising the reward."""
-    best = "; ".join(f"{method_display(a)}: {r.label} ({r.gold.mean:.3g})" for a, r in best_by_aligner(found).items())
+    best_rows = best_by_aligner(found)
+    best = "; ".join(f"{method_display(a)}: {r.label} ({r.gold.mean:.3g})" for a, r in best_rows.items())
     keeping = []
-    for aligner in best_by_aligner(found):
+    for aligner in best_rows:
         kept = [r.label for r in found if r.aligner == aligner and r.keeps_gold]
         keeping.append(f"{method_display(aligner)}: {', '.join(kept) if kept else 'none'}")
     return (

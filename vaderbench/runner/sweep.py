@@ -230,6 +230,15 @@ class SweepOutcome:
     #: (trial id, seconds its run lasted, seconds of it that were start-up) of each finished trial
     durations: list[tuple[str, float, float]]
 
+    def then(self, later: SweepOutcome) -> SweepOutcome:
+        """This stage followed by `later` (the tuning draws, then their refinement): interrupted if `later` was."""
+        return SweepOutcome(
+            [*self.finished, *later.finished],
+            {**self.failed, **later.failed},
+            interrupted=later.interrupted,
+            durations=[*self.durations, *later.durations],
+        )
+
 
 def run_sweep(
     trials: list[Trial],

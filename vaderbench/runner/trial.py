@@ -258,6 +258,12 @@ class TrialLoop:
                     metrics |= {at_lora_scale(key, scale): value for key, value in self.evaluate().items()}
         return metrics
 
+    def scored_evaluation(self, gif_name: str | None = None) -> dict[str, float]:
+        """`evaluate_at_scales` with the tuning score of its reward (folded at step 0's oracle)."""
+        metrics = self.evaluate_at_scales(gif_name)
+        metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], self.oracle())
+        return metrics
+
     def save_samples(self, name: str, videos: torch.Tensor, per_video: dict[str, torch.Tensor]) -> None:
         """`samples/<name>.gif` and `samples/<name>.json` (each video's prompt and values), on rank 0."""
         count = min(self.trial.eval["sample_videos"], len(videos))
@@ -339,9 +345,7 @@ class TrialLoop:
         if best_step == step:
             return ended
         self.aligner.policy.load_lora_state_dict(self.kept_lora)
-        metrics = self.evaluate_at_scales("end")
-        metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], self.oracle())
-        return metrics | ended
+        return self.scored_evaluation("end") | ended
 
     def ledger_metrics(self) -> dict[str, float]:
         ledger = self.aligner.ledger
@@ -408,8 +412,7 @@ class TrialLoop:
             self.progress.wall_time_s = wall_time()
             done = budget_spent(trial, self.progress, self.aligner.ledger.reward_queries)
             if done or trial.evaluates_after(self.progress.step):
-                metrics |= self.evaluate_at_scales("end" if done else None)
-                metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], self.oracle())
+                metrics |= self.scored_evaluation("end" if done else None)
                 if self.stopping is not None:
                     self.keep_if_best(metrics)
                     if done or self.stopping.stop:
