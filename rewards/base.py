@@ -8,8 +8,10 @@ reach the frames.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -23,9 +25,25 @@ class Reward(nn.Module, ABC):
 
     #: fewest frames the reward can score (video rewards need the clip, so no frame subsampling below it)
     min_frames: int = 1
+    #: videos of the base model this reward is fitted on before training (0: none). A reward that has some
+    #: (a standardised ensemble: `rewards.ensemble`) scores them with `base_scores` and is fitted with
+    #: `fit_to_base`; the trial loop does both at a trial's start, and keeps the fit in its checkpoints
+    base_videos: int = 0
 
     @abstractmethod
     def forward(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor: ...
+
+    def base_scores(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """What `fit_to_base` needs of a batch of the base model's videos, [..., B] (batches concatenate on the
+        last dimension)."""
+        raise NotImplementedError(f"{type(self).__name__} is not fitted on the base model's videos")
+
+    def fit_to_base(self, scores: torch.Tensor) -> dict[str, list[float]]:
+        """Fit the reward on `base_scores` of `base_videos` videos; returns the fit (`load_base_fit` takes it)."""
+        raise NotImplementedError(f"{type(self).__name__} is not fitted on the base model's videos")
+
+    def load_base_fit(self, fit: dict[str, list[float]]) -> None:
+        raise NotImplementedError(f"{type(self).__name__} is not fitted on the base model's videos")
 
     def freeze(self) -> Reward:
         self.requires_grad_(False)
@@ -98,10 +116,37 @@ def spec_names(spec: str | Mapping[str, Any]) -> list[str]:
     return names
 
 
+#: the rewards built inside `shared_rewards()`, by name and options (None outside it)
+_shared: dict[str, Reward] | None = None
+
+
+@contextmanager
+def shared_rewards() -> Iterator[None]:
+    """Inside it, `build_reward` builds each reward (name and options) once and hands out that one copy wherever
+    a spec names it again: a trial's reward, an ensemble's member and `eval.reference_reward` share one frozen
+    reward model (HPSv2's and PickScore's ViT-H are about 1B parameters each) instead of loading it per spec."""
+    global _shared
+    previous, _shared = _shared, {}
+    try:
+        yield
+    finally:
+        _shared = previous
+
+
+def new_reward(name: str, options: dict[str, Any]) -> Reward:
+    """The reward `name` built with `options`, or inside `shared_rewards()` the copy built already."""
+    if _shared is None:
+        return REWARDS.get(name)(**options)
+    key = json.dumps([name, options], sort_keys=True, default=str)
+    if key not in _shared:
+        _shared[key] = REWARDS.get(name)(**options)
+    return _shared[key]
+
+
 def build_reward(spec: str | Mapping[str, Any], device: str | torch.device = "cpu") -> Reward:
     """A reward from its YAML form: a name, {name: weight, ...}, or {name: {weight: w, **options}, ...}."""
     entries = reward_entries(spec)
-    rewards = {name: REWARDS.get(name)(**options) for name, (_, options) in entries.items()}
+    rewards = {name: new_reward(name, options) for name, (_, options) in entries.items()}
     weights = {name: weight for name, (weight, _) in entries.items()}
     if len(rewards) == 1 and next(iter(weights.values())) == 1.0:
         return next(iter(rewards.values())).freeze().to(device)

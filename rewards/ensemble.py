@@ -14,8 +14,12 @@ only one member likes. Aggregates (`AGGREGATES`), over the members m of each vid
 
 The members are those of one reward that has `members` (`of: toy_aesthetic`), or a list of reward specs, each
 one member (`of: [hpsv2, pickscore, aesthetic]`, the real-model counterpart). The aggregates compare scores
-across members, so members must share a scale, as Coste's (one architecture, several seeds) do: give real
-rewards of different ranges weights that bring them to one (`of: [{hpsv2: 10}, ...]`).
+across members, so members must share a scale, as Coste's (one architecture, several seeds) do. Real rewards do
+not (HPSv2 about 0.3, PickScore about 20, the LAION aesthetic about 5): `standardise: N` puts each member in
+units of its own spread on the base model, (r_m - mu_m) / sigma_m with the mean and population std of its
+scores of N videos the base model samples before training (`Reward.base_videos`; the trial loop samples them,
+the same N in every trial of a study). The base model then scores about 0 on every member, and one unit is
+as far on each: a member that ranks a video one spread above the base is worth what another's one spread is.
 """
 
 from __future__ import annotations
@@ -58,12 +62,23 @@ def member_specs(of: Any) -> list[tuple[str, Any]]:
     "or of several rewards (Coste et al. 2023)",
 )
 class Ensemble(Reward):
-    def __init__(self, of: str | Mapping[str, Any] | Sequence[Any], aggregate: str = "mean", penalty: float = 1.0):
+    def __init__(
+        self,
+        of: str | Mapping[str, Any] | Sequence[Any],
+        aggregate: str = "mean",
+        penalty: float = 1.0,
+        standardise: int | None = None,
+    ):
         """`of`: one reward spec whose reward has `members`, or a list of reward specs (one member each);
-        `aggregate`: one of AGGREGATES; `penalty`: lambda of `mean_minus_var` and `mean_minus_std`."""
+        `aggregate`: one of AGGREGATES; `penalty`: lambda of `mean_minus_var` and `mean_minus_std`; `standardise`:
+        the base model's videos each member is standardised on (None: members as they score)."""
         super().__init__()
-        self.check_options(of, aggregate, penalty)
+        self.check_options(of, aggregate, penalty, standardise)
         self.aggregate, self.penalty = aggregate, float(penalty)
+        self.base_videos = standardise or 0
+        #: each member's mean and population std on the base model's videos, once fitted (`fit_to_base`)
+        self.base_mean: torch.Tensor | None = None
+        self.base_std: torch.Tensor | None = None
         #: one reward whose own members are aggregated (else each reward is a member)
         self.of_one = isinstance(of, (str, Mapping))
         self.rewards = nn.ModuleList([build_reward(spec) for _, spec in member_specs(of)])
@@ -74,7 +89,7 @@ class Ensemble(Reward):
         self.min_frames = max(reward.min_frames for reward in self.rewards)
 
     @classmethod
-    def check_options(cls, of: Any, aggregate: str = "mean", penalty: float = 1.0) -> None:
+    def check_options(cls, of: Any, aggregate: str = "mean", penalty: float = 1.0, standardise: Any = None) -> None:
         """RewardOptionError for a bad option, loading nothing (`vaderbench validate` calls it)."""
         if aggregate not in AGGREGATES:
             raise RewardOptionError(
@@ -82,6 +97,12 @@ class Ensemble(Reward):
             )
         if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or penalty < 0:
             raise RewardOptionError("penalty", f"expected a number >= 0, got {penalty!r}")
+        if standardise is not None and (
+            isinstance(standardise, bool) or not isinstance(standardise, int) or standardise < 2
+        ):
+            raise RewardOptionError(
+                "standardise", f"expected the number of base-model videos to standardise on (>= 2), got {standardise!r}"
+            )
         for key, spec in member_specs(of):
             try:
                 reward_class = spec_class(spec)
@@ -99,11 +120,44 @@ class Ensemble(Reward):
         """The member rewards' specs (`rewards.base.spec_names` follows them)."""
         return [spec for _, spec in member_specs(of)]
 
-    def members(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
-        """Every member's score [M, B] (evaluation logs their spread)."""
+    def member_scores(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """Every member's own score [M, B], before standardising."""
         if self.of_one:
             return self.rewards[0].members(frames, prompts)
         return torch.stack([reward(frames, prompts) for reward in self.rewards])
+
+    def members(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        """The scores [M, B] the aggregate compares (evaluation logs their spread): standardised on the base
+        model's videos with `standardise`."""
+        scores = self.member_scores(frames, prompts)
+        if not self.base_videos:
+            return scores
+        if self.base_mean is None:
+            raise RuntimeError(
+                "an ensemble with `standardise` must be fitted on the base model's videos before it scores "
+                "(`fit_to_base`; the trial loop fits it at a trial's start)"
+            )
+        return (scores - self.base_mean.to(scores)[:, None]) / self.base_std.to(scores)[:, None]
+
+    def base_scores(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
+        return self.member_scores(frames, prompts)
+
+    @torch.no_grad()
+    def fit_to_base(self, scores: torch.Tensor) -> dict[str, list[float]]:
+        """Each member's mean and population std over the base model's videos, from their scores [M, N]."""
+        std = scores.std(dim=1, unbiased=False)
+        for member, spread in enumerate(std.tolist()):
+            if not spread > 0:
+                raise ValueError(
+                    f"reward ensemble: member {member} scores all {scores.shape[1]} of the base model's videos "
+                    "alike, so it has no spread to standardise by; leave it out of `of`, or drop `standardise`"
+                )
+        fit = {"mean": scores.mean(dim=1).tolist(), "std": std.tolist()}
+        self.load_base_fit(fit)
+        return fit
+
+    def load_base_fit(self, fit: dict[str, list[float]]) -> None:
+        self.base_mean, self.base_std = torch.tensor(fit["mean"]), torch.tensor(fit["std"])
 
     def forward(self, frames: torch.Tensor, prompts: Sequence[str]) -> torch.Tensor:
         return AGGREGATES[self.aggregate](self.members(frames, prompts), self.penalty)

@@ -12,6 +12,7 @@ from vaderbench import catalogue
 from vaderbench.registry import REWARDS
 from vaderbench.rewards import WeightedSum, build_reward
 from vaderbench.rewards.aesthetic import AestheticHead, AestheticReward
+from vaderbench.rewards.base import shared_rewards
 from vaderbench.rewards.hpsv2 import HPSv2Reward
 from vaderbench.rewards.pickscore import PickScoreReward
 from vaderbench.rewards.videomae import VideoMAEActionReward
@@ -246,3 +247,40 @@ def test_weighted_sum_of_real_rewards_from_a_spec(saved):
     with torch.no_grad():
         expected = reward.rewards["aesthetic"](frames, PROMPTS) + 2 * reward.rewards["hpsv2"](frames, PROMPTS)
         assert torch.allclose(reward(frames, PROMPTS), expected)
+
+
+def test_a_standardised_ensemble_of_real_rewards_puts_them_on_one_scale(saved):
+    """HPSv2, PickScore and the aesthetic score on scales of their own; standardised on the base model's videos,
+    each is in units of its own spread there, so that the conservative aggregate compares like with like."""
+    members = [
+        {"hpsv2": {"checkpoint": saved["hps"], "clip_model": saved["clip_model"]}},
+        {"pickscore": {"model": saved["pickscore"], "processor": saved["pickscore"]}},
+        {"aesthetic": {"head": saved["head"], "clip_model": saved["clip_model"], "clip_checkpoint": saved["clip"]}},
+    ]
+    spec = {"ensemble": {"of": members, "aggregate": "mean_minus_std", "penalty": 1.0, "standardise": 4}}
+    ensemble = build_reward(spec)
+    generator = torch.Generator().manual_seed(0)
+    base = torch.rand(4, 2, 3, 32, 32, generator=generator)  # stand-ins for the base model's videos
+    prompts = PROMPTS * 2
+    with torch.no_grad():
+        raw = torch.stack([reward(base, prompts) for reward in ensemble.rewards])
+        fit = ensemble.fit_to_base(ensemble.base_scores(base, prompts))
+        torch.testing.assert_close(torch.tensor(fit["mean"]), raw.mean(dim=1))
+        standardised = ensemble.members(base, prompts)
+        torch.testing.assert_close(standardised.mean(dim=1), torch.zeros(3), atol=1e-4, rtol=0)
+        torch.testing.assert_close(standardised.std(dim=1, unbiased=False), torch.ones(3))
+        other = torch.rand(2, 2, 3, 32, 32, generator=generator)
+        scores = ensemble.members(other, PROMPTS)
+        expected = scores.mean(dim=0) - scores.std(dim=0, unbiased=False)
+        torch.testing.assert_close(ensemble(other, PROMPTS), expected)
+
+
+def test_the_specs_of_a_trial_share_one_copy_of_each_reward_model(saved):
+    hps = {"checkpoint": saved["hps"], "clip_model": saved["clip_model"]}
+    with shared_rewards():  # as a trial builds its reward and `eval.reference_reward`
+        plain = build_reward({"hpsv2": {"weight": 1.0, **hps}, "colourfulness": 0.1})
+        ensemble = build_reward({"ensemble": {"of": [{"hpsv2": hps}, "colourfulness"]}})
+        other = build_reward({"hpsv2": {**hps, "clip_model": saved["clip_model"]}})
+    assert ensemble.rewards[0] is plain.rewards["hpsv2"] is other
+    assert ensemble.rewards[1] is plain.rewards["colourfulness"]
+    assert build_reward({"hpsv2": hps}) is not other  # outside it, every spec builds its own

@@ -148,3 +148,34 @@ def test_two_aggregates_of_a_sweep_are_two_settings_in_the_params(tmp_path):
     path.write_text(yaml.safe_dump(study))
     labels = [trial.params()["reward"] for trial in load_experiment(path).trials]
     assert labels == ["1*ensemble(aggregate=min,of=toy_aesthetic)", "1*ensemble(aggregate=mean,of=toy_aesthetic)"]
+
+
+def test_standardised_members_are_in_units_of_the_base_models_spread(known_members):
+    ensemble = build_reward({"ensemble": {"of": "known_members", "aggregate": "min", "standardise": 2}})
+    assert ensemble.base_videos == 2
+    with pytest.raises(RuntimeError, match="must be fitted on the base model's videos"):
+        ensemble(ones(), ["a", "b"])  # never silently unstandardised
+    fit = ensemble.fit_to_base(ensemble.base_scores(ones(), ["a", "b"]))
+    assert fit == {"mean": [3.0, 2.0, 2.5], "std": [2.0, 1.0, 0.5]}  # of SCORES' rows, population std
+    # two base videos: each member's scores standardise to -1 and +1
+    standardised = torch.tensor([[-1.0, 1.0], [1.0, -1.0], [-1.0, 1.0]])
+    torch.testing.assert_close(ensemble.members(ones(), ["a", "b"]), standardised)
+    torch.testing.assert_close(ensemble(ones(), ["a", "b"]), torch.tensor([-1.0, -1.0]))
+    # a fit loaded (from a checkpoint) standardises the same
+    again = build_reward({"ensemble": {"of": "known_members", "aggregate": "mean", "standardise": 2}})
+    again.load_base_fit(fit)
+    torch.testing.assert_close(again(ones(), ["a", "b"]), standardised.mean(dim=0))
+
+
+def test_a_member_without_spread_on_the_base_model_cannot_be_standardised(known_members):
+    ensemble = build_reward({"ensemble": {"of": "known_members", "standardise": 2}})
+    flat = SCORES.clone()
+    flat[1] = 4.0
+    with pytest.raises(ValueError, match="member 1 scores all 2 of the base model's videos alike"):
+        ensemble.fit_to_base(flat)
+
+
+@pytest.mark.parametrize("standardise", [1, True, 2.5, "32"])
+def test_standardise_is_a_count_of_base_videos(standardise):
+    with pytest.raises(ValueError, match=r"standardise: expected the number of base-model videos to standardise on"):
+        build_reward({"ensemble": {"of": "toy_aesthetic", "standardise": standardise}})

@@ -94,3 +94,15 @@ EVAL_ORACLE_REWARD = "eval_oracle_reward"
 EVAL_CHANCE_GOLD = "eval_chance_gold"
 #: the gold reward of the oracle videos
 EVAL_ORACLE_GOLD = "eval_oracle_gold"
+
+
+# -- a reward fitted on the base model's videos (a standardised ensemble), logged at step 0 --------------
+def base_fit_metrics(fits: dict[str, dict[str, list[float]]]) -> dict[str, float]:
+    """`base_<reward key>_<statistic><i>`: each statistic of each fitted reward (`TrialLoop.fit_rewards_to_base`),
+    one value per member i: `base_reward_mean0`, `base_reward_std0`, ..."""
+    return {
+        f"base_{key}_{statistic}{i}": value
+        for key, fit in fits.items()
+        for statistic, values in fit.items()
+        for i, value in enumerate(values)
+    }

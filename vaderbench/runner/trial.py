@@ -1,6 +1,7 @@
 """One trial: build the policy, reward and aligner of a sweep point, then step, evaluate, report, checkpoint.
 
     restore the latest checkpoint of the trial's store, if it has one
+    fit the rewards that are fitted on the base model's videos (a standardised ensemble), unless restored
     evaluate on the held-out prompts (step 0, before any update; the start GIF)
     until the budget is spent (steps, reward queries or wall time):
         choose this step's training prompts (from the trial seed and the step: resume-proof)
@@ -67,11 +68,12 @@ from vaderbench.metrics import (
     TUNING_SCORE,
     WALL_TIME,
     at_lora_scale,
+    base_fit_metrics,
 )
 from vaderbench.policy import Policy, SamplerSettings
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import MODELS
-from vaderbench.rewards.base import build_reward
+from vaderbench.rewards.base import Reward, build_reward, shared_rewards
 from vaderbench.runner.artifacts import export_lora, save_gif
 from vaderbench.runner.checkpoint import CheckpointStore, load_checkpoint, save_checkpoint
 from vaderbench.seeding import derive_seed
@@ -107,6 +109,8 @@ class Progress:
     phases: dict[str, float] = field(default_factory=dict)
     #: the `stopping` rule's state (`StoppingRule` as a dict), where the trial has one
     stopping: dict[str, Any] | None = None
+    #: the fit of each reward fitted on the base model's videos (`TrialLoop.fit_rewards_to_base`), by its key
+    base_fits: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 def build_trial_aligner(trial: Trial, device: torch.device) -> Aligner:
@@ -150,6 +154,15 @@ def eval_set(trial: Trial) -> tuple[list[str], list[int]]:
     chosen = [prompts[(offset + i) % len(prompts)] for i in range(count)]
     noise = "eval-noise" if split == "test" else f"eval-noise-{split}"
     return chosen, [derive_seed(trial.eval["seed"], noise, i) for i in range(count)]
+
+
+def base_set(trial: Trial, count: int) -> tuple[list[str], list[int]]:
+    """The training prompts and noise seeds of the base model's videos a reward is fitted on (`Reward.base_videos`):
+    from the eval seed alone, so every trial of a study fits its rewards on the same videos."""
+    prompts = load_prompts(trial.prompts["train"])
+    random.Random(derive_seed(trial.eval["seed"], "base-fit-prompts")).shuffle(prompts)
+    chosen = [prompts[i % len(prompts)] for i in range(count)]
+    return chosen, [derive_seed(trial.eval["seed"], "base-fit-noise", i) for i in range(count)]
 
 
 def train_batch(prompts: list[str], count: int, seed: int, step: int) -> list[str]:
@@ -197,14 +210,15 @@ class TrialLoop:
         self.trial, self.store, self.device = trial, store, torch.device(device)
         #: the machine this worker runs on (a Ray node id), reported for every worker on an attempt's start
         self.node = node
-        self.aligner = build_trial_aligner(trial, self.device)
+        with shared_rewards():  # one copy of each reward model, however many of the trial's specs name it
+            self.aligner = build_trial_aligner(trial, self.device)
+            reference = trial.eval["reference_reward"]
+            self.reference_reward = build_reward(reference, self.device) if reference is not None else None
         self.clock = self.aligner.clock
         self.train_prompts = load_prompts(trial.prompts["train"])
         self.eval_prompts, self.eval_seeds = eval_set(trial)
         self.eval_sampler = SamplerSettings(**trial.eval_sampler)
         self.judge = toy_judge(self.aligner.reward, self.eval_prompts)
-        reference = trial.eval["reference_reward"]
-        self.reference_reward = build_reward(reference, self.device) if reference is not None else None
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="vaderbench-trial-"))
         self.progress = Progress()
         #: every report so far; checkpoints carry it, so that a resumed trial can replay the reports of
@@ -217,6 +231,60 @@ class TrialLoop:
     @property
     def writer(self) -> bool:
         return distributed.rank() == 0
+
+    def base_fitted(self) -> dict[str, Reward]:
+        """The trial's rewards (and their parts) fitted on the base model's videos, by key: `reward` for the trial's
+        reward, `reward.<module>` for a part of it, `reference_reward...` for `eval.reference_reward`'s."""
+        rewards = {"reward": self.aligner.reward, "reference_reward": self.reference_reward}
+        return {
+            ".".join(filter(None, (role, name))): module
+            for role, reward in rewards.items()
+            if reward is not None
+            for name, module in reward.named_modules()
+            if getattr(module, "base_videos", 0)
+        }
+
+    @torch.no_grad()
+    def fit_rewards_to_base(self) -> dict[str, dict[str, list[float]]]:
+        """Fit each reward of `base_fitted` on its `base_videos` videos of the adapters-off policy (`base_set`,
+        sampled with the file's sampler in batches of an evaluation's size): the fits, by key.
+
+        Every worker samples the same videos and rank 0's fits are kept, so that every worker's reward is the same.
+        """
+        fitted = self.base_fitted()
+        if not fitted:
+            return {}
+        trial, policy = self.trial, self.aligner.policy
+        prompts, seeds = base_set(trial, max(module.base_videos for module in fitted.values()))
+        width = max(1, trial.eval["videos"] // trial.workers)
+        scores = {key: [] for key in fitted}
+        with self.clock.phase("evaluate"), policy.lora_scale(0.0):
+            for start in range(0, len(prompts), width):
+                batch = slice(start, start + width)
+                trajectory = policy.sample(
+                    prompts[batch],
+                    seeds[batch],
+                    self.eval_sampler,
+                    frames=trial.frames,
+                    height=trial.height,
+                    width=trial.width,
+                )
+                videos = policy.decode(trajectory.final)
+                for key, module in fitted.items():
+                    scores[key].append(module.base_scores(videos, prompts[batch]))
+        fits = {
+            key: module.fit_to_base(torch.cat(scores[key], dim=-1)[..., : module.base_videos])
+            for key, module in fitted.items()
+        }
+        fits = distributed.gather_objects(fits)[0]
+        self.load_base_fits(fits)
+        return fits
+
+    def load_base_fits(self, fits: dict[str, dict[str, list[float]]]) -> None:
+        fitted = self.base_fitted()
+        for key, fit in fits.items():
+            fitted[key].load_base_fit(fit)
+        self.progress.base_fits = fits
 
     def evaluate(self, gif_name: str | None = None) -> dict[str, float]:
         """The held-out reward of the evaluation videos (and, in the toy world, their gold and caption
@@ -326,6 +394,7 @@ class TrialLoop:
         self.progress = Progress(**load_checkpoint(directory, self.aligner))
         self.clock.seconds.update(self.progress.phases)
         self.history = json.loads((directory / HISTORY).read_text())
+        self.load_base_fits(self.progress.base_fits)
         if self.progress.stopping is not None:
             self.stopping = StoppingRule(**self.progress.stopping)
             self.kept_lora = load_file(str(directory / KEPT_LORA), device=str(self.aligner.policy.model.device))
@@ -376,8 +445,13 @@ class TrialLoop:
             return distributed.max_over_workers(time.perf_counter() - clock)
 
         if self.progress.step == 0:
+            try:
+                fits = self.fit_rewards_to_base()
+            except ValueError as error:
+                report({"step": 0, TRIAL_ERROR: f"{trial.method}: {error}"})
+                return
             # the base model, before any update: step 0 of every curve, with nothing spent
-            metrics = {**self.evaluate_at_scales("start"), **self.headroom()}
+            metrics = {**self.evaluate_at_scales("start"), **self.headroom(), **base_fit_metrics(fits)}
             metrics[TUNING_SCORE] = tuning_score(metrics[EVAL_REWARD_MEAN], metrics.get(EVAL_ORACLE_REWARD))
             if self.stopping is not None:
                 if self.stopping.metric not in metrics:
