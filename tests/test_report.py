@@ -6,6 +6,7 @@ Expected means and intervals are computed in the tests with scipy's own routines
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import itertools
 import json
@@ -17,6 +18,7 @@ import imageio.v3 as iio
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 from scipy import stats
@@ -24,14 +26,14 @@ from scipy import stats
 from vaderbench.cli import main
 from vaderbench.experiment.tuning import tuning_score
 from vaderbench.metrics import TUNING_SCORE
-from vaderbench.report import defences, tables, write_report
+from vaderbench.report import defences, figures, tables, write_report
 from vaderbench.report.build import SECTIONS, finished_only, render_section
 from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
 from vaderbench.report.markdown import cell, estimate_text, interval_text
 from vaderbench.report.samples import start_and_end
 from vaderbench.report.select import classify, with_resolution
-from vaderbench.report.stats import t_interval
+from vaderbench.report.stats import Estimate, t_interval
 from vaderbench.report.summary import Precision, Summary
 from vaderbench.runner.tracking import TUNE_SCORE_EVALUATIONS
 from vaderbench.timing import PHASES, metric_name
@@ -724,6 +726,28 @@ def test_defences_rank_by_final_gold_with_paired_gains_and_verdicts(tmp_path):
     assert f"| VADER | vader-kl | {t_cell([0.43, 0.47, 0.42])} |" in markdown
     assert f"| VADER | vader | {t_cell([0.30, 0.29, 0.30])} |" in markdown
     assert (tmp_path / "report" / "defences.png").stat().st_size > 0
+
+
+def test_the_defences_figure_names_neighbouring_points_without_overlap_and_the_rest_under_the_axis(tmp_path):
+    write_defences_study(tmp_path)
+    runs, finished = finished_trials(tmp_path)
+    found = defences.rows(finished, runs.metrics)
+    # three entries that raise the reward at nearly the same point: labelled at one offset, their names would overlap
+    near = Estimate(0.20, 0.18, 0.22, 3), Estimate(0.04, 0.03, 0.05, 3)
+    raising = [row for row in found if row.raises_reward][:3]
+    crowded = [
+        dataclasses.replace(row, reference_gain=near[0], gold_gain=near[1]) if row in raising else row for row in found
+    ]
+    figure = figures.defences(crowded)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    (ax,) = figure.axes
+    labels = {text.get_text(): text.get_window_extent(renderer) for text in ax.texts}
+    assert set(labels) == {row.label for row in crowded if row.raises_reward}
+    for (a, box), (b, other) in itertools.combinations(labels.items(), 2):
+        assert not box.overlaps(other), (a, b)
+    # the one that does not raise the reward is named once, under the axis, not at the origin
+    assert "not raising the reward (about 0, 0): vader-worst-case" in ax.get_xlabel()
 
 
 def test_defences_are_skipped_without_the_reference_learned_reward(tmp_path):

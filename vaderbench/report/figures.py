@@ -9,6 +9,7 @@ draw and save them inside `paper_style()`.
 
 from __future__ import annotations
 
+import textwrap
 import zlib
 
 import matplotlib
@@ -16,6 +17,7 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from vaderbench.aligner import registered_aligners
@@ -404,6 +406,27 @@ def overoptimisation(table: pd.DataFrame, peaks: list) -> Figure:
     return figure
 
 
+#: where a point's label may go, tried in turn (points of offset from the point, horizontal alignment)
+LABEL_OFFSETS = (((4, 3), "left"), ((4, -9), "left"), ((-4, 3), "right"), ((-4, -9), "right"), ((4, 11), "left"))
+
+
+def place_labels(ax, points: list[tuple[float, float, str]]) -> None:
+    """Each point's label at the first of `LABEL_OFFSETS` where it overlaps no label placed before it (at the last
+    offset where every one does), measured in the figure's final layout: neighbouring points' names stay readable."""
+    renderer = FigureCanvasAgg(ax.figure).get_renderer()  # a figure of our own has no canvas to measure text with
+    ax.figure.draw_without_rendering()  # the layout first: labels are measured where they will be drawn
+    placed = []
+    for x, y, text in points:
+        for offset, align in LABEL_OFFSETS:
+            label = ax.annotate(text, (x, y), xytext=offset, textcoords="offset points", fontsize=6, ha=align)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed):
+                break
+            if (offset, align) != LABEL_OFFSETS[-1]:
+                label.remove()
+        placed.append(box)
+
+
 def defences(rows: list) -> Figure:
     """The Pareto view of defences: the gain in the study's one learned reward (x) against the gain in gold (y),
     each final minus the base model's, mean over seeds with 95% t-intervals; one point per entry (a square for an
@@ -433,12 +456,20 @@ def defences(rows: list) -> Figure:
             elinewidth=0.8,
             label=label,
         )
-        text = f"{row.label} ({row.resolution_label} px)" if several_resolutions else row.label
-        ax.annotate(text, (x.mean, y.mean), xytext=(3, 3), textcoords="offset points", fontsize=6)
     for line in (ax.axhline, ax.axvline):
         line(0, color=BASE_COLOUR, linewidth=0.8, linestyle="--")
-    ax.set_xlabel("gain in the reference learned reward (final − base model)")
+
+    def label(row) -> str:
+        return f"{row.label} ({row.resolution_label} px)" if several_resolutions else row.label
+
+    # entries that do not raise the reward sit on top of each other at the origin: named once, under the axis
+    still = [label(row) for row in rows if not row.raises_reward]
+    xlabel = "gain in the reference learned reward (final − base model)"
+    if still:
+        xlabel += "\n" + textwrap.fill("not raising the reward (about 0, 0): " + ", ".join(still), 80)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("gain in gold, the truth (final − base model)")
     ax.set_title("defences: learned reward against the truth (■ adapter at a smaller LoRA scale)")
     ax.legend(title="base aligner", loc="best", frameon=False)
+    place_labels(ax, [(row.reference_gain.mean, row.gold_gain.mean, label(row)) for row in rows if row.raises_reward])
     return figure
