@@ -209,7 +209,7 @@ def bench_aligners(args, variants: dict[str, Callable]) -> None:
             label: build_trial_aligner(dataclasses.replace(trial, model=name), torch.device("cpu"))
             for label, name in names.items()
         }
-        prompts = train_batch(load_prompts(trial.prompts["train"]), aligners["now"].prompts_per_step, trial.seed, 0)
+        prompts = train_batch(load_prompts(trial.prompts.train), aligners["now"].prompts_per_step, trial.seed, 0)
         took = interleaved_medians(
             {k: (lambda a=a: a.step(prompts)) for k, a in aligners.items()}, args.aligner_repeats, args.clock
         )

@@ -83,7 +83,7 @@ def measure(trial_json: str, prompts_json: str) -> None:
     trial = Trial.from_dict(json.loads(trial_json))
     for module in trial.modules:  # what a trial's worker imports
         importlib.import_module(module)
-    policy = Policy(MODELS.get(trial.model_name)(**trial.model_options), **trial.policy)
+    policy = Policy(MODELS.get(trial.model_name)(**trial.model_options), **trial.policy.model_dump())
     aligner = build_aligner(
         trial.aligner,
         policy,

@@ -164,14 +164,14 @@ def chosen_trials(args: argparse.Namespace) -> tuple[Trial, Trial, int]:
     if args.resolution is not None:
         point["resolution"] = args.resolution
     seed = first.seed if args.seed is None else args.seed
-    every_queries = None if args.eval_every else first.eval.get("every_queries")
+    every_queries = None if args.eval_every else first.eval.every_queries
     point["seed"] = seed
     if every_queries:  # the file evaluates by reward queries: the budget is cut in them
         point |= (
             {"budget.steps": args.steps} if args.steps else {"budget.reward_queries": every_queries * args.evaluations}
         )
     else:
-        every = args.eval_every or first.eval["every"]
+        every = args.eval_every or first.eval.every
         point |= {"eval.every": every, "budget.steps": args.steps or every * args.evaluations}
     point |= dict(args.set)
     base = study.experiment.model_dump(mode="python")
@@ -184,8 +184,8 @@ def chosen_trials(args: argparse.Namespace) -> tuple[Trial, Trial, int]:
 
 
 def schedule(trial: Trial) -> str:
-    every_queries = trial.eval.get("every_queries")
-    return f"{every_queries} reward queries" if every_queries else f"{trial.eval['every']} steps"
+    every_queries = trial.eval.every_queries
+    return f"{every_queries} reward queries" if every_queries else f"{trial.eval.every} steps"
 
 
 def key_value(text: str) -> tuple[str, Any]:
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
                 "resolution": trial.resolution,
                 "seed": trial.seed,
                 "lr": lr,
-                "steps": trial.budget["steps"],
+                "steps": trial.budget.steps,
                 "eval_every": schedule(trial),
                 "threads": threads,
                 "limit_blas": args.limit_blas,

@@ -116,7 +116,7 @@ def artifacts_of(client, run_id, path=None):
 
 
 def final_lora(trial: Trial, storage: Path) -> dict[str, torch.Tensor]:
-    last = storage / "trials" / trial.id / f"checkpoint-{trial.budget['steps']:06d}" / "artifacts" / "lora"
+    last = storage / "trials" / trial.id / f"checkpoint-{trial.budget.steps:06d}" / "artifacts" / "lora"
     return load_file(last / "pytorch_lora_weights.safetensors")
 
 

@@ -53,7 +53,7 @@ def tiny_trials(tmp_path_factory):
 def test_the_trial_is_the_grid_trial_with_the_overrides_and_the_cut_budget(tiny_trials):
     trial, next_seed, threads = tiny_trials
     assert (trial.method, trial.resolution, trial.settings["lr"]) == ("ddpo", "8", 1e-3)
-    assert (trial.budget["steps"], trial.eval["every"]) == (STEPS, 1)
+    assert (trial.budget.steps, trial.eval.every) == (STEPS, 1)
     assert next_seed.seed == trial.seed + 1 and next_seed.settings == trial.settings
     assert threads == 1
 
@@ -115,6 +115,6 @@ def test_a_file_that_evaluates_by_reward_queries_is_cut_in_reward_queries(tmp_pa
         experiment=path, method="ddpo", resolution=None, seed=None, set=[], evaluations=3, eval_every=None, steps=None
     )
     trial, _, _ = cpu_rounding.chosen_trials(args)
-    assert trial.budget["reward_queries"] == 24 and trial.steps == 6
+    assert trial.budget.reward_queries == 24 and trial.steps == 6
     assert [s for s in range(1, 7) if trial.evaluates_after(s)] == [2, 4, 6]
     assert cpu_rounding.schedule(trial) == "8 reward queries"

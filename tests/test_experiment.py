@@ -1,14 +1,27 @@
 """Experiment files: the shipped ones validate; mistakes are reported before anything starts, with the
 file, the key path and what was expected (exit code 2, no traceback); the grid expands as documented."""
 
+import dataclasses
+import json
+import pickle
 from pathlib import Path
 
 import pytest
 import yaml
 
 from vaderbench.cli import main
+from vaderbench.experiment.grid import Trial
 from vaderbench.experiment.load import load_experiment
-from vaderbench.experiment.schema import ExperimentError
+from vaderbench.experiment.schema import (
+    Budget,
+    Checkpointing,
+    Evaluation,
+    ExperimentError,
+    PolicySwitches,
+    Prompts,
+    Sampler,
+    Stopping,
+)
 from vaderbench.registry import ALIGNERS
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
@@ -48,18 +61,16 @@ def test_efficiency_studies_are_fair_to_every_method(name, model, methods, sizes
     assert len(sides) >= sizes and sides[-1] >= 2 ** (sizes - 1) * sides[0]
     assert len({t.seed for t in trials}) >= 3  # the power the report's intervals need
     # one budget in reward queries, each method at its own batch, evaluated at the same query counts
-    assert len({t.budget["reward_queries"] for t in trials}) == 1 and None not in {
-        t.budget["reward_queries"] for t in trials
-    }
+    assert len({t.budget.reward_queries for t in trials}) == 1 and None not in {t.budget.reward_queries for t in trials}
     assert len({t.batch_size for t in trials}) > 1
-    assert len({t.eval["every_queries"] for t in trials}) == 1 and trials[0].eval["every_queries"] is not None
+    assert len({t.eval.every_queries for t in trials}) == 1 and trials[0].eval.every_queries is not None
     # every method is evaluated on the same prompts and noise, with the same sampler
-    assert len({(t.eval["seed"], t.eval["videos"], t.prompts["eval"]) for t in trials}) == 1
-    assert len({tuple(sorted(t.eval_sampler.items())) for t in trials}) == 1
+    assert len({(t.eval.seed, t.eval.videos, t.prompts.eval) for t in trials}) == 1
+    assert len({tuple(sorted(t.eval_sampler.model_dump().items())) for t in trials}) == 1
     # each method tuned at each resolution, on two seeds the final grid does not use, at the final budget
     assert {(t.method, t.height) for t in study.tuning} == {(t.method, t.height) for t in trials}
     assert len({t.seed for t in study.tuning}) >= 2 and not {t.seed for t in study.tuning} & {t.seed for t in trials}
-    assert {t.budget["reward_queries"] for t in study.tuning} == {t.budget["reward_queries"] for t in trials}
+    assert {t.budget.reward_queries for t in study.tuning} == {t.budget.reward_queries for t in trials}
 
 
 @pytest.mark.parametrize(
@@ -250,8 +261,8 @@ def test_each_lora_scale_is_one_more_evaluation_in_the_cost_and_tuning_reads_sca
     )
     tuned = {**scaled, "tune": {"space": {"vader": {"lr": {"loguniform": [1e-4, 1e-2]}}}, "trials": 1}}
     study = load_experiment(write(tmp_path, tuned, "tuned.yaml"))
-    assert {tuple(t.eval["lora_scales"]) for t in study.trials} == {(1.0, 0.5, 0.0)}
-    assert {tuple(t.eval["lora_scales"]) for t in study.tuning} == {(1.0,)}
+    assert {tuple(t.eval.lora_scales) for t in study.trials} == {(1.0, 0.5, 0.0)}
+    assert {tuple(t.eval.lora_scales) for t in study.tuning} == {(1.0,)}
 
 
 def test_the_files_sampler_reaches_every_method_and_a_methods_own_key_wins_for_it_alone(tmp_path):
@@ -335,3 +346,51 @@ def test_yaml_1_1_booleans_stay_words_so_a_stopping_rule_reads_as_written(tmp_pa
     unquoted.write_text(yaml.safe_dump(BASE) + "policy: {precision: no, gradient_checkpointing: true}\n")
     policy = load_experiment(unquoted).experiment.policy
     assert policy.precision == "no" and policy.gradient_checkpointing is True
+
+
+def typed_study(tmp_path):
+    """A grid with a stopping rule, and a tuning stage: every section a trial has, set."""
+    tune = {"trials": 2, "seeds": [7], "space": {"vader": {"lr": {"loguniform": [1e-4, 1e-1]}}}}
+    data = {**BASE, "reward": "toy_aesthetic", "stopping": {"on": "member_spread"}, "tune": tune}
+    return load_experiment(write(tmp_path, data))
+
+
+def test_a_trials_sections_are_the_schemas_models(tmp_path):
+    study = typed_study(tmp_path)
+    for trial in [*study.trials, *study.tuning]:
+        assert isinstance(trial.prompts, Prompts) and isinstance(trial.policy, PolicySwitches)
+        assert isinstance(trial.budget, Budget) and isinstance(trial.eval, Evaluation)
+        assert isinstance(trial.eval_sampler, Sampler) and isinstance(trial.checkpoint, Checkpointing)
+        assert isinstance(trial.stopping, Stopping) and trial.stopping.rise == 1.5
+        assert isinstance(trial.settings, dict)  # each aligner's own Config checks it
+    assert {t.eval.split for t in study.tuning} == {"validation"} and {t.eval.split for t in study.trials} == {"test"}
+    assert load_experiment(write(tmp_path, BASE, "plain.yaml")).trials[0].stopping is None
+
+
+def test_a_trial_survives_its_dict_json_and_pickle_as_an_equal_trial(tmp_path):
+    study = typed_study(tmp_path)
+    for trial in [*study.trials, *study.tuning]:
+        values = trial.to_dict()
+        for section in ("prompts", "policy", "budget", "eval", "eval_sampler", "checkpoint", "stopping"):
+            assert type(values[section]) is dict  # Ray's config and the id's digest: plain data
+        assert Trial.from_dict(values) == trial and Trial.from_dict(values).to_dict() == values
+        assert Trial.from_dict(json.loads(json.dumps(values))) == trial  # config/trial.json; modules a list there
+        assert pickle.loads(pickle.dumps(trial)) == trial  # Ray ships trials and their dicts to workers
+        assert Trial.from_dict(pickle.loads(pickle.dumps(values))) == trial
+
+
+def test_an_unknown_key_in_a_trials_section_is_refused_by_name(tmp_path):
+    trial = load_experiment(write(tmp_path, BASE)).trials[0]
+    values = trial.to_dict()
+    with pytest.raises(ValueError, match=r"trial section eval\.vidoes: unknown key; expected one of: every, "):
+        Trial.from_dict({**values, "eval": {**values["eval"], "vidoes": 4}})
+    with pytest.raises(ValueError, match=r"trial section budget\.steps: .*\(got 'many'\)"):
+        Trial.from_dict({**values, "budget": {**values["budget"], "steps": "many"}})
+    with pytest.raises(ValueError, match=r"trial section stopping\.on: Field required"):
+        Trial.from_dict({**values, "stopping": {"patience": 2}})
+    with pytest.raises(TypeError, match="trial section checkpoint: expected a Checkpointing or a mapping"):
+        Trial.from_dict({**values, "checkpoint": Budget()})
+    # a section replaced by a mapping is validated the same way (the tuning stage's evaluation is)
+    with pytest.raises(ValueError, match=r"trial section eval\.splt: unknown key"):
+        dataclasses.replace(trial, eval={**values["eval"], "splt": "validation"})
+    assert dataclasses.replace(trial, eval={**values["eval"], "split": "validation"}).eval.split == "validation"

@@ -73,7 +73,8 @@ def test_a_resumed_trial_keeps_its_fit_and_continues_exactly(trials, tmp_path, m
     whole = []
     loop_of(trial, tmp_path / "whole").run(whole.append)
     # a run that stopped after its step-1 checkpoint, resumed to the whole run's budget
-    first_step = loop_of(dataclasses.replace(trial, budget={**trial.budget, "steps": 1}), tmp_path / "first")
+    one_step = trial.budget.model_copy(update={"steps": 1})
+    first_step = loop_of(dataclasses.replace(trial, budget=one_step), tmp_path / "first")
     first_step.run(lambda report: None)
 
     def refit(*args):

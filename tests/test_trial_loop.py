@@ -272,7 +272,7 @@ def test_a_toy_trial_logs_the_headroom_of_toyworld_eval_its_gold_and_the_folded_
     run_trial(trial, recorder, store(tmp_path))
     start, end = recorder.reports[0], recorder.reports[-1]
     prompts, _ = eval_set(trial)
-    room = headroom("toy_aesthetic", prompts, 2, 16, trial.eval["seed"])  # what `toyworld eval` reports
+    room = headroom("toy_aesthetic", prompts, 2, 16, trial.eval.seed)  # what `toyworld eval` reports
     assert start["eval_oracle_reward"] == pytest.approx(room["oracle"])
     assert start["eval_chance_reward"] == pytest.approx(room["chance"])
     assert start["eval_oracle_gold"] == pytest.approx(room["gold_oracle"])
@@ -301,7 +301,7 @@ def test_every_method_is_evaluated_with_the_file_s_sampler_whatever_it_trains_wi
 
     plain, reward = base_model_eval(eta=0.0)
     noisy, reward_noisy = base_model_eval(eta=0.7)
-    assert noisy.settings["eta"] == 0.7 and noisy.eval_sampler["eta"] == plain.eval_sampler["eta"] == 0.0
+    assert noisy.settings["eta"] == 0.7 and noisy.eval_sampler.eta == plain.eval_sampler.eta == 0.0
     assert reward_noisy == reward  # the same untrained model and noise, sampled with the same ODE
 
 

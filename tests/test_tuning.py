@@ -62,7 +62,7 @@ def test_tuning_trials_run_each_drawn_setting_on_every_tuning_seed_at_every_reso
     trials = tuning_trials(experiment, path)
     assert len(trials) == 2 * 3 * 2  # resolutions x settings x tuning seeds, VADER only
     assert {t.stage for t in trials} == {TUNE} and {t.seed for t in trials} == {7, 8}
-    assert {t.budget["steps"] for t in trials} == {2}
+    assert {t.budget.steps for t in trials} == {2}
     assert len({t.id for t in trials}) == len(trials) and all(t.id.startswith("tune-") for t in trials)
     lrs = {(t.resolution, t.settings["lr"]) for t in trials}
     assert len(lrs) == 6 and all(t.settings["lr"] == t.point["lr"] for t in trials)
@@ -71,7 +71,7 @@ def test_tuning_trials_run_each_drawn_setting_on_every_tuning_seed_at_every_reso
 def test_tuning_is_evaluated_on_prompts_the_final_evaluation_never_sees(tmp_path):
     experiment, path = study(tmp_path, eval={"every": 2, "videos": 4})
     tune, final = tuning_trials(experiment, path)[0], expand(experiment)[0]
-    assert tune.eval["split"] == VALIDATION
+    assert tune.eval.split == VALIDATION
     (tune_prompts, tune_noise), (final_prompts, final_noise) = eval_set(tune), eval_set(final)
     assert len(tune_prompts) == 4 and not set(tune_noise) & set(final_noise)
     assert not set(tune_prompts) & set(final_prompts)  # the next prompts of the same shuffle
@@ -137,7 +137,7 @@ def test_the_refinement_runs_half_a_part_either_side_of_the_choice_on_every_tuni
     # three parts of [1e-4, 1e-1]: a part is a factor 10; half of it either side
     assert sorted({t.settings["lr"] for t in refined}) == pytest.approx([best / 10**0.5, best * 10**0.5], rel=2e-3)
     assert {t.seed for t in refined} == {7, 8} and {t.resolution for t in refined} == {"8"} and len(refined) == 4
-    assert all(t.stage == TUNE and t.eval["split"] == VALIDATION for t in refined)
+    assert all(t.stage == TUNE and t.eval.split == VALIDATION for t in refined)
     assert not {t.id for t in refined} & {t.id for t in coarse}
     # kept inside the range, and a value already drawn is not run again
     assert neighbours(Domain(loguniform=(1e-4, 1e-1)), 1e-4, 3) == [pytest.approx(10**-3.5, rel=2e-3)]

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 
 from vaderbench.experiment.grid import Trial, aligner_of, expand, model_name_and_options
 from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentError, PolicySwitches, key_path
-from vaderbench.metrics import REWARD_QUERIES
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
 from vaderbench.rewards.base import RewardOptionError, spec_class
@@ -194,7 +193,7 @@ def check_trial(trial: Trial, experiment: Experiment, path) -> None:
             f"batch_size={config.batch_size} must split into whole prompt groups of {config.group_size} over "
             f"resources.workers={workers} (trial {describe(trial)})",
         )
-    every_queries, queries = trial.eval.get("every_queries"), trial.budget.get(REWARD_QUERIES)
+    every_queries, queries = trial.eval.every_queries, trial.budget.reward_queries
     for limit, name in ((every_queries, "eval.every_queries"), (queries, "budget.reward_queries")):
         if limit is not None and limit % config.batch_size:
             raise ExperimentError(
@@ -208,16 +207,16 @@ def check_trial(trial: Trial, experiment: Experiment, path) -> None:
         raise ExperimentError(
             path, "eval.videos", f"{experiment.eval.videos} videos do not split over {workers} workers"
         )
-    available = len(load_prompts(trial.prompts["eval"]))
-    if trial.eval["videos"] > available:
+    available = len(load_prompts(trial.prompts.eval))
+    if trial.eval.videos > available:
         raise ExperimentError(
             path,
             "eval.videos",
-            f"{trial.eval['videos']} videos per evaluation, but prompts.eval has {available} prompts: at most "
+            f"{trial.eval.videos} videos per evaluation, but prompts.eval has {available} prompts: at most "
             f"{available} (one video a prompt) (trial {describe(trial)})",
         )
     stopping = trial.stopping
-    if stopping is not None and stopping["on"] == MEMBER_SPREAD and not hasattr(spec_class(trial.reward), "members"):
+    if stopping is not None and stopping.on == MEMBER_SPREAD and not hasattr(spec_class(trial.reward), "members"):
         raise ExperimentError(
             path,
             "stopping.on",

@@ -33,7 +33,7 @@ def evaluations_per_trial(trial: Trial) -> int | None:
         return None
     points = 1 + sum(trial.evaluates_after(step) or step == steps for step in range(1, steps + 1))
     points += trial.stopping is not None
-    return points * len(trial.eval["lora_scales"])
+    return points * len(trial.eval.lora_scales)
 
 
 def evaluation_seconds(trial: Trial) -> float | None:
@@ -41,18 +41,18 @@ def evaluation_seconds(trial: Trial) -> float | None:
     per_voxel_step = TOY_SECONDS_PER_VOXEL_STEP.get(trial.model_name)
     if per_voxel_step is None:
         return None
-    videos = trial.eval["videos"] / trial.workers
-    return videos * trial.eval_sampler["num_steps"] * trial.frames * trial.height * trial.width * per_voxel_step
+    videos = trial.eval.videos / trial.workers
+    return videos * trial.eval_sampler.num_steps * trial.frames * trial.height * trial.width * per_voxel_step
 
 
 def describe_evaluations(trials: Sequence[Trial]) -> str:
     """One line: videos per evaluation, evaluations and videos in all, and the time where it can be estimated."""
     counts = [evaluations_per_trial(t) for t in trials]
-    videos = sorted({t.eval["videos"] for t in trials})
+    videos = sorted({t.eval.videos for t in trials})
     line = f"evaluation: {'/'.join(map(str, videos))} video(s) per evaluation"
     if None in counts:
         return line + " (evaluations per trial unknown: the budget is not in steps)"
-    total = sum(count * t.eval["videos"] for count, t in zip(counts, trials))
+    total = sum(count * t.eval.videos for count, t in zip(counts, trials))
     line += f", {sum(counts)} evaluation(s) of {len(trials)} trial(s), {total} videos in all"
     seconds = [evaluation_seconds(t) for t in trials]
     if None in seconds:
@@ -69,8 +69,8 @@ def check_evaluation_time(trials: Sequence[Trial], path: str | Path) -> None:
             raise ExperimentError(
                 path,
                 "eval.videos",
-                f"trial {trial.id}: one evaluation of {trial.eval['videos']} videos ({trial.frames} frames at "
-                f"{trial.height}x{trial.width}, {trial.eval_sampler['num_steps']} steps) takes an estimated "
+                f"trial {trial.id}: one evaluation of {trial.eval.videos} videos ({trial.frames} frames at "
+                f"{trial.height}x{trial.width}, {trial.eval_sampler.num_steps} steps) takes an estimated "
                 f"{seconds / 60:.3g} min, more than {MAX_EVALUATION_S / 60:.3g}, and a trial makes "
                 f"{evaluations_per_trial(trial) or 'several'}; lower eval.videos or raise eval.every, or "
                 "`vaderbench run --force` to run it anyway",

@@ -23,13 +23,32 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, first_problem, height_width, resolution_label
-from vaderbench.metrics import REWARD_QUERIES
+from vaderbench.experiment.schema import (
+    SWEEP_ALIASES,
+    Budget,
+    Checkpointing,
+    Evaluation,
+    Experiment,
+    PolicySwitches,
+    Prompts,
+    Sampler,
+    Section,
+    Stopping,
+    first_problem,
+    height_width,
+    resolution_label,
+)
 
 
 @dataclass(frozen=True)
 class Trial:
-    """One point of the sweep: everything a worker needs to build and run it (plain, picklable data)."""
+    """One point of the sweep: everything a worker needs to build and run it (picklable data).
+
+    The file's sections are the schema's own models (`trial.eval.videos`, `trial.budget.steps`): given as
+    mappings (`from_dict`, `dataclasses.replace(trial, eval={...})`) they are validated into them, so a
+    misspelt key is refused where the trial is made. `to_dict` gives them back as plain dicts (Ray's config,
+    the id's digest, `config/trial.json`), and `from_dict(trial.to_dict()) == trial`.
+    """
 
     #: stable identifier (the same point of the same file gets the same id in every invocation)
     id: str
@@ -39,7 +58,7 @@ class Trial:
     method: str
     #: the registered aligner
     aligner: str
-    #: aligner settings, the shared sampler folded in
+    #: aligner settings, the shared sampler folded in: a dict, checked by the aligner's own `Config`
     settings: dict[str, Any]
     seed: int
     frames: int
@@ -47,16 +66,17 @@ class Trial:
     width: int
     model: Any
     reward: Any
-    prompts: dict[str, str]
-    policy: dict[str, Any]
-    budget: dict[str, Any]
-    eval: dict[str, Any]
+    prompts: Prompts
+    #: the file's `policy:` with the method entry's own switches over it
+    policy: PolicySwitches
+    budget: Budget
+    eval: Evaluation
     #: the file's `sampler:`: every method's evaluation videos are sampled with it, whatever a method's entry
     #: sets for its own training samples (Flow-GRPO trains on SDE samples and is evaluated with the ODE)
-    eval_sampler: dict[str, Any]
-    checkpoint: dict[str, Any]
+    eval_sampler: Sampler
+    checkpoint: Checkpointing
     #: the file's `stopping:` rule (`vaderbench.stopping`), or None: the trial runs to its budget
-    stopping: dict[str, Any] | None = None
+    stopping: Stopping | None = None
     workers: int = 1
     #: videos (reward queries) a training step samples over all workers: its method's `batch_size`
     batch_size: int = 1
@@ -66,21 +86,26 @@ class Trial:
     #: "final" (a trial of the grid) or "tune" (a trial of the tuning stage: `experiment.tuning`)
     stage: str = "final"
 
+    def __post_init__(self):
+        for name, model in SECTIONS.items():
+            object.__setattr__(self, name, _section(name, model, getattr(self, name)))
+        object.__setattr__(self, "modules", tuple(self.modules))  # a list after a trip through JSON
+
     @property
     def steps(self) -> int | None:
         """The training steps its budget allows: `budget.steps`, or fewer where its reward queries (one per video
         sampled, `batch_size` a step) run out first; None when only wall time limits it."""
-        limits = [self.budget["steps"]]
-        if self.budget.get(REWARD_QUERIES) is not None:
-            limits.append(math.ceil(self.budget[REWARD_QUERIES] / self.batch_size))
+        limits = [self.budget.steps]
+        if self.budget.reward_queries is not None:
+            limits.append(math.ceil(self.budget.reward_queries / self.batch_size))
         limits = [limit for limit in limits if limit is not None]
         return min(limits) if limits else None
 
     def evaluates_after(self, step: int) -> bool:
         """Whether it evaluates after training step `step` (not counting the last, which always does)."""
-        every_queries = self.eval.get("every_queries")
+        every_queries = self.eval.every_queries
         if every_queries is None:
-            return step % self.eval["every"] == 0
+            return step % self.eval.every == 0
         return (step * self.batch_size) // every_queries > ((step - 1) * self.batch_size) // every_queries
 
     @property
@@ -127,21 +152,55 @@ class Trial:
         if self.K is not None:
             params["K"] = self.K
         if self.stopping is not None:
-            params["stopping"] = json.dumps(self.stopping, sort_keys=True)
+            params["stopping"] = json.dumps(self.stopping.model_dump(), sort_keys=True)
         for key, value in self.settings.items():
             params.setdefault(key, value if not isinstance(value, dict) else json.dumps(value, sort_keys=True))
-        for key, value in self.policy.items():
+        for key, value in self.policy.model_dump().items():
             params.setdefault(key, value)
         for key, value in self.point.items():
             params.setdefault(key, value)
         return {k: str(v) for k, v in params.items()}
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Plain data (sections as dicts): what Ray's config carries and the trial's id digests."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in SECTIONS:
+            if values[name] is not None:
+                values[name] = values[name].model_dump(mode="python")
+        return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Trial:
+    def from_dict(cls, values: Mapping[str, Any]) -> Trial:
+        """The trial `to_dict` gave; ValueError naming the key where a section does not pass the schema."""
         return cls(**values)
+
+
+#: Trial's fields that are sections of the experiment file, and the schema's model of each
+SECTIONS: dict[str, type[Section]] = {
+    "prompts": Prompts,
+    "policy": PolicySwitches,
+    "budget": Budget,
+    "eval": Evaluation,
+    "eval_sampler": Sampler,
+    "checkpoint": Checkpointing,
+    "stopping": Stopping,
+}
+
+
+def _section(name: str, model: type[Section], value: Any) -> Section | None:
+    """A trial's section as its model: a mapping is validated (unknown keys, types, ranges) into one."""
+    if value is None and name == "stopping":
+        return None
+    if isinstance(value, model):
+        return value
+    if not isinstance(value, Mapping):
+        raise TypeError(f"trial section {name}: expected a {model.__name__} or a mapping, got {value!r}")
+    try:
+        return model.model_validate(dict(value))
+    except ValidationError as error:
+        key, message = first_problem(error, dict(value), model)
+        key = key or ".".join(str(part) for part in error.errors()[0]["loc"])  # a missing key is not in the data
+        raise ValueError(f"trial section {name}" + (f".{key}" if key else "") + f": {message}") from None
 
 
 def model_name_and_options(spec: str | Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
@@ -262,10 +321,11 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
     values["reward"] = values["methods"][entry].get("reward", values["reward"])
     # the swept values pass the same schema as the file's own (types, ranges, unknown keys)
     try:
-        checked = Experiment.model_validate(values).model_dump(mode="python")
+        experiment = Experiment.model_validate(values)
     except ValidationError as error:
         key, message = first_problem(error, values)
         raise ValueError(f"{key}: {message}") from None
+    checked = experiment.model_dump(mode="python")
     height, width = height_width(checked["video"]["resolution"])
     trial = Trial(
         id="",
@@ -279,22 +339,19 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
         width=width,
         model=checked["model"],
         reward=checked["reward"],
-        prompts=dict(checked["prompts"]),
-        policy=dict(checked["policy"]),
-        budget=dict(checked["budget"]),
-        eval=dict(checked["eval"]),
-        eval_sampler=dict(checked["sampler"]),
-        checkpoint=dict(checked["checkpoint"]),
-        stopping=None if checked["stopping"] is None else dict(checked["stopping"]),
+        prompts=experiment.prompts,
+        policy=experiment.policy,
+        budget=experiment.budget,
+        eval=experiment.eval,
+        eval_sampler=experiment.sampler,
+        checkpoint=experiment.checkpoint,
+        stopping=experiment.stopping,
         workers=int(checked["resources"]["workers"]),
         batch_size=batch_size_of(aligner, checked["methods"][entry]),
         modules=registering_modules(
             aligner,
             checked["model"],
-            [
-                checked["reward"],
-                *([checked["eval"]["reference_reward"]] if checked["eval"]["reference_reward"] else []),
-            ],
+            [checked["reward"], *([experiment.eval.reference_reward] if experiment.eval.reference_reward else [])],
             checked["prompts"].values(),
         ),
     )

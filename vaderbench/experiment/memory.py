@@ -91,11 +91,9 @@ def evaluation_bytes(trial: Trial, footprint) -> int:
     """One worker's share of an evaluation batch: trajectory, noise and frames, and its largest no-grad call."""
     from vaderbench.policy import denoiser_passes
 
-    videos = trial.eval["videos"] // trial.workers
-    steps = trial.eval_sampler["num_steps"]
-    call = max(
-        denoiser_passes(trial.eval_sampler["guidance_scale"]) * footprint.denoiser_bytes, footprint.decoder_bytes
-    )
+    videos = trial.eval.videos // trial.workers
+    steps = trial.eval_sampler.num_steps
+    call = max(denoiser_passes(trial.eval_sampler.guidance_scale) * footprint.denoiser_bytes, footprint.decoder_bytes)
     held = 4 * ((2 * steps + 1) * footprint.latent_elements + trial.frames * 3 * trial.height * trial.width)
     return videos * (call + held)
 
@@ -142,7 +140,7 @@ def dominant_key(trial: Trial, estimate: MemoryEstimate, worker_limit_bytes: int
         return "model"
     if largest == estimate.stored:
         return f"methods.{trial.method}"
-    one_video = dataclasses.replace(estimate, evaluation=estimate.evaluation // (trial.eval["videos"] // trial.workers))
+    one_video = dataclasses.replace(estimate, evaluation=estimate.evaluation // (trial.eval.videos // trial.workers))
     if largest == estimate.evaluation and (worker_limit_bytes is None or one_video.total <= worker_limit_bytes):
         return "eval.videos"
     return "sweep.resolution" if "resolution" in trial.point else "video.resolution"

@@ -392,15 +392,16 @@ def parse_experiment(data: dict[str, Any], path: str | Path = "<experiment>") ->
     return experiment
 
 
-def first_problem(error: ValidationError, data: Any) -> tuple[str, str]:
-    """(the file's key path, what was expected) of the first error of validating `data` as an Experiment."""
+def first_problem(error: ValidationError, data: Any, model: type[BaseModel] = Experiment) -> tuple[str, str]:
+    """(the file's key path, what was expected) of the first error of validating `data` as an Experiment (or as
+    `model`, one of its sections: the key path is then the section's own)."""
     first = error.errors()[0]
     key = key_path(first["loc"], data)
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
         section = key.rsplit(".", 1)[0] if "." in key else None
-        known = _known_keys(section)
+        known = _known_keys(section, model)
         if known:
             message += f"; expected one of: {', '.join(known)}"
     elif "input" in first and first["type"] not in ("missing", "value_error"):
@@ -409,8 +410,7 @@ def first_problem(error: ValidationError, data: Any) -> tuple[str, str]:
     return key, message + extra
 
 
-def _known_keys(section: str | None) -> list[str]:
-    model: type[BaseModel] = Experiment
+def _known_keys(section: str | None, model: type[BaseModel]) -> list[str]:
     for part in section.split(".") if section else []:
         annotation = model.model_fields.get(part)
         if (

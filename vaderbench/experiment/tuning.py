@@ -149,7 +149,7 @@ def seeded_trials(
                 trial,
                 id=f"{TUNE}-{trial.id}",
                 stage=TUNE,
-                eval={**trial.eval, "split": VALIDATION, "lora_scales": [1.0]},
+                eval={**trial.eval.model_dump(), "split": VALIDATION, "lora_scales": [1.0]},
             )
         )
     return trials

@@ -99,8 +99,8 @@ def trial_store(config: dict[str, Any]):
     """The trial's checkpoint folder under the sweep's storage: the same for every attempt and invocation."""
     from vaderbench.runner.checkpoint import CheckpointStore
 
-    trial = config["trial"]
-    return CheckpointStore(Path(config["storage_path"]) / "trials" / trial["id"], keep=trial["checkpoint"]["keep"])
+    trial = Trial.from_dict(config["trial"])
+    return CheckpointStore(Path(config["storage_path"]) / "trials" / trial.id, keep=trial.checkpoint.keep)
 
 
 def run_worker(config: dict[str, Any], report, device=None) -> None:

@@ -117,7 +117,7 @@ def build_trial_aligner(trial: Trial, device: torch.device) -> Aligner:
     for module in trial.modules:
         importlib.import_module(module)
     model = MODELS.get(trial.model_name)(**trial.model_options).to(device)
-    policy = Policy(model, **trial.policy, lora_seed=derive_seed(trial.seed, "lora"))
+    policy = Policy(model, **trial.policy.model_dump(), lora_seed=derive_seed(trial.seed, "lora"))
     reward = build_reward(trial.reward, device)
     return build_aligner(
         trial.aligner,
@@ -146,23 +146,23 @@ def eval_set(trial: Trial) -> tuple[list[str], list[int]]:
     The final evaluation takes the first `videos` prompts of a fixed shuffle of the held-out set; tuning
     trials (split "validation") the `videos` after those, with their own noise.
     """
-    prompts = load_prompts(trial.prompts["eval"])
-    random.Random(derive_seed(trial.eval["seed"], "eval-prompts")).shuffle(prompts)
-    count = trial.eval["videos"]
-    split = trial.eval["split"]
+    prompts = load_prompts(trial.prompts.eval)
+    random.Random(derive_seed(trial.eval.seed, "eval-prompts")).shuffle(prompts)
+    count = trial.eval.videos
+    split = trial.eval.split
     offset = count if split == VALIDATION else 0
     chosen = [prompts[(offset + i) % len(prompts)] for i in range(count)]
     noise = "eval-noise" if split == "test" else f"eval-noise-{split}"
-    return chosen, [derive_seed(trial.eval["seed"], noise, i) for i in range(count)]
+    return chosen, [derive_seed(trial.eval.seed, noise, i) for i in range(count)]
 
 
 def base_set(trial: Trial, count: int) -> tuple[list[str], list[int]]:
     """The training prompts and noise seeds of the base model's videos a reward is fitted on (`Reward.base_videos`):
     from the eval seed alone, so every trial of a study fits its rewards on the same videos."""
-    prompts = load_prompts(trial.prompts["train"])
-    random.Random(derive_seed(trial.eval["seed"], "base-fit-prompts")).shuffle(prompts)
+    prompts = load_prompts(trial.prompts.train)
+    random.Random(derive_seed(trial.eval.seed, "base-fit-prompts")).shuffle(prompts)
     chosen = [prompts[i % len(prompts)] for i in range(count)]
-    return chosen, [derive_seed(trial.eval["seed"], "base-fit-noise", i) for i in range(count)]
+    return chosen, [derive_seed(trial.eval.seed, "base-fit-noise", i) for i in range(count)]
 
 
 def train_batch(prompts: list[str], count: int, seed: int, step: int) -> list[str]:
@@ -190,11 +190,11 @@ def not_finite(metrics: dict[str, float]) -> tuple[str, float] | None:
 
 
 def budget_spent(trial: Trial, progress: Progress, reward_queries: float) -> bool:
-    budget = trial.budget  # its keys are the names of the metrics they bound
+    budget = trial.budget
     return (
-        (budget["steps"] is not None and progress.step >= budget["steps"])
-        or (budget[REWARD_QUERIES] is not None and reward_queries >= budget[REWARD_QUERIES])
-        or (budget[WALL_TIME] is not None and progress.wall_time_s >= budget[WALL_TIME])
+        (budget.steps is not None and progress.step >= budget.steps)
+        or (budget.reward_queries is not None and reward_queries >= budget.reward_queries)
+        or (budget.wall_time_s is not None and progress.wall_time_s >= budget.wall_time_s)
     )
 
 
@@ -212,19 +212,19 @@ class TrialLoop:
         self.node = node
         with shared_rewards():  # one copy of each reward model, however many of the trial's specs name it
             self.aligner = build_trial_aligner(trial, self.device)
-            reference = trial.eval["reference_reward"]
+            reference = trial.eval.reference_reward
             self.reference_reward = build_reward(reference, self.device) if reference is not None else None
         self.clock = self.aligner.clock
-        self.train_prompts = load_prompts(trial.prompts["train"])
+        self.train_prompts = load_prompts(trial.prompts.train)
         self.eval_prompts, self.eval_seeds = eval_set(trial)
-        self.eval_sampler = SamplerSettings(**trial.eval_sampler)
+        self.eval_sampler = SamplerSettings(**trial.eval_sampler.model_dump())
         self.judge = toy_judge(self.aligner.reward, self.eval_prompts)
         self.scratch = Path(scratch or tempfile.mkdtemp(prefix="vaderbench-trial-"))
         self.progress = Progress()
         #: every report so far; checkpoints carry it, so that a resumed trial can replay the reports of
         #: steps up to its checkpoint that never reached the tracker (an interruption races the delivery)
         self.history: list[dict[str, float]] = []
-        self.stopping = StoppingRule(**trial.stopping) if trial.stopping is not None else None
+        self.stopping = StoppingRule(**trial.stopping.model_dump()) if trial.stopping is not None else None
         #: the LoRA weights of the evaluation the stopping rule keeps
         self.kept_lora: dict[str, torch.Tensor] | None = None
 
@@ -256,7 +256,7 @@ class TrialLoop:
             return {}
         trial, policy = self.trial, self.aligner.policy
         prompts, seeds = base_set(trial, max(module.base_videos for module in fitted.values()))
-        width = max(1, trial.eval["videos"] // trial.workers)
+        width = max(1, trial.eval.videos // trial.workers)
         scores = {key: [] for key in fitted}
         with self.clock.phase("evaluate"), policy.lora_scale(0.0):
             for start in range(0, len(prompts), width):
@@ -320,7 +320,7 @@ class TrialLoop:
         """`evaluate` of the trained adapter, then of the adapter scaled by each other `eval.lora_scales` (DRaFT's
         interpolation toward the base model), the same metrics under `at_lora_scale` names; GIFs at scale 1 only."""
         metrics = self.evaluate(gif_name)
-        for scale in self.trial.eval["lora_scales"]:
+        for scale in self.trial.eval.lora_scales:
             if scale != 1.0:
                 with self.aligner.policy.lora_scale(scale):
                     metrics |= {at_lora_scale(key, scale): value for key, value in self.evaluate().items()}
@@ -334,7 +334,7 @@ class TrialLoop:
 
     def save_samples(self, name: str, videos: torch.Tensor, per_video: dict[str, torch.Tensor]) -> None:
         """`samples/<name>.gif` and `samples/<name>.json` (each video's prompt and values), on rank 0."""
-        count = min(self.trial.eval["sample_videos"], len(videos))
+        count = min(self.trial.eval.sample_videos, len(videos))
         if not (self.writer and count):
             return
         folder = self.scratch / ARTIFACTS / "samples"
@@ -352,7 +352,7 @@ class TrialLoop:
         if self.judge is None or trial.height != trial.width:
             return {}
         with self.clock.phase("evaluate"):
-            seed = trial.eval["seed"]
+            seed = trial.eval.seed
             room = self.judge.headroom(self.eval_prompts, trial.frames, trial.height, seed)
             if room:
                 oracle = self.judge.oracle_videos(self.eval_prompts, trial.frames, trial.height, seed)
@@ -429,7 +429,7 @@ class TrialLoop:
         }
 
     def run(self, report: Report) -> None:
-        trial, every_checkpoint = self.trial, self.trial.checkpoint["every"]
+        trial, every_checkpoint = self.trial, self.trial.checkpoint.every
         started = time.perf_counter()
         nodes = distributed.gather_objects(self.node)
         attempt = {WORKER_NODES: nodes} if self.node is not None else {}
