@@ -368,12 +368,6 @@ def batch_size_of(aligner: str, entry: dict[str, Any]) -> int:
     return int(entry.get("batch_size", ALIGNERS.get(aligner).Config.batch_size))
 
 
-def scoring_rewards(checked: dict[str, Any]) -> list[Any]:
-    """The reward specs a trial builds: its own, and the evaluation's reference reward where it has one."""
-    reference = checked["eval"]["reference_reward"]
-    return [checked["reward"], *([reference] if reference is not None else [])]
-
-
 def registering_modules(aligner: str, model: Any, rewards: list[Any], prompt_sets) -> tuple[str, ...]:
     from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS
     from vaderbench.rewards.base import spec_names
