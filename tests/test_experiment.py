@@ -394,3 +394,26 @@ def test_an_unknown_key_in_a_trials_section_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"trial section eval\.splt: unknown key"):
         dataclasses.replace(trial, eval={**values["eval"], "splt": "validation"})
     assert dataclasses.replace(trial, eval={**values["eval"], "split": "validation"}).eval.split == "validation"
+
+
+def test_a_method_entry_may_bring_its_own_stopping_rule_or_none(tmp_path):
+    methods = {
+        "vader": {"batch_size": 2},
+        "vader-stopped": {"aligner": "vader", "batch_size": 2, "stopping": {"on": "member_spread", "rise": 1.25}},
+        "vader-unstopped": {"aligner": "vader", "batch_size": 2, "stopping": None},
+    }
+    study = {**BASE, "reward": "toy_aesthetic", "methods": methods, "stopping": {"on": "member_spread"}}
+    trials = {t.method: t for t in load_experiment(write(tmp_path, study)).trials}
+    assert (trials["vader"].stopping.on, trials["vader"].stopping.rise) == ("member_spread", 1.5)  # the file's
+    assert trials["vader-stopped"].stopping.rise == 1.25
+    assert trials["vader-unstopped"].stopping is None
+    assert not any("stopping" in t.settings for t in trials.values())  # not an aligner setting
+    wrong = {**methods, "vader-stopped": {**methods["vader-stopped"], "stopping": {"on": "eval_gold_mean", "rise": 2}}}
+    with pytest.raises(ExperimentError, match=r"methods\.vader-stopped\.stopping: .*rise applies to on: member_spread"):
+        load_experiment(write(tmp_path, {**study, "methods": wrong}))
+    typo = {
+        **methods,
+        "vader-stopped": {**methods["vader-stopped"], "stopping": {"on": "member_spread", "pateince": 2}},
+    }
+    with pytest.raises(ExperimentError, match=r"methods\.vader-stopped\.stopping\.pateince"):
+        load_experiment(write(tmp_path, {**study, "methods": typo}))

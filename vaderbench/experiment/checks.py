@@ -16,7 +16,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from vaderbench.experiment.grid import Trial, aligner_of, expand, model_name_and_options
-from vaderbench.experiment.schema import SWEEP_ALIASES, Experiment, ExperimentError, PolicySwitches, key_path
+from vaderbench.experiment.schema import (
+    SWEEP_ALIASES,
+    Experiment,
+    ExperimentError,
+    PolicySwitches,
+    Stopping,
+    key_path,
+)
 from vaderbench.prompts import load_prompts
 from vaderbench.registry import ALIGNERS, MODELS, PROMPT_SETS, REWARDS, Registry
 from vaderbench.rewards.base import RewardOptionError, spec_class
@@ -94,13 +101,15 @@ def check_methods(experiment: Experiment, path) -> None:
         aligner = aligner_of(entry, settings)
         if "reward" in settings:  # a variant with a reward of its own (a defence: a conservative ensemble)
             check_reward(settings["reward"], path, f"methods.{entry}.reward")
-        if "policy" in settings:
+        for section, model in (("policy", PolicySwitches), ("stopping", Stopping)):
+            if section not in settings or (section == "stopping" and settings[section] is None):
+                continue  # `stopping: null`: this entry's trials run to their budget, whatever the file's rule
             try:
-                PolicySwitches.model_validate(settings["policy"])
+                model.model_validate(settings[section])
             except ValidationError as error:
                 first = error.errors()[0]
-                key = f"methods.{entry}.policy." + key_path(first["loc"], settings["policy"])
-                raise ExperimentError(path, key, first["msg"]) from None
+                key = f"methods.{entry}.{section}." + key_path(first["loc"], settings[section])
+                raise ExperimentError(path, key.rstrip("."), first["msg"]) from None
         if aligner not in ALIGNERS:
             hint = "" if "aligner" in settings else " (a variant names its aligner with `aligner:`)"
             key = f"methods.{entry}.aligner" if "aligner" in settings else f"methods.{entry}"

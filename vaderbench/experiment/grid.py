@@ -263,13 +263,16 @@ def applies(key: str, entry: str, aligner: str) -> bool:
     return True
 
 
+#: the file's sections a method entry may replace for its own trials (a defence compared in one study)
+ENTRY_SECTIONS = ("reward", "stopping")
+
+
 def resolved_settings(experiment: dict[str, Any], entry: str) -> dict[str, Any]:
     """A method entry's aligner settings: the file's `sampler:` (every method's), then the entry's own keys,
     which win for this method only (`methods.ddpo.num_steps: 50` samples DDPO alone with 50 steps)."""
     settings = {**experiment["sampler"], **copy.deepcopy(experiment["methods"][entry])}
-    settings.pop("aligner", None)
-    settings.pop("policy", None)
-    settings.pop("reward", None)
+    for key in ("aligner", "policy", *ENTRY_SECTIONS):
+        settings.pop(key, None)
     return settings
 
 
@@ -317,8 +320,10 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
             set_dotted(values, target, value)
     # a method entry may override policy switches (a memory-ablation variant turns on checkpointing)
     values["policy"].update(values["methods"][entry].get("policy", {}))
-    # and its own reward (a defence such as a conservative ensemble, compared beside the plain reward)
-    values["reward"] = values["methods"][entry].get("reward", values["reward"])
+    # and its own reward (a defence such as a conservative ensemble, compared beside the plain reward) and
+    # stopping rule (`stopping: null` for none where the file has one)
+    for section in ENTRY_SECTIONS:
+        values[section] = values["methods"][entry].get(section, values[section])
     # the swept values pass the same schema as the file's own (types, ranges, unknown keys)
     try:
         experiment = Experiment.model_validate(values)
