@@ -143,6 +143,19 @@ def new_reward(name: str, options: dict[str, Any]) -> Reward:
     return _shared[key]
 
 
+def base_videos_of(spec: str | Mapping[str, Any]) -> int:
+    """The base-model videos a trial samples to fit the reward of `spec` (`Reward.base_videos`: the most any part
+    of it needs), loading nothing: a reward class tells it with a classmethod `base_videos_of(**options)`."""
+    counts = [0]
+    for name, (_, options) in reward_entries(spec).items():
+        factory = REWARDS.get(name)
+        if hasattr(factory, "base_videos_of"):
+            counts.append(factory.base_videos_of(**options))
+        nested_specs = getattr(factory, "nested_specs", None)
+        counts += [base_videos_of(nested) for nested in (nested_specs(**options) if nested_specs else [])]
+    return max(counts)
+
+
 def build_reward(spec: str | Mapping[str, Any], device: str | torch.device = "cpu") -> Reward:
     """A reward from its YAML form: a name, {name: weight, ...}, or {name: {weight: w, **options}, ...}."""
     entries = reward_entries(spec)

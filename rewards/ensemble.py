@@ -116,6 +116,11 @@ class Ensemble(Reward):
                 )
 
     @classmethod
+    def base_videos_of(cls, of: Any, standardise: int | None = None, **settings: Any) -> int:
+        """`base_videos` of the ensemble these options build (`rewards.base.base_videos_of` asks, loading nothing)."""
+        return standardise or 0
+
+    @classmethod
     def nested_specs(cls, of: Any, **settings: Any) -> list[Any]:
         """The member rewards' specs (`rewards.base.spec_names` follows them)."""
         return [spec for _, spec in member_specs(of)]

@@ -4,12 +4,14 @@ trial with the reason."""
 
 import copy
 import dataclasses
+import re
 
 import pytest
 import torch
 import yaml
 from studies import TINY_WORLD
 
+from vaderbench.experiment.cost import base_fit_videos, describe_evaluations, evaluations_per_trial
 from vaderbench.experiment.load import load_experiment
 from vaderbench.metrics import EVAL_REWARD_MEAN, base_fit_metrics
 from vaderbench.rewards.ensemble import Ensemble
@@ -104,3 +106,19 @@ def test_a_fit_that_cannot_be_made_ends_the_trial_naming_why(trials, tmp_path, m
 def test_the_reference_reward_shares_the_trials_reward_models(trials, tmp_path):
     loop = loop_of(trials[0], tmp_path)
     assert loop.reference_reward is loop.aligner.reward  # the same spec: one copy, fitted once for both
+
+
+def test_validate_counts_the_base_videos_of_the_fit_in_the_evaluations_cost(trials):
+    plain = [
+        dataclasses.replace(t, reward="colourfulness", eval=t.eval.model_copy(update={"reference_reward": None}))
+        for t in trials
+    ]
+    assert [base_fit_videos(t) for t in trials] == [6] * 4 and [base_fit_videos(t) for t in plain] == [0] * 4
+    evaluations = sum(evaluations_per_trial(t) for t in trials) * 4  # 4 videos an evaluation
+    assert (
+        f"{evaluations + 24} videos in all (24 of them the base model's, to fit the rewards)"
+        in describe_evaluations(trials)
+    )
+    assert f"{evaluations} videos in all;" in describe_evaluations(plain)
+    minutes = [float(re.search(r"about (\S+) min", describe_evaluations(t)).group(1)) for t in (plain, trials)]
+    assert minutes[1] > minutes[0]

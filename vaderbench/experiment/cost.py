@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vaderbench.experiment.grid import Trial
 from vaderbench.experiment.schema import ExperimentError
+from vaderbench.rewards.base import base_videos_of
 
 #: seconds of one evaluation per video, frame, pixel and sampling step (sampling, decoding, reward and the
 #: toy world's gold) on one thread: `TrialLoop.evaluate` timed at 32 px, 8 frames, 10 steps, 8 and 16 videos,
@@ -45,19 +46,32 @@ def evaluation_seconds(trial: Trial) -> float | None:
     return videos * trial.eval_sampler.num_steps * trial.frames * trial.height * trial.width * per_voxel_step
 
 
+def base_fit_videos(trial: Trial) -> int:
+    """The base model's videos a trial samples before training to fit its rewards (a standardised ensemble's,
+    `TrialLoop.fit_rewards_to_base`); every worker samples all of them."""
+    specs = [trial.reward, *([trial.eval.reference_reward] if trial.eval.reference_reward is not None else [])]
+    return max(base_videos_of(spec) for spec in specs)
+
+
 def describe_evaluations(trials: Sequence[Trial]) -> str:
-    """One line: videos per evaluation, evaluations and videos in all, and the time where it can be estimated."""
+    """One line: videos per evaluation, evaluations and videos in all (the rewards' base-model fits among them),
+    and the time where it can be estimated."""
     counts = [evaluations_per_trial(t) for t in trials]
     videos = sorted({t.eval.videos for t in trials})
     line = f"evaluation: {'/'.join(map(str, videos))} video(s) per evaluation"
     if None in counts:
         return line + " (evaluations per trial unknown: the budget is not in steps)"
-    total = sum(count * t.eval.videos for count, t in zip(counts, trials))
+    fits = [base_fit_videos(t) for t in trials]
+    total = sum(count * t.eval.videos + fit for count, t, fit in zip(counts, trials, fits))
     line += f", {sum(counts)} evaluation(s) of {len(trials)} trial(s), {total} videos in all"
+    if any(fits):
+        line += f" ({sum(fits)} of them the base model's, to fit the rewards)"
     seconds = [evaluation_seconds(t) for t in trials]
     if None in seconds:
         return line
-    minutes = sum(count * s for count, s in zip(counts, seconds)) / 60
+    # a fit's videos cost what as many evaluation videos do, on every worker
+    fit_seconds = [fit * s / t.eval.videos * t.workers for fit, s, t in zip(fits, seconds, trials)]
+    minutes = sum(count * s + f for count, s, f in zip(counts, seconds, fit_seconds)) / 60
     return line + f"; about {minutes:.2g} min of one core (the toy world's measured cost, within 2x)"
 
 
