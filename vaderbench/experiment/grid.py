@@ -140,8 +140,8 @@ class Trial:
             "frames": self.frames,
             "seed": self.seed,
             "lr": self.settings.get("lr", _default(self.aligner, "lr")),
-            "model": _name_of(self.model),
-            "reward": _name_of(self.reward),
+            "model": str(model_name_and_options(self.model)[0]),
+            "reward": reward_label(self.reward),
             "num_steps": self.settings.get("num_steps"),
             "workers": self.workers,
             "trial_id": self.id,
@@ -211,13 +211,11 @@ def model_name_and_options(spec: str | Mapping[str, Any]) -> tuple[str | None, d
     return options.pop("name", None), options
 
 
-def _name_of(spec: Any) -> str:
-    """A model's or reward's name for the params: `toy`, `modelscope`, `1*aesthetic+1*hpsv2` for a sum, a reward's
-    options after it (`1*ensemble(aggregate=min,of=toy_aesthetic)`): two settings of a reward are two series."""
+def reward_label(spec: Any) -> str:
+    """A reward's name for the params: `toy_aesthetic`, `1*aesthetic+1*hpsv2` for a sum, a reward's options after
+    it (`1*ensemble(aggregate=min,of=toy_aesthetic)`): two settings of a reward are two series."""
     if isinstance(spec, str):
         return spec
-    if "name" in spec:
-        return str(spec["name"])
     return "+".join(_entry_label(name, value) for name, value in spec.items())
 
 
