@@ -26,13 +26,13 @@ from scipy import stats
 from vaderbench.cli import main
 from vaderbench.experiment.tuning import tuning_score
 from vaderbench.metrics import TUNING_SCORE
-from vaderbench.report import defences, figures, tables, write_report
+from vaderbench.report import defences, figures, select, tables, write_report
 from vaderbench.report.build import SECTIONS, finished_only, render_section
 from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
 from vaderbench.report.markdown import cell, estimate_text, interval_text
 from vaderbench.report.samples import start_and_end
-from vaderbench.report.select import classify, with_resolution
+from vaderbench.report.select import MissingRuns, classify, with_resolution
 from vaderbench.report.stats import Estimate, t_interval
 from vaderbench.report.summary import Precision, Summary
 from vaderbench.runner.tracking import TUNE_SCORE_EVALUATIONS
@@ -760,3 +760,36 @@ def test_defences_are_skipped_without_the_reference_learned_reward(tmp_path):
 def test_a_bootstrap_interval_of_rounding_noise_has_no_spread_and_a_one_sided_one_keeps_its_bounds():
     assert interval_text(0.3, 0.3 - 1e-17, 0.3 + 2e-17) == "0.3 (no spread)"
     assert interval_text(0.5, 0.5, 0.9) == "0.50 [0.50, 0.90]"  # the mean on one bound: the width sets the digits
+
+
+def test_a_variant_names_its_series_without_the_settings_its_entry_fixes():
+    trials = pd.DataFrame(
+        {
+            "run_id": list("abcdef"),
+            "method": ["vader"] * 5 + ["dpo"],
+            "variant": [None, None, "vader-kl", "vader-kl", "vader-kl", None],
+            "reward": ["toy_aesthetic"] * 2 + ["1*ensemble(of=toy_aesthetic)"] * 3 + ["toy_aesthetic"],
+            "kl_coef": [0.0, 0.0, 1e-6, 1e-6, 1e-5, 0.0],
+            "seed": [0, 1, 0, 1, 0, 0],
+        }
+    )
+    assert list(select.series_labels(trials)) == [
+        "VADER",
+        "VADER",
+        "VADER (variant=vader-kl, kl_coef=1e-06)",  # the entry's reward goes without saying; its swept kl_coef not
+        "VADER (variant=vader-kl, kl_coef=1e-06)",
+        "VADER (variant=vader-kl, kl_coef=1e-05)",
+        "DPO",
+    ]
+
+
+def test_a_memory_switch_that_differs_only_between_methods_is_no_memory_ablation():
+    trials = pd.DataFrame(
+        {"run_id": ["a", "b"], "method": ["vader", "dpo"], "micro_batch_size": [4, 8], "seed": [0, 0]}
+    )
+    metrics = pd.DataFrame({"run_id": ["a", "b"], "metric": "peak_memory_mb", "step": 1, "value": [1.0, 2.0]})
+    with pytest.raises(MissingRuns, match="varies among a method's trials"):
+        tables.memory(trials, metrics)
+    within = pd.concat([trials, trials.assign(run_id=["c", "d"], micro_batch_size=[2, 8])], ignore_index=True)
+    both = pd.concat([metrics, metrics.assign(run_id=["c", "d"])], ignore_index=True)
+    assert set(tables.memory(within, both)["micro_batch_size"]) == {"2", "4", "8"}

@@ -154,12 +154,23 @@ def short_name(column: str) -> str:
 def series_labels(trials: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
     """One label per trial naming its series: "VADER", or "DDPO (inner_epochs=1)" where settings vary."""
     varying = varying_within_method(trials, exclude)
+    variant = param_column(trials, "variant")
+
+    def shown(row) -> list[str]:
+        columns = varying[row["method"]]
+        if variant not in columns:
+            return columns
+        # a variant's name stands for the settings its entry fixes (its reward, kl_coef, ...): besides it, only what
+        # varies among the entry's own trials
+        entry = trials[
+            (trials["method"] == row["method"])
+            & (trials[variant].isna() if pd.isna(row[variant]) else (trials[variant] == row[variant]))
+        ]
+        return [variant, *(c for c in columns if c != variant and varies(entry[c]))]
 
     def label(row) -> str:
         # a swept `methods.<entry>.lr` is also logged as the trial's `lr`: name it once
-        settings = list(
-            dict.fromkeys(f"{short_name(c)}={row[c]}" for c in varying[row["method"]] if not pd.isna(row[c]))
-        )
+        settings = list(dict.fromkeys(f"{short_name(c)}={row[c]}" for c in shown(row) if not pd.isna(row[c])))
         name = method_display(row["method"])
         return f"{name} ({', '.join(settings)})" if settings else name
 

@@ -47,6 +47,7 @@ from vaderbench.report.select import (
     short_name,
     step_zero_mean,
     varies,
+    varying_within_method,
     with_resolution,
 )
 from vaderbench.report.stats import summarise, welch_interval
@@ -228,9 +229,11 @@ def memory(trials: pd.DataFrame, metrics: pd.DataFrame, metric: str = PEAK_MEMOR
     `metric`, over seeds. Other varying settings (resolution, variants) stay columns so that they never pool."""
     require_metric(metrics, metric, trials)
     varying = [c for c in setting_columns(trials) if c != "method" and varies(trials[c])]
-    switches = [c for c in varying if any(component_match(c, key) for key in MEMORY_SWITCHES)]
+    # a switch that only differs between methods (DPO's batch beside VADER's) is no ablation of it
+    within = set().union(*varying_within_method(trials).values())
+    switches = [c for c in varying if c in within and any(component_match(c, key) for key in MEMORY_SWITCHES)]
     if not switches:
-        raise MissingRuns("no memory switch (" + ", ".join(MEMORY_SWITCHES) + ") varies across the trials")
+        raise MissingRuns("no memory switch (" + ", ".join(MEMORY_SWITCHES) + ") varies among a method's trials")
     columns = switches + [c for c in varying if c not in switches]
     peaks = metric_points(metrics, metric, trials["run_id"]).groupby("run_id", as_index=False)["value"].max()
     rows = peaks.merge(trials[["run_id", "method", *columns]])
