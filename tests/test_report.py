@@ -747,7 +747,7 @@ def test_the_defences_figure_names_neighbouring_points_without_overlap_and_the_r
     for (a, box), (b, other) in itertools.combinations(labels.items(), 2):
         assert not box.overlaps(other), (a, b)
     # the one that does not raise the reward is named once, under the axis, not at the origin
-    assert "not raising the reward (about 0, 0): vader-worst-case" in ax.get_xlabel()
+    assert "unlabelled, not raising the reward (its interval reaches 0): vader-worst-case" in ax.get_xlabel()
 
 
 def test_defences_are_skipped_without_the_reference_learned_reward(tmp_path):

@@ -462,11 +462,12 @@ def defences(rows: list) -> Figure:
     def label(row) -> str:
         return f"{row.label} ({row.resolution_label} px)" if several_resolutions else row.label
 
-    # entries that do not raise the reward sit on top of each other at the origin: named once, under the axis
+    # entries that do not raise the reward crowd the origin: named once, under the axis
     still = [label(row) for row in rows if not row.raises_reward]
     xlabel = "gain in the reference learned reward (final − base model)"
     if still:
-        xlabel += "\n" + textwrap.fill("not raising the reward (about 0, 0): " + ", ".join(still), 80)
+        note = "unlabelled, not raising the reward (its interval reaches 0): " + ", ".join(still)
+        xlabel += "\n" + textwrap.fill(note, 80, break_on_hyphens=False)  # entry names stay whole
     ax.set_xlabel(xlabel)
     ax.set_ylabel("gain in gold, the truth (final − base model)")
     ax.set_title("defences: learned reward against the truth (■ adapter at a smaller LoRA scale)")
