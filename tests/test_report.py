@@ -27,12 +27,12 @@ from vaderbench.cli import main
 from vaderbench.experiment.tuning import tuning_score
 from vaderbench.metrics import TUNING_SCORE
 from vaderbench.report import defences, figures, select, tables, write_report
-from vaderbench.report.build import SECTIONS, finished_only, render_section
+from vaderbench.report.build import SECTIONS, compared_series, finished_only, render_section
 from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
 from vaderbench.report.markdown import cell, estimate_text, interval_text
 from vaderbench.report.samples import start_and_end
-from vaderbench.report.select import MissingRuns, classify, with_resolution
+from vaderbench.report.select import MissingRuns, classify, param_column, with_resolution
 from vaderbench.report.stats import Estimate, t_interval
 from vaderbench.report.summary import Precision, Summary
 from vaderbench.runner.tracking import TUNE_SCORE_EVALUATIONS
@@ -304,7 +304,11 @@ def test_a_complete_store_gives_every_figure_and_logs_it_to_the_parent_run(tmp_p
         for suffix in (".png", ".svg"):
             assert (folder / f"{name}{suffix}").stat().st_size > 0, name
         assert f"]({name}.png)" in path.read_text()
-    assert "Skipped" not in path.read_text()
+    # every section is drawn; the findings, which compare one series per method, do not pool VADER's two Ks
+    text = path.read_text()
+    assert text.count("Skipped") == 1
+    assert "## Findings\n\nSkipped: VADER has 2 settings at 16 px (VADER (K=1); VADER (K=10))" in text
+    assert not (folder / "summary.json").exists()
     logged = {f.path for f in client.list_artifacts(parent, "report")}
     assert {f"report/{name}.png" for name in SECTIONS} | {"report/report.md"} <= logged
     runs, finished = finished_trials(tmp_path / "out")
@@ -793,3 +797,17 @@ def test_a_memory_switch_that_differs_only_between_methods_is_no_memory_ablation
     within = pd.concat([trials, trials.assign(run_id=["c", "d"], micro_batch_size=[2, 8])], ignore_index=True)
     both = pd.concat([metrics, metrics.assign(run_id=["c", "d"])], ignore_index=True)
     assert set(tables.memory(within, both)["micro_batch_size"]) == {"2", "4", "8"}
+
+
+def test_the_findings_compare_each_method_by_its_own_entry_never_pooling_its_variants(tmp_path):
+    write_defences_study(tmp_path)
+    _, finished = finished_trials(tmp_path)
+    compared, left_out = compared_series(finished)
+    assert set(compared["method"]) == {"vader", "dpo"} and len(compared) == 2 * len(SEEDS)
+    assert compared[param_column(compared, "variant")].isna().all()
+    assert left_out == ["dpo-kl", "vader-kl", "vader-worst-case"]
+    # a method with several settings and no entry of its own to stand for it: no findings rather than a pooled mean
+    variants_only = finished[finished["method"] == "vader"]
+    variants_only = variants_only[variants_only[param_column(finished, "variant")].notna()]
+    with pytest.raises(MissingRuns, match=r"VADER has 2 settings at 16 px \(VADER \(variant=vader-kl\); VADER"):
+        compared_series(variants_only)

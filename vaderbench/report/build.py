@@ -525,15 +525,37 @@ def report_folder(output_dir: Path | None, runs: Runs) -> Path:
     return folder
 
 
-def study_summary(trials: pd.DataFrame, runs: Runs) -> Summary | None:
-    """The efficiency study's summary (`summary.json`), with its tuning regret where it had a tuning stage; None
-    when the runs are not such a study."""
+def compared_series(trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The trials the findings compare, one series per method and resolution, and the variants left out: a method
+    that ran its own entry and variants of it (`vader`, `vader-kl`, ...) is compared by its own entry. MissingRuns
+    where a method still has several settings at one resolution (a learning-rate sweep): the findings would pool
+    them into one mean."""
+    variant = param_column(trials, "variant")
+    left_out: list[str] = []
+    if variant is not None:
+        own = trials[variant].isna()
+        has_own = own.groupby(trials["method"]).transform("any")
+        left_out = sorted(trials.loc[has_own & ~own, variant].astype(str).unique())
+        trials = trials[~has_own | own]
+    labelled = with_series(with_resolution(trials), exclude=("resolution",))
+    for (method, _), group in labelled.groupby(["method", "side"]):
+        series = sorted(group["series"].unique())
+        if len(series) > 1:
+            raise MissingRuns(
+                f"{method_display(method)} has {len(series)} settings at {group['resolution_label'].iloc[0]} px "
+                f"({'; '.join(series)}): the findings compare one series per method"
+            )
+    return trials, left_out
+
+
+def study_summary(trials: pd.DataFrame, runs: Runs) -> tuple[Summary, list[str]]:
+    """The efficiency study's summary (`summary.json`) of `compared_series`, with its tuning regret where it had a
+    tuning stage, and the variants it leaves out; MissingRuns when the runs are not such a study."""
     everything = classify(runs.trials)
     tuned = everything[(everything["state"] == "finished") & is_tuning(everything)]
-    try:
-        return efficiency.analyse(trials, runs.metrics, tuning_trials=tuned, score_evaluations=score_evaluations(runs))
-    except MissingRuns:
-        return None
+    compared, left_out = compared_series(trials)
+    summary = efficiency.analyse(compared, runs.metrics, tuning_trials=tuned, score_evaluations=score_evaluations(runs))
+    return summary, left_out
 
 
 def score_evaluations(runs: Runs) -> int:
@@ -613,10 +635,18 @@ def write_report(
         *provenance_lines(runs.client, target),
         *trial_summary(trials),
     ]
-    summary = study_summary(final, runs)
+    try:
+        summary, left_out = study_summary(final, runs)
+    except MissingRuns as missing:
+        summary = None
+        header.append(f"## Findings\n\nSkipped: {missing}.")
     if summary is not None:
         (folder / SUMMARY).write_text(summary.to_json())
         header.append("\n".join(findings(summary, reward=single_param(final, "reward"))))
+        if left_out:
+            header.append(
+                f"Each method by its own entry; its variants ({', '.join(left_out)}) are in the tables below."
+            )
         header.append(f"The numbers behind these lines: `{SUMMARY}`, tabulated under Findings in detail.")
     else:
         (folder / SUMMARY).unlink(missing_ok=True)
