@@ -25,3 +25,16 @@ def ray_address():
     start_ray(None)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_build(tmp_path_factory):
+    """A whole toy-world build of `tiny_world.TINY_BUILD` (about 15 s on 2 cores, most of it the aesthetic
+    stage), made once: the build's determinism test and the aesthetic stage's rebuild test both compare with it."""
+    from tiny_world import TINY_BUILD
+
+    from vaderbench.cli import main
+
+    folder = tmp_path_factory.mktemp("tiny-build")
+    assert main(["toyworld", "build", "--out", str(folder), *TINY_BUILD]) == 0
+    return folder

@@ -75,15 +75,15 @@ def stop(pids: set[int], grace_s: float = 10.0) -> set[int]:
 
 
 @contextmanager
-def adopting_orphans():
+def adopting_orphans(grace_s: float = 10.0):
     """Within: every process started from here stays a descendant of this one, daemons included; on the way
-    out all of them are stopped."""
+    out all of them are stopped (SIGKILL for those still there `grace_s` after SIGTERM)."""
     libc = ctypes.CDLL(None, use_errno=True)
     me, before = os.getpid(), descendants(os.getpid())
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
         yield
     finally:
-        left = stop(descendants(me) - before)
+        left = stop(descendants(me) - before, grace_s)
         libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
         assert not left, {pid: command_line(pid) for pid in left}

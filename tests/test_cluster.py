@@ -75,16 +75,9 @@ def test_two_workers_on_two_nodes_log_through_a_tracking_server(tmp_path):
     server_uri = f"http://127.0.0.1:{server_port}"
     artifacts = tmp_path / "server-artifacts"
     try:
-        with adopting_orphans():
-            ray_start(
-                env,
-                "--head",
-                "--node-ip-address=127.0.0.1",
-                f"--port={gcs}",
-                "--include-dashboard=false",
-                f"--temp-dir={ray_temp}",
-            )
-            ray_start(env, f"--address=127.0.0.1:{gcs}")
+        # Ray's GCS server and autoscaler monitor outlast a SIGTERM by over 10 s: everything left is killed after 2
+        with adopting_orphans(grace_s=2):
+            # the server starts up while the Ray nodes do
             with (tmp_path / "server.log").open("w") as log:
                 server = subprocess.Popen(
                     [
@@ -108,6 +101,15 @@ def test_two_workers_on_two_nodes_log_through_a_tracking_server(tmp_path):
                     stderr=subprocess.STDOUT,
                     env=env,
                 )
+            ray_start(
+                env,
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                f"--port={gcs}",
+                "--include-dashboard=false",
+                f"--temp-dir={ray_temp}",
+            )
+            ray_start(env, f"--address=127.0.0.1:{gcs}")
             wait_for(f"{server_uri}/health", server)
 
             study = tiny_study(

@@ -135,8 +135,10 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial_once(ray_address
             assert run.info.end_time == finished_before[run.data.tags[TRIAL_TAG]]
 
 
-#: one trial, long enough (a few seconds) for a test to stop it between its checkpoints
-TERMINATED = tiny_study("terminated", {"vader": {"batch_size": 2, "lr": 1e-2}}, 200, checkpoint_every=2)
+#: one trial, long enough for a test to stop it between its checkpoints: SIGTERM goes once the step-2 checkpoint
+#: is on disk, and the trial stopped at step 4 (2 cores, another study running beside it); each step more costs
+#: the resumed run and the uninterrupted one in this process a step each
+TERMINATED = tiny_study("terminated", {"vader": {"batch_size": 2, "lr": 1e-2}}, 60, checkpoint_every=2)
 
 
 def test_sigterm_stops_a_study_as_ctrl_c_does_and_resume_ends_as_an_uninterrupted_run(ray_address, tmp_path, capsys):

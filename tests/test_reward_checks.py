@@ -6,6 +6,7 @@ import itertools
 import pytest
 import torch
 from scipy.stats import spearmanr
+from tiny_world import TINY_BUILD_SCALE, TINY_BUILD_SEED
 
 from vaderbench.rewards.base import build_reward
 from vaderbench.toyworld.corrupt import KINDS, corrupt
@@ -138,22 +139,22 @@ def test_the_aesthetic_reward_is_the_mean_of_its_members_and_ranks_a_ladder_as_t
             assert (reward(worse, PROMPTS) < reward(clean, PROMPTS)).all(), kind
 
 
-@pytest.mark.slow  # two small builds of the aesthetic stage: samples and aligns the base model at 3 sizes
-def test_the_aesthetic_stage_rebuilds_the_same_loadable_ensemble_from_the_base_model(tmp_path):
+@pytest.mark.slow  # one tiny build of the aesthetic stage: samples and aligns the base model at 3 sizes
+def test_the_aesthetic_stage_rebuilds_the_same_loadable_ensemble_from_the_base_model(tiny_build, tmp_path):
     import shutil
 
     from safetensors.torch import load_file
 
     from vaderbench.toyworld.build import BuildSteps, build
-    from vaderbench.toyworld.weights import WEIGHTS_DIR
 
-    steps = BuildSteps().scaled(0.005)
-    for folder in ("a", "b"):
-        shutil.copytree(WEIGHTS_DIR / "base", tmp_path / folder / "base")
-        build(tmp_path / folder, seed=3, steps=steps, only=("aesthetic",))
-    first, second = (load_file(tmp_path / f / "aesthetic_ensemble.safetensors") for f in ("a", "b"))
+    # the stage alone, on the base model of the shared whole build (`tiny_build`), with its seed and steps: the
+    # same ensemble as that build's own aesthetic stage, computed apart from the stages before it
+    steps = BuildSteps().scaled(TINY_BUILD_SCALE)
+    shutil.copytree(tiny_build / "base", tmp_path / "base")
+    build(tmp_path, seed=TINY_BUILD_SEED, steps=steps, only=("aesthetic",))
+    first, second = (load_file(folder / "aesthetic_ensemble.safetensors") for folder in (tiny_build, tmp_path))
     assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
-    reward = build_reward({"toy_aesthetic": {"weights": str(tmp_path / "a")}})
+    reward = build_reward({"toy_aesthetic": {"weights": str(tmp_path)}})
     videos = reference_videos(PROMPTS, 2, 16, "caption", seed=7)
     assert reward.members(videos, PROMPTS).shape == (steps.aesthetic.members, len(PROMPTS))
 

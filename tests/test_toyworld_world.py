@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from tiny_world import TINY_BUILD
 
 from vaderbench.prompts import load_prompts
 from vaderbench.toyworld.labels import aesthetic_score, presence
@@ -126,26 +127,23 @@ def same_tensors(first_dir, second_dir, path):
     return first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
 
 
-#: 5 steps of the base model (each size its recipe trains at, both frame counts); 1 step of every other model
-TINY_BUILD = ["--scale", "0.0003", "--seed", "7"]
-
-
-@pytest.mark.slow  # two (tiny) builds and one stage
-def test_build_is_deterministic_from_its_seed_and_a_stage_alone_matches_the_whole_build(tmp_path, capsys):
+@pytest.mark.slow  # a (tiny) build beside the shared one, and one stage
+def test_build_is_deterministic_from_its_seed_and_a_stage_alone_matches_the_whole_build(tiny_build, tmp_path, capsys):
     from vaderbench.cli import main
 
-    for name in ("a", "b"):
-        assert main(["toyworld", "build", "--out", str(tmp_path / name), *TINY_BUILD]) == 0
+    # the shared build (`tiny_build`) is the first of the two; the aesthetic stage alone is compared with it in
+    # test_reward_checks
+    assert main(["toyworld", "build", "--out", str(tmp_path / "b"), *TINY_BUILD]) == 0
     assert "built into" in capsys.readouterr().out
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.safetensors"))
+    files = sorted(p.relative_to(tiny_build) for p in tiny_build.rglob("*.safetensors"))
     assert len(files) == 8  # six reward networks (the aesthetic ensemble one file), the denoiser, the text encoder
-    assert all(same_tensors(tmp_path / "a", tmp_path / "b", path) for path in files)
+    assert all(same_tensors(tiny_build, tmp_path / "b", path) for path in files)
 
     # the base model's stage alone: the same weights as in the whole build, and nothing else written
     assert main(["toyworld", "build", "--out", str(tmp_path / "c"), *TINY_BUILD, "--only", "base"]) == 0
     written = sorted(p.relative_to(tmp_path / "c") for p in (tmp_path / "c").rglob("*.safetensors"))
     assert written and all(path.parts[0] == "base" for path in written)
-    assert all(same_tensors(tmp_path / "a", tmp_path / "c", path) for path in written)
+    assert all(same_tensors(tiny_build, tmp_path / "c", path) for path in written)
 
 
 def test_a_build_stage_that_needs_the_clip_or_the_base_model_says_so_when_it_is_missing(tmp_path, capsys):

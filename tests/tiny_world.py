@@ -1,4 +1,5 @@
-"""A tiny toy model quickly fitted to a trivial video distribution, for tests of the core mechanics.
+"""A tiny toy model quickly fitted to a trivial video distribution, for tests of the core mechanics; and the
+options of a whole toy-world build (`vaderbench toyworld build`) small enough for a test.
 
 Random weights make DDIM produce saturated videos whose clamped pixels carry no gradient; a few hundred
 denoising steps on videos of one random colour each give a real (if simple) diffusion model in seconds.
@@ -13,6 +14,10 @@ import torch
 
 from vaderbench.models.toy import ToyVideoModel
 from vaderbench.toyworld.vocab import VOCAB
+
+#: 5 steps of the base model (each size its recipe trains at, both frame counts); 1 step of every other model
+TINY_BUILD_SCALE, TINY_BUILD_SEED = 0.0003, 7
+TINY_BUILD = ["--scale", str(TINY_BUILD_SCALE), "--seed", str(TINY_BUILD_SEED)]
 
 TINY_UNET = {"channels": (16, 32), "emb_dim": 32, "text_dim": 64, "heads": 2}
 PROMPTS = [
