@@ -21,8 +21,10 @@ def ddp_settings(method: str) -> dict:
     )
 
 
-#: what the parity test compares, by step
-DDP_METRICS = ("reward_mean", "grad_norm", "optimizer_steps")
+#: what the parity test compares, by step (the fit of a standardised ensemble's members at step 0)
+DDP_METRICS = ("reward_mean", "grad_norm", "optimizer_steps", "base_reward_mean0", "base_reward_std1")
+#: VADER on an ensemble standardised on the base model's videos: every worker samples them, rank 0's fit is kept
+STANDARDISED = "vader-standardised"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,8 @@ def ddp_trials(tmp_path_factory):
     {method: {workers: (LoRA weights, {metric: values by step})}}."""
     folder = tmp_path_factory.mktemp("ddp")
     methods = {method: {"batch_size": 4, "lr": 1e-2, **ddp_settings(method)} for method in aligner_names()}
+    ensemble = {"of": ["colourfulness", "temporal_smoothness"], "aggregate": "min", "standardise": 4}
+    methods[STANDARDISED] = {"aligner": "vader", "batch_size": 4, "lr": 1e-2, "reward": {"ensemble": ensemble}}
     trained = {method: {} for method in methods}
     for workers in (2, 1):
         config = write_study(folder, tiny_study(f"ddp{workers}", methods, 3, resources={"workers": workers}))
@@ -48,7 +52,7 @@ def ddp_trials(tmp_path_factory):
 
 
 @pytest.mark.timeout(600)  # the first one waits for every method's trials
-@pytest.mark.parametrize("method", aligner_names())
+@pytest.mark.parametrize("method", [*aligner_names(), STANDARDISED])
 def test_two_ddp_workers_train_the_same_weights_as_one(ddp_trials, method):
     (one, history_one), (two, history_two) = ddp_trials[method][1], ddp_trials[method][2]
     assert any(v.abs().max() > 0 for k, v in one.items() if "lora_B" in k)  # it did train
@@ -61,3 +65,12 @@ def test_two_ddp_workers_train_the_same_weights_as_one(ddp_trials, method):
     difference = torch.cat([(two[k] - one[k]).abs().flatten() for k in one])
     assert float((difference > 1e-5).float().mean()) < 0.01
     assert float(difference.max()) <= 2 * 1e-2 * history_one["optimizer_steps"][-1]
+
+
+def test_two_ddp_workers_fit_a_standardised_ensemble_as_one_process_does(ddp_trials):
+    (_, one), (_, two) = ddp_trials[STANDARDISED][1], ddp_trials[STANDARDISED][2]
+    assert len(one["base_reward_mean0"]) == 1 and one["base_reward_std1"][0] > 0  # fitted once, at step 0
+    # the same videos, sampled in batches of a worker's share of an evaluation (2 a batch, against 4 in one
+    # process): equal up to the rounding of another batch size
+    assert two["base_reward_mean0"] == pytest.approx(one["base_reward_mean0"], rel=1e-4)
+    assert two["base_reward_std1"] == pytest.approx(one["base_reward_std1"], rel=1e-4)
