@@ -1,6 +1,6 @@
 """The real-model files' defended entry (`vader-ensemble` in modelscope_hps.yaml and wan_hps.yaml) runs as the file
 writes it, on tiny random weights saved in the real layouts: only the weights' paths, the sizes and the budget are
-changed, its reward ensemble, aggregate, LoRA scales and reference reward are the file's."""
+changed, its reward ensemble, aggregate, LoRA scales, reference and held-out rewards are the file's."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import torch
 import yaml
 
 from vaderbench.experiment.load import load_experiment
-from vaderbench.metrics import EVAL_REFERENCE_REWARD_MEAN, EVAL_REWARD_MEAN, REWARD_MEAN, at_lora_scale
+from vaderbench.metrics import (
+    EVAL_HELD_OUT_REWARD_MEAN,
+    EVAL_REFERENCE_REWARD_MEAN,
+    EVAL_REWARD_MEAN,
+    REWARD_MEAN,
+    at_lora_scale,
+)
 from vaderbench.rewards import WeightedSum
 from vaderbench.runner.checkpoint import CheckpointStore
 from vaderbench.runner.trial import TrialLoop
@@ -67,7 +73,8 @@ def test_the_defended_entry_of_a_real_model_file_runs_on_tiny_weights(tiny_weigh
         "eval": {**study["eval"], "every": 1, "videos": 2, "sample_videos": 0},
         "resources": {"workers": 1, "cpus_per_worker": 1},
     }
-    study["eval"]["reference_reward"] = tiny(study["eval"]["reference_reward"], tiny_weights)
+    for key in ("reference_reward", "held_out_reward"):
+        study["eval"][key] = tiny(study["eval"][key], tiny_weights)
     path = tmp_path / file
     path.write_text(yaml.safe_dump(study))
     (trial,) = load_experiment(path).trials
@@ -75,14 +82,15 @@ def test_the_defended_entry_of_a_real_model_file_runs_on_tiny_weights(tiny_weigh
     reports = []
     loop.run(reports.append)
     start, step = reports
-    # fitted on the base model: each of HPSv2, PickScore and the aesthetic score on a scale of its own
-    assert {f"base_reward_{stat}{m}" for stat in ("mean", "std") for m in range(3)} <= set(start)
-    assert all(start[f"base_reward_std{m}"] > 0 for m in range(3))
+    # fitted on the base model: HPSv2 and the aesthetic score, each on a scale of its own
+    assert {f"base_reward_{stat}{m}" for stat in ("mean", "std") for m in range(2)} <= set(start)
+    assert all(start[f"base_reward_std{m}"] > 0 for m in range(2))
+    scored = (EVAL_REWARD_MEAN, EVAL_REFERENCE_REWARD_MEAN, EVAL_HELD_OUT_REWARD_MEAN)
     for report in (start, step):
-        for metric in (EVAL_REWARD_MEAN, at_lora_scale(EVAL_REWARD_MEAN, 0.5), EVAL_REFERENCE_REWARD_MEAN):
+        for metric in (*scored, *(at_lora_scale(m, 0.5) for m in scored)):
             assert torch.isfinite(torch.tensor(report[metric])), metric
     assert torch.isfinite(torch.tensor(step[REWARD_MEAN]))
     # the reference reward's HPSv2 is the ensemble's: one copy of the model
-    reference = loop.reference_reward
+    reference = loop.scoring_rewards["reference_reward"]
     hps = reference.rewards["hpsv2"] if isinstance(reference, WeightedSum) else reference
     assert hps is loop.aligner.reward.rewards[0]

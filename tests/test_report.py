@@ -657,7 +657,7 @@ DEFENCE_GAINS = {
 }
 
 
-def write_defences_study(root: Path, reference: bool = True) -> None:
+def write_defences_study(root: Path, reference: bool = True, truth: str | None = "eval_gold_mean") -> None:
     """Six rows: VADER, its KL and worst-case variants and VADER's adapter at half scale; DPO and its KL variant.
     Step 2 logs values far from the final ones (the last evaluation is read); the half-scale adapter logs no step 0
     of its own (the base model's is the trial's)."""
@@ -674,8 +674,8 @@ def write_defences_study(root: Path, reference: bool = True) -> None:
                 if other != entry:
                     continue
                 suffix = "" if s == 1.0 else f"_lora{s:g}"
-                for axis, metric in (("gold", "eval_gold_mean"), ("reference", "eval_reference_reward_mean")):
-                    if axis == "reference" and not reference:
+                for axis, metric in (("gold", truth), ("reference", "eval_reference_reward_mean")):
+                    if (axis == "reference" and not reference) or metric is None:
                         continue
                     base = DEFENCE_BASE[axis][seed]
                     curves[metric + suffix] = {2: 5.0, 4: base + values[axis][seed]}
@@ -707,19 +707,19 @@ def test_defences_rank_by_final_gold_with_paired_gains_and_verdicts(tmp_path):
     for (_, entry, scale), gains in DEFENCE_GAINS.items():
         row = by_label[entry if scale == 1.0 else f"{entry} @ LoRA {scale:g}"]
         for got, values in (
-            (row.gold_gain, gains["gold"]),
+            (row.truth_gain, gains["gold"]),
             (row.reference_gain, gains["reference"]),
-            (row.gold, [b + g for b, g in zip(DEFENCE_BASE["gold"], gains["gold"])]),
+            (row.truth, [b + g for b, g in zip(DEFENCE_BASE["gold"], gains["gold"])]),
         ):
             assert (got.mean, got.low, got.high) == pytest.approx(t_estimate(values)), row.label
             assert got.n == 3
     assert {label: r.verdict for label, r in by_label.items()} == {
-        "vader": defences.LOSES_GOLD,
-        "vader @ LoRA 0.5": defences.KEEPS_GOLD,
-        "vader-kl": defences.KEEPS_GOLD,
+        "vader": defences.LOSES_TRUTH.format(truth="gold"),
+        "vader @ LoRA 0.5": defences.KEEPS_TRUTH.format(truth="gold"),
+        "vader-kl": defences.KEEPS_TRUTH.format(truth="gold"),
         "vader-worst-case": defences.NO_RAISE,
-        "dpo": defences.GOLD_UNCHANGED,
-        "dpo-kl": defences.KEEPS_GOLD,
+        "dpo": defences.TRUTH_UNCHANGED.format(truth="gold"),
+        "dpo-kl": defences.KEEPS_TRUTH.format(truth="gold"),
     }
     assert by_label["vader @ LoRA 0.5"].fidelity.mean == pytest.approx(0.56)
     markdown = render_section("defences", tmp_path)
@@ -740,7 +740,7 @@ def test_the_defences_figure_names_neighbouring_points_without_overlap_and_the_r
     near = Estimate(0.20, 0.18, 0.22, 3), Estimate(0.04, 0.03, 0.05, 3)
     raising = [row for row in found if row.raises_reward][:3]
     crowded = [
-        dataclasses.replace(row, reference_gain=near[0], gold_gain=near[1]) if row in raising else row for row in found
+        dataclasses.replace(row, reference_gain=near[0], truth_gain=near[1]) if row in raising else row for row in found
     ]
     figure = figures.defences(crowded)
     renderer = FigureCanvasAgg(figure).get_renderer()
@@ -752,6 +752,31 @@ def test_the_defences_figure_names_neighbouring_points_without_overlap_and_the_r
         assert not box.overlaps(other), (a, b)
     # the one that does not raise the reward is named once, under the axis, not at the origin
     assert "unlabelled, not raising the reward (its interval reaches 0): vader-worst-case" in ax.get_xlabel()
+
+
+def test_off_the_toy_world_defences_rank_by_a_held_out_reward_named_as_the_truths_stand_in(tmp_path):
+    write_defences_study(tmp_path, truth="eval_held_out_reward_mean")
+    runs, finished = finished_trials(tmp_path)
+    found = defences.rows(finished, runs.metrics)
+    assert {row.truth_name for row in found} == {"held-out reward"}
+    # the same numbers as gold gave: the ranking and the verdicts follow the truth's stand-in
+    assert [row.label for row in found][:2] == ["vader @ LoRA 0.5", "vader-kl"]
+    assert found[0].verdict == "raises the learned reward and keeps held-out reward above the base model's"
+    markdown = render_section("defences", tmp_path)
+    assert "Final held-out reward (`eval_held_out_reward_mean` at each trial's last evaluation) (a reward no entry" in (
+        markdown
+    )
+    assert "Highest final held-out reward: VADER: vader @ LoRA 0.5 (0.45)" in markdown
+    assert "| base aligner | entry | final held-out reward | held-out reward gain over the base |" in markdown
+
+
+def test_defences_are_skipped_without_a_truth_to_rank_them_by(tmp_path):
+    write_defences_study(tmp_path, truth=None)
+    markdown = render_section("defences", tmp_path)
+    assert (
+        "Skipped: no finished trial logged `eval_gold_mean` (the toy world's gold) or `eval_held_out_reward_mean`"
+        in (markdown)
+    )
 
 
 def test_defences_are_skipped_without_the_reference_learned_reward(tmp_path):

@@ -105,7 +105,9 @@ def test_a_fit_that_cannot_be_made_ends_the_trial_naming_why(trials, tmp_path, m
 
 def test_the_reference_reward_shares_the_trials_reward_models(trials, tmp_path):
     loop = loop_of(trials[0], tmp_path)
-    assert loop.reference_reward is loop.aligner.reward  # the same spec: one copy, fitted once for both
+    assert (
+        loop.scoring_rewards["reference_reward"] is loop.aligner.reward
+    )  # the same spec: one copy, fitted once for both
 
 
 def test_validate_counts_the_base_videos_of_the_fit_in_the_evaluations_cost(trials):

@@ -324,12 +324,18 @@ def test_methods_with_different_batches_are_evaluated_and_stopped_at_the_same_re
     assert evaluated["dpo"] == [(0, 0), (1, 4), (2, 8)]
 
 
-def test_a_reference_reward_scores_every_evaluation_on_one_axis_whatever_the_trial_trains_on(tmp_path):
+def test_reference_and_held_out_rewards_score_every_evaluation_whatever_the_trial_trains_on(tmp_path):
     # VADER trained on the ensemble's worst member, evaluated also by the plain ensemble (the study's axis)
     changes = {
         "reward": {"ensemble": {"of": "toy_aesthetic", "aggregate": "min"}},
         "budget": {"steps": 2},
-        "eval": {"every": 2, "videos": 2, "sample_videos": 0, "reference_reward": "toy_aesthetic"},
+        "eval": {
+            "every": 2,
+            "videos": 2,
+            "sample_videos": 0,
+            "reference_reward": "toy_aesthetic",
+            "held_out_reward": "colourfulness",
+        },
     }
     recorder = Recorder(tmp_path)
     run_trial(trial_of(tmp_path, "vader", **changes), recorder, store(tmp_path))
@@ -338,10 +344,12 @@ def test_a_reference_reward_scores_every_evaluation_on_one_axis_whatever_the_tri
     for report in evaluations:
         # the worst member is below the members' mean on every video, so below it on average
         assert report["eval_reward_mean"] < report["eval_reference_reward_mean"]
-    # a trial that trains on the reference reward itself logs the same number twice
+        assert 0 < report["eval_held_out_reward_mean"] < 1  # a mean saturation
+    # a trial that trains on the reference (and held-out) reward itself logs the same number again
     plain = {**changes, "reward": "toy_aesthetic"}
+    plain["eval"] = {**changes["eval"], "held_out_reward": "toy_aesthetic"}
     (tmp_path / "plain").mkdir()
     again = Recorder(tmp_path / "plain")
     run_trial(trial_of(tmp_path, "vader", **plain), again, store(tmp_path, "plain-store"))
     first = again.reports[0]
-    assert first["eval_reference_reward_mean"] == first["eval_reward_mean"]
+    assert first["eval_reference_reward_mean"] == first["eval_held_out_reward_mean"] == first["eval_reward_mean"]

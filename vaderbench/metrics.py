@@ -65,6 +65,14 @@ EVAL_REWARD_STD = "eval_reward_std"
 #: mean of `eval.reference_reward` on the same videos: one learned-reward axis for variants trained on different
 #: rewards (a defence's conservative ensemble beside the plain reward)
 EVAL_REFERENCE_REWARD_MEAN = "eval_reference_reward_mean"
+#: mean of `eval.held_out_reward` on the same videos: a reward no entry trains on (the truth's stand-in off the toy
+#: world)
+EVAL_HELD_OUT_REWARD_MEAN = "eval_held_out_reward_mean"
+#: the metric of each of `eval`'s scoring rewards, by its key
+EVAL_SCORING_REWARD_MEANS = {
+    "reference_reward": EVAL_REFERENCE_REWARD_MEAN,
+    "held_out_reward": EVAL_HELD_OUT_REWARD_MEAN,
+}
 #: the toy world's gold reward of the evaluation videos, mean
 EVAL_GOLD_MEAN = "eval_gold_mean"
 #: the toy world's caption fidelity of the evaluation videos: mean over its attributes

@@ -35,8 +35,8 @@ def check_experiment(experiment: Experiment, path: str | Path) -> list[Trial]:
     check_methods(experiment, path)
     check_model(experiment.model, path)
     check_reward(experiment.reward, path)
-    if experiment.eval.reference_reward is not None:
-        check_reward(experiment.eval.reference_reward, path, "eval.reference_reward")
+    for key, spec in experiment.eval.scoring_rewards().items():
+        check_reward(spec, path, f"eval.{key}")
     check_prompts(experiment, path)
     check_sweep_keys(experiment, path)
     try:

@@ -49,8 +49,7 @@ def evaluation_seconds(trial: Trial) -> float | None:
 def base_fit_videos(trial: Trial) -> int:
     """The base model's videos a trial samples before training to fit its rewards (a standardised ensemble's,
     `TrialLoop.fit_rewards_to_base`); every worker samples all of them."""
-    specs = [trial.reward, *([trial.eval.reference_reward] if trial.eval.reference_reward is not None else [])]
-    return max(base_videos_of(spec) for spec in specs)
+    return max(base_videos_of(spec) for spec in [trial.reward, *trial.eval.scoring_rewards().values()])
 
 
 def describe_evaluations(trials: Sequence[Trial]) -> str:

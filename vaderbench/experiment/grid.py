@@ -354,7 +354,7 @@ def resolve(base: dict[str, Any], entry: str, aligner: str, point: dict[str, Any
         modules=registering_modules(
             aligner,
             checked["model"],
-            [checked["reward"], *([experiment.eval.reference_reward] if experiment.eval.reference_reward else [])],
+            [checked["reward"], *experiment.eval.scoring_rewards().values()],
             checked["prompts"].values(),
         ),
     )

@@ -110,10 +110,19 @@ class Evaluation(Section):
     #: a learned reward (the form of the file's `reward:`) that also scores every evaluation video, logged as
     #: `eval_reference_reward_mean`: one axis for method entries that train on rewards of their own (defences)
     reference_reward: str | dict[str, Any] | None = None
+    #: a reward no method entry trains on (the form of `reward:`) that also scores every evaluation video, logged as
+    #: `eval_held_out_reward_mean`: where the toy world's gold is missing (real models), the defences report's
+    #: stand-in for the truth (the field's practice: train on one reward, judge on another)
+    held_out_reward: str | dict[str, Any] | None = None
     #: every evaluation reads the trained LoRA adapter at each of these scales of its contribution (DRaFT's
     #: interpolation toward the base model: 0 is the base, 1 the trained policy, whose metrics keep their names;
     #: scale s logs the same metrics as `<metric>_lora<s>`); each scale is one more evaluation
     lora_scales: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [1.0], min_length=1)
+
+    def scoring_rewards(self) -> dict[str, Any]:
+        """The rewards besides a trial's own that score its evaluation videos, by key (`reference_reward`, ...)."""
+        specs = {"reference_reward": self.reference_reward, "held_out_reward": self.held_out_reward}
+        return {key: spec for key, spec in specs.items() if spec is not None}
 
     @field_validator("lora_scales")
     @classmethod

@@ -167,16 +167,19 @@ def overoptimisation_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section,
 
 def defences_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     found = defences.rows(trials, runs.metrics)
+    truth = found[0].truth_name
+    metric = next(m for m, name in defences.TRUTHS if name == truth)
+    stand_in = "" if metric == EVAL_GOLD_MEAN else " (a reward no entry trained on: the truth's stand-in)"
     section = Section(
         caption=(
             "Defences against reward hacking, ranked by the truth: each method entry (a variant of its base aligner) "
             f"and, where `eval.lora_scales` logged it, the same adapter read at a smaller scale (DRaFT's "
-            f"interpolation). Final gold (`{EVAL_GOLD_MEAN}` at each trial's last evaluation) and caption fidelity "
-            f"(`{EVAL_FIDELITY}`): mean ± 95% t-interval over seeds. Gains: the final value minus the trial's own "
-            f"step 0 (the base model), paired by seed, with 95% t-intervals; the learned reward is the study's "
-            f"reference (`{defences.REFERENCE_METRIC}`: one reward on the same videos, whatever reward an entry "
-            "trained on). Figure: reference gain against gold gain; up and right of both dashed zeros, a defence "
-            "raised the reward and kept the truth. " + defences.findings(found)
+            f"interpolation). Final {truth} (`{metric}` at each trial's last evaluation){stand_in} and caption "
+            f"fidelity (`{EVAL_FIDELITY}`): mean ± 95% t-interval over seeds. Gains: the final value minus the "
+            "trial's own step 0 (the base model), paired by seed, with 95% t-intervals; the learned reward is the "
+            f"study's reference (`{defences.REFERENCE_METRIC}`: one reward on the same videos, whatever reward an "
+            f"entry trained on). Figure: reference gain against {truth} gain; up and right of both dashed zeros, a "
+            "defence raised the reward and kept the truth. " + defences.findings(found)
         )
     )
     several_resolutions = len({row.resolution_label for row in found}) > 1
@@ -186,8 +189,10 @@ def defences_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]
                 "base aligner": method_display(row.aligner),
                 **({"resolution": row.resolution_label} if several_resolutions else {}),
                 "entry": row.label,
-                "final gold": cell(row.gold.mean, row.gold.low, row.gold.high, row.gold.n),
-                "gold gain over the base": interval_text(row.gold_gain.mean, row.gold_gain.low, row.gold_gain.high),
+                f"final {truth}": cell(row.truth.mean, row.truth.low, row.truth.high, row.truth.n),
+                f"{truth} gain over the base": interval_text(
+                    row.truth_gain.mean, row.truth_gain.low, row.truth_gain.high
+                ),
                 "reference reward gain": interval_text(
                     row.reference_gain.mean, row.reference_gain.low, row.reference_gain.high
                 ),
@@ -201,7 +206,8 @@ def defences_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]
             for row in found
         ]
     )
-    section.tables.append(("Entries ranked by final gold within each base aligner (gains: paired by seed)", table))
+    ranked = f"Entries ranked by final {truth} within each base aligner (gains: paired by seed)"
+    section.tables.append((ranked, table))
     return section, figures.defences(found)
 
 

@@ -3,18 +3,20 @@
 A defences study runs method entries that are variants of one aligner (`vader`, `vader-kl`, `vader-worst-case`
 with a conservative ensemble as its reward, ...), the same seeds and reward-query budget each. Variants train on
 rewards of their own, so they are compared on one learned-reward axis: the study's `eval.reference_reward` on
-the same evaluation videos (`eval_reference_reward_mean`), against the toy world's truth (`eval_gold_mean`).
+the same evaluation videos (`eval_reference_reward_mean`), against the truth: the toy world's gold
+(`eval_gold_mean`), or off the toy world a reward no entry trains on (`eval.held_out_reward`,
+`eval_held_out_reward_mean`), the field's stand-in for it (`TRUTHS`).
 
 Per *row* (an entry, and the same entry's adapter read at a smaller LoRA scale, `eval.lora_scales`: DRaFT's
 interpolation, itself a defence, logged under `at_lora_scale`'s names):
-- final gold: `eval_gold_mean` at each trial's last evaluation, mean and 95% t-interval over seeds;
+- the final truth: at each trial's last evaluation, mean and 95% t-interval over seeds;
 - the gains: the trial's final value minus its own step 0 (the base model's, before any update), paired by
-  seed, t-interval over seeds; for gold and for the reference learned reward;
+  seed, t-interval over seeds; for the truth and for the reference learned reward;
 - the verdict: a defence works when it raises the learned reward (reference gain's interval above 0) and
-  keeps gold above the base model's (gold gain's interval above 0).
+  keeps the truth above the base model's (truth gain's interval above 0).
 
 Rows are grouped by the base aligner (the trial's `method` param; the entry is its `variant`, else the aligner)
-and ranked by final gold within it.
+and ranked by the final truth within it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from vaderbench.metrics import EVAL_FIDELITY, EVAL_GOLD_MEAN, EVAL_REFERENCE_REWARD_MEAN, at_lora_scale
+from vaderbench.metrics import (
+    EVAL_FIDELITY,
+    EVAL_GOLD_MEAN,
+    EVAL_HELD_OUT_REWARD_MEAN,
+    EVAL_REFERENCE_REWARD_MEAN,
+    at_lora_scale,
+)
 from vaderbench.report.select import (
     MissingRuns,
     last_points,
@@ -44,9 +52,12 @@ from vaderbench.report.tables import require_metric
 REFERENCE_METRIC = EVAL_REFERENCE_REWARD_MEAN
 NO_ESTIMATE = Estimate(math.nan, math.nan, math.nan, 0)
 
-KEEPS_GOLD = "raises the learned reward and keeps gold above the base model's"
-LOSES_GOLD = "raises the learned reward, loses gold"
-GOLD_UNCHANGED = "raises the learned reward; gold not told apart from the base model's"
+#: the truth a study's rows are judged by, the first its trials logged: (metric, its name in the report)
+TRUTHS = ((EVAL_GOLD_MEAN, "gold"), (EVAL_HELD_OUT_REWARD_MEAN, "held-out reward"))
+#: verdicts, `{truth}` a truth's name
+KEEPS_TRUTH = "raises the learned reward and keeps {truth} above the base model's"
+LOSES_TRUTH = "raises the learned reward, loses {truth}"
+TRUTH_UNCHANGED = "raises the learned reward; {truth} not told apart from the base model's"
 NO_RAISE = "does not raise the learned reward"
 TOO_FEW_SEEDS = "one seed: no interval, no verdict"
 
@@ -64,33 +75,35 @@ class Row:
     #: pixels per side (0 where the trials log no resolution), and its label
     side: float
     resolution_label: str
-    #: `eval_gold_mean` at the last evaluation
-    gold: Estimate
-    #: final gold minus the trial's step 0, paired by seed
-    gold_gain: Estimate
+    #: the study's truth (`TRUTHS`: gold, or the held-out reward) at the last evaluation
+    truth: Estimate
+    #: the final truth minus the trial's step 0, paired by seed
+    truth_gain: Estimate
     #: final reference learned reward minus the trial's step 0, paired by seed
     reference_gain: Estimate
     #: `eval_fidelity` at the last evaluation (NO_ESTIMATE where not logged)
     fidelity: Estimate
+    #: the truth's name in the report (`TRUTHS`)
+    truth_name: str
 
     @property
     def raises_reward(self) -> bool:
         return self.reference_gain.low > 0
 
     @property
-    def keeps_gold(self) -> bool:
-        """Raises the learned reward with gold above the base model's: both gains' intervals above 0."""
-        return self.raises_reward and self.gold_gain.low > 0
+    def keeps_truth(self) -> bool:
+        """Raises the learned reward with the truth above the base model's: both gains' intervals above 0."""
+        return self.raises_reward and self.truth_gain.low > 0
 
     @property
     def verdict(self) -> str:
-        if math.isnan(self.reference_gain.low) or math.isnan(self.gold_gain.low):
+        if math.isnan(self.reference_gain.low) or math.isnan(self.truth_gain.low):
             return TOO_FEW_SEEDS
         if not self.raises_reward:
             return NO_RAISE
-        if self.gold_gain.low > 0:
-            return KEEPS_GOLD
-        return LOSES_GOLD if self.gold_gain.high < 0 else GOLD_UNCHANGED
+        if self.truth_gain.low > 0:
+            return KEEPS_TRUTH.format(truth=self.truth_name)
+        return (LOSES_TRUTH if self.truth_gain.high < 0 else TRUTH_UNCHANGED).format(truth=self.truth_name)
 
 
 def with_entries(trials: pd.DataFrame) -> pd.DataFrame:
@@ -154,11 +167,23 @@ def estimate(values: pd.Series) -> Estimate:
     return t_interval(values.to_numpy()) if not values.empty else NO_ESTIMATE
 
 
+def truth_of(trials: pd.DataFrame, metrics: pd.DataFrame) -> tuple[str, str]:
+    """The (metric, name) of the truth the rows are judged by: the first of `TRUTHS` the trials logged."""
+    logged = set(metrics.loc[metrics["run_id"].isin(set(trials["run_id"])), "metric"])
+    for metric, name in TRUTHS:
+        if metric in logged:
+            return metric, name
+    raise MissingRuns(
+        f"no finished trial logged `{EVAL_GOLD_MEAN}` (the toy world's gold) or `{EVAL_HELD_OUT_REWARD_MEAN}` (a "
+        "reward no entry trains on, `eval.held_out_reward`): nothing to rank the defences by"
+    )
+
+
 def rows(trials: pd.DataFrame, metrics: pd.DataFrame) -> list[Row]:
     """Every entry at every logged LoRA scale, grouped by aligner (the report's order) and resolution, ranked by
-    final gold within; MissingRuns without the reference learned reward or gold."""
+    the final truth within; MissingRuns without the reference learned reward or a truth."""
     require_metric(metrics, REFERENCE_METRIC, trials)
-    require_metric(metrics, EVAL_GOLD_MEAN, trials)
+    truth, name = truth_of(trials, metrics)
     try:
         trials = with_resolution(trials)
     except MissingRuns:  # no resolution param: every trial counts as one size
@@ -168,8 +193,8 @@ def rows(trials: pd.DataFrame, metrics: pd.DataFrame) -> list[Row]:
     for (aligner, entry, side, resolution), group in trials.groupby(["method", "entry", "side", "resolution_label"]):
         ids = group["run_id"]
         for scale in [1.0, *lora_scales(metrics[metrics["run_id"].isin(set(ids))])]:
-            gold = finals(metrics, scaled(EVAL_GOLD_MEAN, scale), ids)
-            if gold.empty:
+            final = finals(metrics, scaled(truth, scale), ids)
+            if final.empty:
                 continue
             out.append(
                 Row(
@@ -178,17 +203,18 @@ def rows(trials: pd.DataFrame, metrics: pd.DataFrame) -> list[Row]:
                     lora_scale=scale,
                     side=side,
                     resolution_label=resolution,
-                    gold=estimate(gold),
-                    gold_gain=gain(metrics, EVAL_GOLD_MEAN, scale, ids),
+                    truth=estimate(final),
+                    truth_gain=gain(metrics, truth, scale, ids),
                     reference_gain=gain(metrics, REFERENCE_METRIC, scale, ids),
                     fidelity=estimate(finals(metrics, scaled(EVAL_FIDELITY, scale), ids)),
+                    truth_name=name,
                 )
             )
-    return sorted(out, key=lambda r: (method_rank(r.aligner), r.side, -r.gold.mean, r.label))
+    return sorted(out, key=lambda r: (method_rank(r.aligner), r.side, -r.truth.mean, r.label))
 
 
 def best_by_aligner(found: list[Row]) -> dict[str, Row]:
-    """Each aligner's row of highest final gold (the first of its group: `rows` ranks them)."""
+    """Each aligner's row of the highest final truth (the first of its group: `rows` ranks them)."""
     best = {}
     for row in found:
         best.setdefault(row.aligner, row)
@@ -196,14 +222,16 @@ def best_by_aligner(found: list[Row]) -> dict[str, Row]:
 
 
 def findings(found: list[Row]) -> str:
-    """Two sentences: each aligner's best row by final gold, and the rows that keep gold while raising the reward."""
+    """Two sentences: each aligner's best row by the final truth, and the rows that keep it while raising the
+    reward."""
+    truth = found[0].truth_name
     best_rows = best_by_aligner(found)
-    best = "; ".join(f"{method_display(a)}: {r.label} ({r.gold.mean:.3g})" for a, r in best_rows.items())
+    best = "; ".join(f"{method_display(a)}: {r.label} ({r.truth.mean:.3g})" for a, r in best_rows.items())
     keeping = []
     for aligner in best_rows:
-        kept = [r.label for r in found if r.aligner == aligner and r.keeps_gold]
+        kept = [r.label for r in found if r.aligner == aligner and r.keeps_truth]
         keeping.append(f"{method_display(aligner)}: {', '.join(kept) if kept else 'none'}")
     return (
-        f"Highest final gold: {best}. Raising the learned reward while keeping gold above the base model's: "
+        f"Highest final {truth}: {best}. Raising the learned reward while keeping {truth} above the base model's: "
         f"{'; '.join(keeping)}."
     )

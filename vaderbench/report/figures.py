@@ -428,16 +428,16 @@ def place_labels(ax, points: list[tuple[float, float, str]]) -> None:
 
 
 def defences(rows: list) -> Figure:
-    """The Pareto view of defences: the gain in the study's one learned reward (x) against the gain in gold (y),
-    each final minus the base model's, mean over seeds with 95% t-intervals; one point per entry (a square for an
-    adapter read at a smaller LoRA scale), coloured by its base aligner. Up and right of both zeros: a defence
-    that raises the reward and keeps the truth."""
+    """The Pareto view of defences: the gain in the study's one learned reward (x) against the gain in the truth
+    (y: gold, or the held-out reward off the toy world), each final minus the base model's, mean over seeds with 95%
+    t-intervals; one point per entry (a square for an adapter read at a smaller LoRA scale), coloured by its base
+    aligner. Up and right of both zeros: a defence that raises the reward and keeps the truth."""
     figure = new_figure(PANEL_INCHES[0] * 1.5, PANEL_INCHES[1] * 1.5)
     ax = figure.subplots()
     seen = set()
     several_resolutions = len({r.resolution_label for r in rows}) > 1
     for row in rows:
-        x, y = row.reference_gain, row.gold_gain
+        x, y = row.reference_gain, row.truth_gain
         xerr = [[x.mean - x.low], [x.high - x.mean]] if not np.isnan(x.low) else None
         yerr = [[y.mean - y.low], [y.high - y.mean]] if not np.isnan(y.low) else None
         label = None
@@ -469,8 +469,11 @@ def defences(rows: list) -> Figure:
         note = "unlabelled, not raising the reward (its interval reaches 0): " + ", ".join(still)
         xlabel += "\n" + textwrap.fill(note, 80, break_on_hyphens=False)  # entry names stay whole
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("gain in gold, the truth (final − base model)")
+    truth = rows[0].truth_name
+    ax.set_ylabel(
+        f"gain in {truth}, {'the truth' if truth == 'gold' else 'the stand-in for the truth'} (final − base model)"
+    )
     ax.set_title("defences: learned reward against the truth (■ adapter at a smaller LoRA scale)")
     ax.legend(title="base aligner", loc="best", frameon=False)
-    place_labels(ax, [(row.reference_gain.mean, row.gold_gain.mean, label(row)) for row in rows if row.raises_reward])
+    place_labels(ax, [(row.reference_gain.mean, row.truth_gain.mean, label(row)) for row in rows if row.raises_reward])
     return figure

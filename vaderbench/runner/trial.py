@@ -56,10 +56,10 @@ from vaderbench.metrics import (
     EVAL_KL,
     EVAL_ORACLE_GOLD,
     EVAL_ORACLE_REWARD,
-    EVAL_REFERENCE_REWARD_MEAN,
     EVAL_REWARD_MEAN,
     EVAL_REWARD_STD,
     EVAL_REWARD_STD_MEMBERS,
+    EVAL_SCORING_REWARD_MEANS,
     OPTIMIZER_STEPS,
     PEAK_MEMORY,
     REWARD_QUERIES,
@@ -212,8 +212,10 @@ class TrialLoop:
         self.node = node
         with shared_rewards():  # one copy of each reward model, however many of the trial's specs name it
             self.aligner = build_trial_aligner(trial, self.device)
-            reference = trial.eval.reference_reward
-            self.reference_reward = build_reward(reference, self.device) if reference is not None else None
+            #: the rewards besides the trial's own that score its evaluation videos, by their `eval` key
+            self.scoring_rewards = {
+                key: build_reward(spec, self.device) for key, spec in trial.eval.scoring_rewards().items()
+            }
         self.clock = self.aligner.clock
         self.train_prompts = load_prompts(trial.prompts.train)
         self.eval_prompts, self.eval_seeds = eval_set(trial)
@@ -235,11 +237,10 @@ class TrialLoop:
     def base_fitted(self) -> dict[str, Reward]:
         """The trial's rewards (and their parts) fitted on the base model's videos, by key: `reward` for the trial's
         reward, `reward.<module>` for a part of it, `reference_reward...` for `eval.reference_reward`'s."""
-        rewards = {"reward": self.aligner.reward, "reference_reward": self.reference_reward}
+        rewards = {"reward": self.aligner.reward, **self.scoring_rewards}
         return {
             ".".join(filter(None, (role, name))): module
             for role, reward in rewards.items()
-            if reward is not None
             for name, module in reward.named_modules()
             if getattr(module, "base_videos", 0)
         }
@@ -299,10 +300,10 @@ class TrialLoop:
             if gif_name:
                 self.save_samples(gif_name, videos, per_video)
         metrics = {EVAL_REWARD_MEAN: float(rewards.mean()), EVAL_REWARD_STD: float(rewards.std(unbiased=False))}
-        if self.reference_reward is not None:
+        for key, reward in self.scoring_rewards.items():
             with torch.no_grad():
-                scores = self.reference_reward(videos, distributed.shard(self.eval_prompts))
-            metrics[EVAL_REFERENCE_REWARD_MEAN] = float(distributed.gather(scores).mean())
+                scores = reward(videos, distributed.shard(self.eval_prompts))
+            metrics[EVAL_SCORING_REWARD_MEANS[key]] = float(distributed.gather(scores).mean())
         if evaluation.kl is not None:
             metrics[EVAL_KL] = float(evaluation.kl.mean())
         if evaluation.member_spread is not None:
