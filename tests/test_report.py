@@ -836,3 +836,14 @@ def test_the_findings_compare_each_method_by_its_own_entry_never_pooling_its_var
     variants_only = variants_only[variants_only[param_column(finished, "variant")].notna()]
     with pytest.raises(MissingRuns, match=r"VADER has 2 settings at 16 px \(VADER \(variant=vader-kl\); VADER"):
         compared_series(variants_only)
+
+
+def test_the_resolution_gap_is_method_against_method_by_their_own_entries_beside_variants(tmp_path):
+    client, experiment, parent = write_efficiency_study(tmp_path)
+    for seed in SEEDS:  # a variant of VADER's beside its own entry: in the reward table, not in the gaps
+        params = {"method": "vader", "variant": "vader-kl", "resolution": 16, "K": 1, "lr": 1e-3, "seed": seed}
+        add_trial(client, experiment, parent, {**params, "model": "toy"}, efficiency_curves("vader", 16, seed, 0.9))
+    markdown = render_section("resolution_gap", tmp_path)
+    assert "VADER (variant=vader-kl)" in markdown.split("Gap to VADER")[0]  # the reward table shows it
+    gaps = markdown.split("Gap to VADER")[1].split("\n\n")[1]
+    assert gaps.splitlines()[0] == "| resolution | VADER − DDPO | VADER − DPO |"

@@ -58,7 +58,11 @@ DEVICE_HOURS = "device-hours (CPU or GPU, as logged)"
 
 def resolution_gap(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     table = tables.resolution_gap(trials, runs.metrics)
-    gaps = tables.resolution_gap_differences(trials, runs.metrics)
+    try:  # the gap is one method against another, each by its own entry, as in the findings
+        compared, _ = compared_series(trials)
+    except MissingRuns:  # several settings of a method (a K sweep): each against each baseline series
+        compared = trials
+    gaps = tables.resolution_gap_differences(compared, runs.metrics)
     room = tables.headroom(trials, runs.metrics)
     section = Section(
         caption=(
