@@ -4,6 +4,7 @@ comparison computes the differences it prints."""
 import argparse
 import importlib.util
 import math
+import os
 import tempfile
 from pathlib import Path
 
@@ -68,8 +69,12 @@ def test_a_child_limited_to_avx2_reports_the_avx2_capability(tiny_trials):
 
 def test_a_child_runs_the_trial_end_to_end_and_returns_its_evaluations(tiny_trials):
     trial = tiny_trials[0]
-    result = cpu_rounding.run_variant(trial)
-    # the same trial run in this process (one thread, native kernels, as the child) evaluates the same
+    # a child with this process's kernels: the CPU's own, unless this process was itself limited (a suite run under
+    # ATEN_CPU_CAPABILITY=avx2 and the BLAS limits, as on a CPU without AVX-512)
+    capability = os.environ.get(cpu_rounding.ATEN_CAPABILITY)
+    limited_blas = all(os.environ.get(key) == value for key, value in cpu_rounding.BLAS_LIMITS.items())
+    result = cpu_rounding.run_variant(trial, capability, limit_blas=limited_blas)
+    # the same trial run in this process (one thread, the same kernels as the child) evaluates the same
     reports = []
     with tempfile.TemporaryDirectory() as checkpoints:
         run_trial(trial, reports.append, CheckpointStore(Path(checkpoints)))
