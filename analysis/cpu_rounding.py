@@ -44,6 +44,7 @@ import yaml
 
 from vaderbench.experiment.grid import Trial, resolve
 from vaderbench.experiment.load import load_experiment
+from vaderbench.experiment.yamlfile import SettingsLoader
 from vaderbench.metrics import EVAL_GOLD_MEAN, EVAL_REWARD_MEAN
 from vaderbench.provenance import cpu_flags, cpu_model
 
@@ -196,13 +197,14 @@ def key_value(text: str) -> tuple[str, Any]:
 
 
 def parsed(text: str) -> Any:
-    """A value as a YAML file would hold it, but `1e-3` a number (YAML 1.1 reads it as a string)."""
+    """A value as an experiment file would hold it (`SettingsLoader`: `no` stays a word), but `1e-3` a number (the
+    loader's YAML 1.1 float rule reads it as a string)."""
     for kind in (int, float):
         try:
             return kind(text)
         except ValueError:
             pass
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=SettingsLoader)  # SettingsLoader is a SafeLoader
 
 
 def cpu_line() -> str:

@@ -95,25 +95,31 @@ def reward_entries(spec: str | Mapping[str, Any]) -> dict[str, tuple[float, dict
     return entries
 
 
+def single(entries: dict[str, tuple[float, dict[str, Any]]]) -> bool:
+    """Whether a spec's entries build their one reward itself (one entry of weight 1), not a `WeightedSum`."""
+    return len(entries) == 1 and next(iter(entries.values()))[0] == 1.0
+
+
 def spec_class(spec: str | Mapping[str, Any]) -> type[Reward]:
     """The class `build_reward(spec)` returns, without building it (ValueError for an unknown name)."""
     entries = reward_entries(spec)
     classes = [REWARDS.get(name) for name in entries]
-    if len(entries) == 1 and next(iter(entries.values()))[0] == 1.0:
-        return classes[0]
-    return WeightedSum
+    return classes[0] if single(entries) else WeightedSum
+
+
+def walk_spec(spec: str | Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(name, options) of every reward a spec builds, those nested in a reward's options included (an ensemble's
+    members: its class lists them with `nested_specs(**options)`), loading nothing."""
+    for name, (_, options) in reward_entries(spec).items():
+        yield name, options
+        nested_specs = getattr(REWARDS.get(name), "nested_specs", None)
+        for nested in nested_specs(**options) if nested_specs is not None else []:
+            yield from walk_spec(nested)
 
 
 def spec_names(spec: str | Mapping[str, Any]) -> list[str]:
-    """Every registered name a reward spec builds, those nested in a reward's options included (an ensemble's
-    members: its class lists them with `nested_specs(**options)`), so that a worker imports just their modules."""
-    names = []
-    for name, (_, options) in reward_entries(spec).items():
-        names.append(name)
-        nested_specs = getattr(REWARDS.get(name), "nested_specs", None)
-        for nested in nested_specs(**options) if nested_specs is not None else []:
-            names += spec_names(nested)
-    return names
+    """Every registered name a reward spec builds (`walk_spec`), so that a worker imports just their modules."""
+    return [name for name, _ in walk_spec(spec)]
 
 
 #: the rewards built inside `shared_rewards()`, by name and options (None outside it)
@@ -146,14 +152,12 @@ def new_reward(name: str, options: dict[str, Any]) -> Reward:
 def base_videos_of(spec: str | Mapping[str, Any]) -> int:
     """The base-model videos a trial samples to fit the reward of `spec` (`Reward.base_videos`: the most any part
     of it needs), loading nothing: a reward class tells it with a classmethod `base_videos_of(**options)`."""
-    counts = [0]
-    for name, (_, options) in reward_entries(spec).items():
-        factory = REWARDS.get(name)
-        if hasattr(factory, "base_videos_of"):
-            counts.append(factory.base_videos_of(**options))
-        nested_specs = getattr(factory, "nested_specs", None)
-        counts += [base_videos_of(nested) for nested in (nested_specs(**options) if nested_specs else [])]
-    return max(counts)
+    counts = [
+        REWARDS.get(name).base_videos_of(**options)
+        for name, options in walk_spec(spec)
+        if hasattr(REWARDS.get(name), "base_videos_of")
+    ]
+    return max(counts, default=0)
 
 
 def build_reward(spec: str | Mapping[str, Any], device: str | torch.device = "cpu") -> Reward:
@@ -161,6 +165,6 @@ def build_reward(spec: str | Mapping[str, Any], device: str | torch.device = "cp
     entries = reward_entries(spec)
     rewards = {name: new_reward(name, options) for name, (_, options) in entries.items()}
     weights = {name: weight for name, (weight, _) in entries.items()}
-    if len(rewards) == 1 and next(iter(weights.values())) == 1.0:
+    if single(entries):
         return next(iter(rewards.values())).freeze().to(device)
     return WeightedSum(rewards, weights).freeze().to(device)

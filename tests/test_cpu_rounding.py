@@ -123,3 +123,8 @@ def test_a_file_that_evaluates_by_reward_queries_is_cut_in_reward_queries(tmp_pa
     assert trial.budget.reward_queries == 24 and trial.steps == 6
     assert [s for s in range(1, 7) if trial.evaluates_after(s)] == [2, 4, 6]
     assert cpu_rounding.schedule(trial) == "8 reward queries"
+
+
+def test_a_set_value_reads_as_an_experiment_file_reads_it():
+    assert cpu_rounding.key_value("policy.precision=no") == ("policy.precision", "no")  # YAML 1.2: a word
+    assert cpu_rounding.key_value("lr=1e-3") == ("lr", 1e-3) and cpu_rounding.key_value("x=true") == ("x", True)

@@ -214,16 +214,15 @@ def model_name_and_options(spec: str | Mapping[str, Any]) -> tuple[str | None, d
 def reward_label(spec: Any) -> str:
     """A reward's name for the params: `toy_aesthetic`, `1*aesthetic+1*hpsv2` for a sum, a reward's options after
     it (`1*ensemble(aggregate=min,of=toy_aesthetic)`): two settings of a reward are two series."""
+    from vaderbench.rewards.base import reward_entries
+
     if isinstance(spec, str):
         return spec
-    return "+".join(_entry_label(name, value) for name, value in spec.items())
-
-
-def _entry_label(name: str, value: Any) -> str:
-    options = dict(value) if isinstance(value, dict) else {"weight": value}
-    weight = options.pop("weight", 1.0)
-    shown = ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(options.items()))
-    return f"{weight:g}*{name}" + (f"({shown})" if shown else "")
+    labels = []
+    for name, (weight, options) in reward_entries(spec).items():
+        shown = ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(options.items()))
+        labels.append(f"{weight:g}*{name}" + (f"({shown})" if shown else ""))
+    return "+".join(labels)
 
 
 def _default(aligner: str, key: str):
