@@ -101,7 +101,8 @@ def test_with_equal_rewards_the_kl_term_alone_pulls_the_policy_back_to_the_refer
     trajectories = record_calls(aligner, "sample")
     metrics = aligner.step(prompts_for(aligner))
     assert metrics["kl"] > 0 and metrics["advantage_abs_mean"] == 0
-    assert mean_kl_to_the_reference(aligner, trajectories[0][1]) < metrics["kl"]
+    # about 0.8 of the KL is left after the step; weight decay and rounding alone leave it within a millionth
+    assert mean_kl_to_the_reference(aligner, trajectories[0][1]) < 0.95 * metrics["kl"]
 
 
 def test_the_sde_window_makes_only_its_steps_stochastic_and_trains_only_them():

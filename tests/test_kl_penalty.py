@@ -122,7 +122,9 @@ def test_vader_kl_term_alone_pulls_the_adapters_back_to_the_reference(k):
     metrics = aligner.step(prompts_for(aligner))
     steps = range(COMMON["num_steps"] - k, COMMON["num_steps"])
     after = window_kl(aligner.policy, aligner.sampler, trajectories[0][1], steps)
-    assert 0 < after < metrics["kl"]
+    # one step moves the adapters back by a margin (about 0.7 of the KL is left): weight decay and rounding alone
+    # leave it within a millionth
+    assert 0 < after < 0.95 * metrics["kl"]
 
 
 def test_vader_refuses_kl_coef_with_a_deterministic_sampler():
@@ -174,4 +176,6 @@ def test_ddpo_kl_term_alone_pulls_the_adapters_back_to_the_reference():
     trajectory = trajectories[0][1]
     elements = trajectory.latents[0, 0].numel()
     after = window_kl(aligner.policy, aligner.sampler, trajectory, range(COMMON["num_steps"])) / elements
-    assert after / COMMON["num_steps"] < metrics["kl"]  # DDPO's kl: mean over elements and trained steps
+    # DDPO's kl: mean over elements and trained steps; about 0.7 of it is left after the step (weight decay and
+    # rounding alone leave it within a millionth)
+    assert after / COMMON["num_steps"] < 0.95 * metrics["kl"]

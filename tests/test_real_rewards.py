@@ -280,7 +280,7 @@ def test_the_specs_of_a_trial_share_one_copy_of_each_reward_model(saved):
     with shared_rewards():  # as a trial builds its reward and `eval.reference_reward`
         plain = build_reward({"hpsv2": {"weight": 1.0, **hps}, "colourfulness": 0.1})
         ensemble = build_reward({"ensemble": {"of": [{"hpsv2": hps}, "colourfulness"]}})
-        other = build_reward({"hpsv2": {**hps, "clip_model": saved["clip_model"]}})
+        other = build_reward({"hpsv2": {"clip_model": saved["clip_model"], "checkpoint": saved["hps"]}})  # reordered
     assert ensemble.rewards[0] is plain.rewards["hpsv2"] is other
     assert ensemble.rewards[1] is plain.rewards["colourfulness"]
     assert build_reward({"hpsv2": hps}) is not other  # outside it, every spec builds its own

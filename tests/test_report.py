@@ -847,3 +847,7 @@ def test_the_resolution_gap_is_method_against_method_by_their_own_entries_beside
     assert "VADER (variant=vader-kl)" in markdown.split("Gap to VADER")[0]  # the reward table shows it
     gaps = markdown.split("Gap to VADER")[1].split("\n\n")[1]
     assert gaps.splitlines()[0] == "| resolution | VADER − DDPO | VADER − DPO |"
+    # and VADER's own entry alone: the gaps of the same study without the variant
+    write_efficiency_study(tmp_path / "plain")
+    plain = render_section("resolution_gap", tmp_path / "plain").split("Gap to VADER")[1].split("\n\n")[1]
+    assert gaps == plain

@@ -345,6 +345,10 @@ def test_reference_and_held_out_rewards_score_every_evaluation_whatever_the_tria
         # the worst member is below the members' mean on every video, so below it on average
         assert report["eval_reward_mean"] < report["eval_reference_reward_mean"]
         assert 0 < report["eval_held_out_reward_mean"] < 1  # a mean saturation
+        assert report["eval_held_out_reward_mean"] not in (
+            report["eval_reward_mean"],
+            report["eval_reference_reward_mean"],
+        )
     # a trial that trains on the reference (and held-out) reward itself logs the same number again
     plain = {**changes, "reward": "toy_aesthetic"}
     plain["eval"] = {**changes["eval"], "held_out_reward": "toy_aesthetic"}
