@@ -22,12 +22,12 @@ import pandas as pd
 from vaderbench.cli import UserError
 from vaderbench.report.build import finished_only
 from vaderbench.report.commands import add_store_arguments, check_store_arguments
-from vaderbench.report.details import ratio_text
+from vaderbench.report.details import SPENDING, ratio_text
 from vaderbench.report.efficiency import analyse
 from vaderbench.report.findings import text_of
 from vaderbench.report.load import load_runs
 from vaderbench.report.markdown import markdown_table
-from vaderbench.report.select import classify, method_display
+from vaderbench.report.select import MissingRuns, classify, method_display
 from vaderbench.report.summary import Interval, Summary
 
 TARGET = "best_baseline"  # with one baseline: the second method's final reward
@@ -60,7 +60,7 @@ def table(summary: Summary, first: str, second: str) -> str:
             gain = movement.methods.get(method) if movement else None
             row[f"{method_display(method)} gain"] = interval_cell(gain.gain if gain else None)
         row["difference"] = interval_cell(gap.difference if gap else None)
-        for spending, name in (("queries", "reward queries"), ("device_s", "device-seconds")):
+        for spending, name in SPENDING.items():
             ratio = ratios.get(spending)
             row[f"{name}, {method_display(first)} / {method_display(second)}"] = (
                 "—" if ratio is None else ratio_text(ratio, second)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = head_to_head(
             args.first, args.second, args.output_dir, experiment=args.experiment, tracking_uri=args.tracking_uri
         )
-    except (UserError, ValueError, FileNotFoundError) as error:
+    except (UserError, ValueError, FileNotFoundError, MissingRuns) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
     print(table(summary, args.first, args.second))

@@ -642,6 +642,13 @@ def test_two_baselines_compare_head_to_head_with_the_first_as_the_reference(effi
     assert printed.startswith("| resolution | DPO reward | DPO gain | DDPO reward |") and "| 32 px |" in printed
     assert compare_methods.main([str(efficiency_study), "dpo", "nft"]) == 2  # not in the study
     assert "no finished trials of nft" in capsys.readouterr().err
+    # a baseline against the reward-gradient method: VADER is the one it is compared with, not left out
+    against_vader = compare_methods.head_to_head("dpo", "vader", efficiency_study)
+    for resolution in RESOLUTIONS:
+        difference = against_vader.resolutions[str(resolution)].gaps["reward"].difference.mean
+        assert difference == pytest.approx(
+            np.mean(FINAL_EVAL[("dpo", resolution)]) - np.mean(FINAL_EVAL[("vader", resolution)])
+        )
 
 
 #: the base model's gold and reference learned reward at step 0, per seed (the same for every entry)

@@ -128,8 +128,13 @@ def per_seed_finals(metrics: pd.DataFrame, at: pd.DataFrame) -> dict[str, dict[s
 
 
 def best_baseline(values_of: dict[str, pd.Series], reference: str | None) -> str | None:
-    """The method of another family with the highest mean (None where there is none)."""
-    baselines = [m for m, v in values_of.items() if m != reference and v.size and not reward_gradient(m)]
+    """The other method with the highest mean (None where there is none); a reward-gradient reference's baselines
+    are the methods of other families (any reference's, in a head-to-head: `analysis/compare_methods.py`)."""
+    baselines = [
+        m
+        for m, v in values_of.items()
+        if m != reference and v.size and not (reward_gradient(m) and reward_gradient(reference or ""))
+    ]
     return max(baselines, key=lambda m: values_of[m].mean()) if baselines else None
 
 
