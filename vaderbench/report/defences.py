@@ -36,12 +36,12 @@ from vaderbench.metrics import (
 )
 from vaderbench.report.select import (
     MissingRuns,
+    entry_of,
     last_points,
     method_display,
     method_rank,
     metric_points,
-    param_column,
-    short_name,
+    settings_text,
     varying_within_method,
     with_resolution,
 )
@@ -107,20 +107,14 @@ class Row:
 
 
 def with_entries(trials: pd.DataFrame) -> pd.DataFrame:
-    """Adds `entry`: the method entry a trial ran (its `variant` param, else its aligner), with any setting that
-    varies among the entry's trials (a swept `kl_coef`), so trials of different settings are never averaged."""
-    variant = param_column(trials, "variant")
-    entry = trials["method"].astype(str)
-    if variant is not None:
-        entry = trials[variant].where(trials[variant].notna(), entry).astype(str)
-    trials = trials.assign(entry=entry)
+    """Adds `entry`: the method entry a trial ran (`entry_of`), with any setting that varies among the entry's
+    trials (a swept `kl_coef`), so trials of different settings are never averaged."""
+    entry = entry_of(trials)
     varying = varying_within_method(trials.assign(method=entry), exclude=("resolution", "variant"))
 
     def label(row) -> str:
-        settings = list(
-            dict.fromkeys(f"{short_name(c)}={row[c]}" for c in varying[row["entry"]] if not pd.isna(row[c]))
-        )
-        return f"{row['entry']} ({', '.join(settings)})" if settings else row["entry"]
+        settings = settings_text(row, varying[entry[row.name]])
+        return f"{entry[row.name]} ({settings})" if settings else entry[row.name]
 
     return trials.assign(entry=trials.apply(label, axis=1))
 

@@ -151,30 +151,39 @@ def short_name(column: str) -> str:
     return re.split(r"[./]", str(column))[-1]
 
 
+def entry_of(trials: pd.DataFrame) -> pd.Series:
+    """The method entry each trial ran: its `variant` param, else its method (the aligner)."""
+    variant = param_column(trials, "variant")
+    entry = trials["method"].astype(str)
+    return entry if variant is None else trials[variant].where(trials[variant].notna(), entry).astype(str)
+
+
+def settings_text(row: pd.Series, columns: list[str]) -> str:
+    """`name=value, ...` of a trial's params in `columns` that it logged (a swept `methods.<entry>.lr` is also logged
+    as the trial's `lr`: named once)."""
+    return ", ".join(dict.fromkeys(f"{short_name(c)}={row[c]}" for c in columns if not pd.isna(row[c])))
+
+
 def series_labels(trials: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
-    """One label per trial naming its series: "VADER", or "DDPO (inner_epochs=1)" where settings vary."""
+    """One label per trial naming its series: "VADER", or "DDPO (inner_epochs=1)" where settings vary; a variant's
+    name stands for the settings its entry fixes (its reward, kl_coef, ...): besides it, only what varies among the
+    entry's own trials."""
+    if trials.empty:
+        return pd.Series(dtype=str)
     varying = varying_within_method(trials, exclude)
     variant = param_column(trials, "variant")
-
-    def shown(row) -> list[str]:
-        columns = varying[row["method"]]
-        if variant not in columns:
-            return columns
-        # a variant's name stands for the settings its entry fixes (its reward, kl_coef, ...): besides it, only what
-        # varies among the entry's own trials
-        entry = trials[
-            (trials["method"] == row["method"])
-            & (trials[variant].isna() if pd.isna(row[variant]) else (trials[variant] == row[variant]))
-        ]
-        return [variant, *(c for c in columns if c != variant and varies(entry[c]))]
+    entries = entry_of(trials)
+    within_entry = varying_within_method(trials.assign(method=entries), (*exclude, "variant"))
 
     def label(row) -> str:
-        # a swept `methods.<entry>.lr` is also logged as the trial's `lr`: name it once
-        settings = list(dict.fromkeys(f"{short_name(c)}={row[c]}" for c in shown(row) if not pd.isna(row[c])))
+        columns = varying[row["method"]]
+        if variant in columns:
+            columns = [variant, *within_entry[entries[row.name]]]
+        settings = settings_text(row, columns)
         name = method_display(row["method"])
-        return f"{name} ({', '.join(settings)})" if settings else name
+        return f"{name} ({settings})" if settings else name
 
-    return trials.apply(label, axis=1) if not trials.empty else pd.Series(dtype=str)
+    return trials.apply(label, axis=1)
 
 
 def with_resolution(trials: pd.DataFrame) -> pd.DataFrame:
