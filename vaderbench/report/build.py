@@ -171,8 +171,7 @@ def overoptimisation_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section,
 
 def defences_section(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
     found = defences.rows(trials, runs.metrics)
-    truth = found[0].truth_name
-    metric = next(m for m, name in defences.TRUTHS if name == truth)
+    metric, truth = defences.truth_of(trials, runs.metrics)
     stand_in = "" if metric == EVAL_GOLD_MEAN else " (a reward no entry trained on: the truth's stand-in)"
     section = Section(
         caption=(
@@ -348,10 +347,15 @@ def tuning_bases(trials: pd.DataFrame, metrics: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+def tuning_trials(runs: Runs) -> pd.DataFrame:
+    """The finished trials of the tuning stage (the final grid's are `finished_only`)."""
     everything = classify(runs.trials)
-    tuned = everything[(everything["state"] == "finished") & is_tuning(everything)]
-    table, keys = tables.tuning(tuned, runs.metrics, score_evaluations(runs))
+    return everything[(everything["state"] == "finished") & is_tuning(everything)]
+
+
+def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
+    tuned, evaluations = tuning_trials(runs), score_evaluations(runs)
+    table, keys = tables.tuning(tuned, runs.metrics, evaluations)
     section = Section(
         caption=(
             "The tuning stage: each method's settings drawn from its search space, run on the tuning seeds and "
@@ -360,7 +364,7 @@ def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
             "(star) is the setting with the best tuning score among those that ran to the budget (the validation "
             "reward, folded at the oracle's where the reward has one: past the reward of the best real video, more "
             "counts as less, so that exploiting the reward model is not chosen), averaged over each trial's last "
-            f"{score_evaluations(runs)} evaluations and the tuning seeds; the "
+            f"{evaluations} evaluations and the tuning seeds; the "
             "final grid runs every method at its choice."
             + (
                 " `gold` and `caption fidelity`: the toy world's truths of the same validation videos at the same "
@@ -398,7 +402,7 @@ def tuning(trials: pd.DataFrame, runs: Runs) -> tuple[Section, Figure]:
             shown[columns].rename(columns={"resolution_label": "resolution", **{k: short_name(k) for k in keys}}),
         )
     )
-    regret = tuning_regret(tuned, runs.metrics, score_evaluations(runs))
+    regret = tuning_regret(tuned, runs.metrics, evaluations)
     if regret is not None:
         section.tables.append((regret_caption(regret.score_evaluations), regret_table(regret)))
     return section, figures.tuning(table, keys[0])
@@ -561,10 +565,10 @@ def compared_series(trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 def study_summary(trials: pd.DataFrame, runs: Runs) -> tuple[Summary, list[str]]:
     """The efficiency study's summary (`summary.json`) of `compared_series`, with its tuning regret where it had a
     tuning stage, and the variants it leaves out; MissingRuns when the runs are not such a study."""
-    everything = classify(runs.trials)
-    tuned = everything[(everything["state"] == "finished") & is_tuning(everything)]
     compared, left_out = compared_series(trials)
-    summary = efficiency.analyse(compared, runs.metrics, tuning_trials=tuned, score_evaluations=score_evaluations(runs))
+    summary = efficiency.analyse(
+        compared, runs.metrics, tuning_trials=tuning_trials(runs), score_evaluations=score_evaluations(runs)
+    )
     return summary, left_out
 
 

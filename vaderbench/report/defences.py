@@ -101,7 +101,7 @@ class Row:
             return TOO_FEW_SEEDS
         if not self.raises_reward:
             return NO_RAISE
-        if self.truth_gain.low > 0:
+        if self.keeps_truth:
             return KEEPS_TRUTH.format(truth=self.truth_name)
         return (LOSES_TRUTH if self.truth_gain.high < 0 else TRUTH_UNCHANGED).format(truth=self.truth_name)
 
