@@ -31,6 +31,7 @@ from vaderbench.report.build import SECTIONS, compared_series, finished_only, re
 from vaderbench.report.commands import section_main
 from vaderbench.report.load import load_runs
 from vaderbench.report.markdown import cell, estimate_text, interval_text
+from vaderbench.report.regret import tuning_regret
 from vaderbench.report.samples import start_and_end
 from vaderbench.report.select import MissingRuns, classify, param_column, with_resolution
 from vaderbench.report.stats import Estimate, t_interval
@@ -858,3 +859,21 @@ def test_the_resolution_gap_is_method_against_method_by_their_own_entries_beside
     write_efficiency_study(tmp_path / "plain")
     plain = render_section("resolution_gap", tmp_path / "plain").split("Gap to VADER")[1].split("\n\n")[1]
     assert gaps == plain
+
+
+def test_the_tuning_table_and_the_regret_break_a_tie_as_the_stage_does_first_drawn_first(tmp_path):
+    client, experiment, parent = new_store(tmp_path)
+    curves = {"eval_reward_mean": {0: 0.3, 2: 0.6}, TUNING_SCORE: {0: 0.3, 2: 0.6}, "eval_gold_mean": {0: 0.3, 2: 0.4}}
+    curves |= {"budget_spent": {2: 1.0}}
+    for lr, started in ((1e-2, 2_000), (1e-3, 1_000)):  # logged in the other order than drawn
+        params = {"method": "vader", "resolution": 16, "lr": lr, "seed": 1000, "stage": "tune"}
+        run = client.create_run(experiment, start_time=started, tags={"mlflow.parentRunId": parent}).info.run_id
+        metrics = [Metric(key, value, 0, step) for key, points in curves.items() for step, value in points.items()]
+        client.log_batch(run, metrics=metrics, params=[Param(k, str(v)) for k, v in params.items()])
+        client.set_terminated(run, "FINISHED")
+    runs = load_runs(tmp_path)
+    tuned = classify(runs.trials)
+    table, _ = tables.tuning(tuned, runs.metrics, 1)
+    assert table.loc[table["chosen"], "lr"].tolist() == ["0.001"]
+    regret = tuning_regret(tuned, runs.metrics, 1).regrets["16"]["vader"]
+    assert regret.proxy.setting == {"lr": "0.001"} and regret.truth.setting == {"lr": "0.001"}

@@ -18,7 +18,7 @@ import pandas as pd
 from vaderbench.metrics import BUDGET_SPENT, EVAL_GOLD_MEAN, TUNING_SCORE
 from vaderbench.report.select import last_points, short_name, with_resolution
 from vaderbench.report.summary import Choice, Regret, Tuning
-from vaderbench.report.tables import recent_means, tuned_keys
+from vaderbench.report.tables import best_setting, recent_means, tuned_keys
 
 
 def tuning_regret(trials: pd.DataFrame, metrics: pd.DataFrame, last: int) -> Tuning | None:
@@ -44,14 +44,14 @@ def tuning_regret(trials: pd.DataFrame, metrics: pd.DataFrame, last: int) -> Tun
         started=("start_time", "min"),
     )
     # a setting competes only if every one of its trials ran to the budget and logged a score
-    settings = settings[settings["ran"] & settings["scored"].eq(settings["seeds"])].sort_values("started")
+    settings = settings[settings["ran"] & settings["scored"].eq(settings["seeds"])]
 
     def choice(row: pd.Series) -> Choice:
         return Choice({short_name(k): str(row[k]) for k in keys}, float(row["gold"]))
 
     regrets: dict[str, dict[str, Regret]] = {}
     for (_, label, method), candidates in settings.groupby(["side", "resolution_label", "method"], sort=True):
-        proxy = choice(candidates.loc[candidates["proxy"].idxmax()])  # idxmax: the first of equals
-        truth = choice(candidates.loc[candidates["gold"].idxmax()])
+        proxy = choice(candidates.loc[best_setting(candidates, "proxy")])
+        truth = choice(candidates.loc[best_setting(candidates, "gold")])
         regrets.setdefault(label, {})[method] = Regret(proxy, truth)
     return Tuning(last, regrets) if regrets else None

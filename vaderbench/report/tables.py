@@ -319,12 +319,19 @@ def tuning(trials: pd.DataFrame, metrics: pd.DataFrame, evaluations: int) -> tup
         seeds=("validation", "size"),
         reached=("reached", "all"),
         step=("step", "max"),
+        started=("start_time", "min"),
         **{name: (name, "mean") for name in truths},
     )
     table["chosen"] = False
     for _, candidates in table[table["reached"]].groupby(["method", "side"]):
-        table.loc[candidates["score"].idxmax(), "chosen"] = True
-    return method_first(table, ["side", *keys]), keys
+        table.loc[best_setting(candidates, "score"), "chosen"] = True
+    return method_first(table.drop(columns="started"), ["side", *keys]), keys
+
+
+def best_setting(candidates: pd.DataFrame, score: str):
+    """The index of the candidate setting with the highest `score`; of equals, the one whose trials started first
+    (the first drawn: the tuning stage's own rule, `experiment.tuning.choose`)."""
+    return candidates.sort_values("started", kind="stable")[score].idxmax()
 
 
 # -- headroom, gold and caption fidelity ---------------------------------------------------------------
