@@ -865,7 +865,7 @@ def test_the_tuning_table_and_the_regret_break_a_tie_as_the_stage_does_first_dra
     client, experiment, parent = new_store(tmp_path)
     curves = {"eval_reward_mean": {0: 0.3, 2: 0.6}, TUNING_SCORE: {0: 0.3, 2: 0.6}, "eval_gold_mean": {0: 0.3, 2: 0.4}}
     curves |= {"budget_spent": {2: 1.0}}
-    for lr, started in ((1e-2, 2_000), (1e-3, 1_000)):  # logged in the other order than drawn
+    for lr, started in ((1e-3, 2_000), (1e-2, 1_000)):  # 1e-2 drawn first, though after 1e-3 in key order
         params = {"method": "vader", "resolution": 16, "lr": lr, "seed": 1000, "stage": "tune"}
         run = client.create_run(experiment, start_time=started, tags={"mlflow.parentRunId": parent}).info.run_id
         metrics = [Metric(key, value, 0, step) for key, points in curves.items() for step, value in points.items()]
@@ -874,6 +874,6 @@ def test_the_tuning_table_and_the_regret_break_a_tie_as_the_stage_does_first_dra
     runs = load_runs(tmp_path)
     tuned = classify(runs.trials)
     table, _ = tables.tuning(tuned, runs.metrics, 1)
-    assert table.loc[table["chosen"], "lr"].tolist() == ["0.001"]
+    assert table.loc[table["chosen"], "lr"].tolist() == ["0.01"]
     regret = tuning_regret(tuned, runs.metrics, 1).regrets["16"]["vader"]
-    assert regret.proxy.setting == {"lr": "0.001"} and regret.truth.setting == {"lr": "0.001"}
+    assert regret.proxy.setting == {"lr": "0.01"} and regret.truth.setting == {"lr": "0.01"}
