@@ -18,8 +18,10 @@ from mlflow import MlflowClient
 from safetensors.torch import load_file
 
 from vaderbench.experiment.grid import Trial
+from vaderbench.runner.checkpoint import CheckpointStore
 from vaderbench.runner.sweep import run_worker
 from vaderbench.runner.tracking import ROLE_TAG, TRIAL_TAG, default_store
+from vaderbench.runner.trial import TrialLoop
 
 TINY_WORLD = {"video": {"frames": 2, "resolution": 8}, "sampler": {"num_steps": 3}}
 
@@ -156,3 +158,8 @@ def trained_in_this_process(trial: Trial, storage: Path) -> tuple[dict[str, torc
         reports.append,
     )
     return final_lora(trial, storage), reports
+
+
+def trial_loop(trial: Trial, folder: Path) -> TrialLoop:
+    """`trial`'s loop without Ray, its one kept checkpoint under `folder/store` and its scratch under `folder`."""
+    return TrialLoop(trial, CheckpointStore(folder / "store", keep=1), scratch=folder / "scratch")

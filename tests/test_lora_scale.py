@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 from peft.tuners.lora import LoraLayer
-from studies import TINY_WORLD
+from studies import TINY_WORLD, trial_loop
 from tiny_world import PROMPTS, tiny_model
 
 from vaderbench.experiment.load import load_experiment
@@ -21,8 +21,6 @@ from vaderbench.metrics import (
     at_lora_scale,
 )
 from vaderbench.policy import Policy
-from vaderbench.runner.checkpoint import CheckpointStore
-from vaderbench.runner.trial import TrialLoop
 
 
 def denoiser_output(policy: Policy) -> torch.Tensor:
@@ -76,7 +74,7 @@ def trained(tmp_path_factory):
     path = folder / "exp.yaml"
     path.write_text(yaml.safe_dump(TINY))
     (trial,) = load_experiment(path).trials
-    loop = TrialLoop(trial, CheckpointStore(folder / "store", keep=1), scratch=folder / "scratch")
+    loop = trial_loop(trial, folder)
     reports = []
     loop.run(reports.append)
     return loop, [r for r in reports if EVAL_REWARD_MEAN in r]

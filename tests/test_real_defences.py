@@ -10,6 +10,7 @@ import pytest
 import tiny_models as tm
 import torch
 import yaml
+from studies import trial_loop
 
 from vaderbench.experiment.load import load_experiment
 from vaderbench.metrics import (
@@ -20,8 +21,6 @@ from vaderbench.metrics import (
     at_lora_scale,
 )
 from vaderbench.rewards import WeightedSum
-from vaderbench.runner.checkpoint import CheckpointStore
-from vaderbench.runner.trial import TrialLoop
 
 EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 ENTRY = "vader-ensemble"
@@ -78,7 +77,7 @@ def test_the_defended_entry_of_a_real_model_file_runs_on_tiny_weights(tiny_weigh
     path = tmp_path / file
     path.write_text(yaml.safe_dump(study))
     (trial,) = load_experiment(path).trials
-    loop = TrialLoop(trial, CheckpointStore(tmp_path / "store", keep=1), scratch=tmp_path / "scratch")
+    loop = trial_loop(trial, tmp_path)
     reports = []
     loop.run(reports.append)
     start, step = reports

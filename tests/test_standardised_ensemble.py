@@ -9,14 +9,13 @@ import re
 import pytest
 import torch
 import yaml
-from studies import TINY_WORLD
+from studies import TINY_WORLD, trial_loop
 
 from vaderbench.experiment.cost import base_fit_videos, describe_evaluations, evaluations_per_trial
 from vaderbench.experiment.load import load_experiment
 from vaderbench.metrics import EVAL_REWARD_MEAN, base_fit_metrics
 from vaderbench.rewards.ensemble import Ensemble
 from vaderbench.rewards.pixel import Colourfulness, TemporalSmoothness
-from vaderbench.runner.checkpoint import CheckpointStore
 from vaderbench.runner.trial import TRIAL_ERROR, TrialLoop, base_set
 
 STANDARDISED = {"ensemble": {"of": ["colourfulness", "temporal_smoothness"], "aggregate": "min", "standardise": 6}}
@@ -39,17 +38,13 @@ def trials(tmp_path_factory):
     return load_experiment(path).trials
 
 
-def loop_of(trial, folder):
-    return TrialLoop(trial, CheckpointStore(folder / "store", keep=1), scratch=folder / "scratch")
-
-
 def test_every_trial_of_a_study_fits_on_the_same_base_videos_and_logs_the_fit(trials, tmp_path):
     vader_0 = next(t for t in trials if t.method == "vader" and t.seed == 0)
     dpo_1 = next(t for t in trials if t.method == "dpo" and t.seed == 1)
-    loop = loop_of(vader_0, tmp_path / "a")
+    loop = trial_loop(vader_0, tmp_path / "a")
     fits = loop.fit_rewards_to_base()
     assert set(fits) == {"reward", "reference_reward"}
-    assert fits == loop_of(dpo_1, tmp_path / "b").fit_rewards_to_base()  # another method and seed: the same fit
+    assert fits == trial_loop(dpo_1, tmp_path / "b").fit_rewards_to_base()  # another method and seed: the same fit
     # the fit is each member's mean and population std over the base model's videos of the study's base set
     prompts, seeds = base_set(vader_0, 6)
     policy = loop.aligner.policy
@@ -65,7 +60,7 @@ def test_every_trial_of_a_study_fits_on_the_same_base_videos_and_logs_the_fit(tr
     torch.testing.assert_close(standardised.std(dim=1, unbiased=False), torch.ones(2))
 
     reports = []
-    loop_of(vader_0, tmp_path / "c").run(reports.append)
+    trial_loop(vader_0, tmp_path / "c").run(reports.append)
     assert base_fit_metrics(fits).items() <= reports[0].items()
     assert "base_reward_std1" in reports[0] and "base_reward_std1" not in reports[1]
 
@@ -73,10 +68,10 @@ def test_every_trial_of_a_study_fits_on_the_same_base_videos_and_logs_the_fit(tr
 def test_a_resumed_trial_keeps_its_fit_and_continues_exactly(trials, tmp_path, monkeypatch):
     trial = next(t for t in trials if t.method == "vader" and t.seed == 0)
     whole = []
-    loop_of(trial, tmp_path / "whole").run(whole.append)
+    trial_loop(trial, tmp_path / "whole").run(whole.append)
     # a run that stopped after its step-1 checkpoint, resumed to the whole run's budget
     one_step = trial.budget.model_copy(update={"steps": 1})
-    first_step = loop_of(dataclasses.replace(trial, budget=one_step), tmp_path / "first")
+    first_step = trial_loop(dataclasses.replace(trial, budget=one_step), tmp_path / "first")
     first_step.run(lambda report: None)
 
     def refit(*args):
@@ -97,14 +92,14 @@ def test_a_fit_that_cannot_be_made_ends_the_trial_naming_why(trials, tmp_path, m
 
     monkeypatch.setattr(Ensemble, "fit_to_base", flat)
     reports = []
-    loop_of(next(t for t in trials if t.method == "vader"), tmp_path).run(reports.append)
+    trial_loop(next(t for t in trials if t.method == "vader"), tmp_path).run(reports.append)
     assert reports == [
         {"step": 0, TRIAL_ERROR: "vader: reward ensemble: member 0 scores all 6 of the base model's videos alike"}
     ]
 
 
 def test_the_reference_reward_shares_the_trials_reward_models(trials, tmp_path):
-    loop = loop_of(trials[0], tmp_path)
+    loop = trial_loop(trials[0], tmp_path)
     assert (
         loop.scoring_rewards["reference_reward"] is loop.aligner.reward
     )  # the same spec: one copy, fitted once for both
